@@ -1,0 +1,115 @@
+"""Export pipeline benchmark: records/s end to end, CPU time and peak resident memory per format.
+
+Each export runs in a fresh subprocess (so peak RSS is that export's alone, worker processes included)
+against a database filled once with ``skuport demo --records N`` (see bench/README.md):
+
+    .venv/bin/python bench/export_bench.py --data-dir bench/out/sqlite-1m
+    .venv/bin/python bench/export_bench.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/skuport_bench_1m
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCOPE = {"dim-language": "seg-en", "dim-market": "seg-dk"}
+SCENARIOS = {
+    "csv+gzip": {"format": "csv", "compress": True},
+    "jsonl": {"format": "jsonl", "compress": False},
+    "xml": {"format": "xml", "compress": False},
+    "xlsx": {"format": "xlsx", "compress": False},
+}
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one export and print its measurements as JSON."""
+    os.environ["SKUPORT_DATABASE_URL"] = args.url
+    os.environ["SKUPORT_EXPORT_WORKERS"] = str(args.workers)
+    from skuport.exporting import parallel
+    from skuport.exporting.pipeline import run_export
+    from skuport.exporting.spec import ExportSpec
+
+    scenario = SCENARIOS[args.scenario]
+    spec = ExportSpec(format=scenario["format"], compress=scenario["compress"], schema_id="schema-apparel",
+                      dimension_scope=SCOPE)
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        result = run_export(spec, out_dir=Path(out))
+        wall = time.perf_counter() - began
+        worker_cpu, worker_rss = _workers(parallel)
+        parallel.shutdown()
+        size = result.file_size
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = me.ru_utime - before.ru_utime + me.ru_stime - before.ru_stime + worker_cpu
+    print(json.dumps({"records": result.record_count, "bytes": size, "wall": wall, "cpu": cpu,
+                      "rss_mb": me.ru_maxrss / 1024, "worker_rss_mb": worker_rss, "load": load}))
+
+
+def _workers(parallel: object) -> tuple[float, float]:
+    """CPU seconds and the largest peak RSS (MB) of the export worker processes, read from /proc.
+
+    The workers are children of multiprocessing's fork server, not of this process, so getrusage
+    (RUSAGE_CHILDREN) does not see them.
+    """
+    pool = getattr(parallel, "_pool", None)
+    cpu, rss = 0.0, 0.0
+    for pid in list(getattr(pool, "_processes", None) or {}):
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                rss = max(rss, int(line.split()[1]) / 1024)
+    return cpu, rss
+
+
+def main() -> None:
+    """Run every scenario in its own subprocess and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, help="SQLite data dir filled by skuport demo --records N")
+    parser.add_argument("--database-url", help="PostgreSQL URL filled by skuport demo --records N")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--workers", default="1,2", help="SKUPORT_EXPORT_WORKERS values to try")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        args.workers = int(args.workers)
+        child(args)
+        return
+    if args.database_url:
+        url = args.database_url
+    elif args.data_dir:
+        url = f"sqlite:///{(args.data_dir / 'skuport.db').resolve()}"
+    else:
+        parser.error("give --data-dir or --database-url")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, {url.split('://')[0]}", flush=True)
+    print("| scenario | workers | records | file bytes | seconds | records/s | CPU s | peak RSS MB "
+          "(main / worker) | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.scenarios.split(","):
+        for workers in args.workers.split(","):
+            out = subprocess.run([sys.executable, __file__, "--child", "--url", url, "--scenario", name,
+                                  "--workers", workers], capture_output=True, text=True, check=False)
+            if out.returncode:
+                print(f"| {name} | {workers} | failed: {out.stderr.strip().splitlines()[-1]} |", flush=True)
+                continue
+            m = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"| {name} | {workers} | {m['records']:,} | {m['bytes']:,} | {m['wall']:.2f} | "
+                  f"{m['records'] / m['wall']:,.0f} | {m['cpu']:.2f} | {m['rss_mb']:.0f} / "
+                  f"{m['worker_rss_mb']:.0f} | {m['load']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install what the integration tests need besides pip packages: Azurite (npm) into a git-ignored folder.
+# Idempotent and quick when already installed. Usage: scripts/test-deps.sh
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+azurite_dir="$repo/.cache/azurite"
+azurite_version="3.35.0"  # Node 20 gets 3.35.x; 3.36+ needs Node 21+.
+
+if [ -x "$azurite_dir/node_modules/.bin/azurite-blob" ] \
+    && grep -q "\"version\": \"$azurite_version\"" "$azurite_dir/node_modules/azurite/package.json" 2>/dev/null; then
+    echo "azurite $azurite_version already installed in $azurite_dir"
+else
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "npm is required to install Azurite (apt-get install -y nodejs npm)" >&2
+        exit 1
+    fi
+    mkdir -p "$azurite_dir"
+    npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$azurite_dir" "azurite@$azurite_version"
+    echo "azurite $azurite_version installed in $azurite_dir"
+fi

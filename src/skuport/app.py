@@ -1,0 +1,163 @@
+"""The FastAPI application: routers, error envelope, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from skuport import __version__
+from skuport.errors import SkuportError
+
+log = logging.getLogger("skuport")
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def _envelope(
+    status: int,
+    code: str,
+    message: str,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message, "details": details or []}},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return _envelope(400, "invalid_json", "The request body is not valid JSON.")
+    details = [
+        {"field": _loc(err.get("loc", ())), "message": err.get("msg", ""), "type": err.get("type", "")}
+        for err in errors
+    ]
+    first = details[0] if details else {"field": "", "message": "invalid"}
+    return _envelope(
+        422, "validation_error", f"Invalid request: {first['field']}: {first['message']}", details
+    )
+
+
+async def _skuport_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SkuportError)
+    return JSONResponse(exc.envelope(), status_code=exc.status_code)
+
+
+async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = {404: "No such endpoint.", 405: "Method not allowed on this endpoint."}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return _envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+
+async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
+    # PostgreSQL refuses NUL characters in text; anything else the driver refuses is our bug.
+    if "NUL" in str(getattr(exc, "orig", exc)) or "\\x00" in str(exc):
+        return _envelope(422, "invalid_characters", "Text may not contain NUL (\\u0000) characters.")
+    return await _unexpected_handler(request, exc)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return _envelope(500, "internal_error", "Something went wrong on our side; it has been logged.")
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with a 413 before they are read."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+            if b"\x00" in raw or b"%00" in raw.lower() or "\x00" in scope.get("path", ""):
+                response = _envelope(400, "invalid_characters", "NUL characters are not allowed in URLs.")
+                await response(scope, receive, send)
+                return
+            for name, value in scope.get("headers", []):
+                if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                    response = _envelope(
+                        413, "payload_too_large", f"The request body is over {self.limit} bytes."
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Start the embedded scheduler when configured; on shutdown never leave this process's runs running."""
+    from starlette.concurrency import run_in_threadpool
+
+    from skuport.scheduling.service import start_background, stop_background
+
+    background = start_background()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(stop_background, background)
+
+
+def create_app() -> FastAPI:
+    """Build the application with every router mounted."""
+    from skuport.routers import ROUTERS
+
+    app = FastAPI(
+        lifespan=_lifespan,
+        title="skuport",
+        version=__version__,
+        description="Product information with dimension-scoped values and export automation.",
+    )
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(SkuportError, _skuport_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(DBAPIError, _database_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)
+    app.add_middleware(BodyLimit)
+
+    @app.get("/healthz", tags=["health"], responses={})
+    def healthz() -> dict[str, str]:
+        """Liveness and database reachability."""
+        from sqlalchemy import text
+
+        from skuport.db import get_engine
+
+        with get_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    for router in ROUTERS:
+        app.include_router(router, prefix="/api/v1")
+    return app

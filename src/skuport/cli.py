@@ -1,0 +1,312 @@
+"""The ``skuport`` command line; every option can also come from a ``SKUPORT_*`` variable."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skuport.config import get_settings
+
+app = typer.Typer(
+    help="skuport: product information with export automation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from skuport.secrets import install_log_redaction
+
+    install_log_redaction()  # destination secrets never reach a log line, whoever logs them
+
+
+def _apply_overrides(data_dir: Path | None, database_url: str | None) -> None:
+    import os
+
+    if data_dir is not None:
+        os.environ["SKUPORT_DATA_DIR"] = str(data_dir)
+    if database_url is not None:
+        os.environ["SKUPORT_DATABASE_URL"] = database_url
+    get_settings.cache_clear()
+    from skuport.db import reset_engine
+
+    reset_engine()
+
+
+DataDir = Annotated[Path | None, typer.Option(envvar="SKUPORT_DATA_DIR", help="Data folder.")]
+DatabaseUrl = Annotated[
+    str | None, typer.Option(envvar="SKUPORT_DATABASE_URL", help="SQLAlchemy database URL.")
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="SKUPORT_HOST", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="SKUPORT_PORT", help="Port to listen on.")] = 8000,
+    log_level: Annotated[str, typer.Option(envvar="SKUPORT_LOG_LEVEL", help="Log level.")] = "info",
+    migrate: Annotated[
+        bool, typer.Option(envvar="SKUPORT_MIGRATE", help="Upgrade the database before serving.")
+    ] = True,
+    scheduler: Annotated[
+        bool, typer.Option(envvar="SKUPORT_SCHEDULER", help="Run the embedded scheduler in the server.")
+    ] = True,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the API server (and, in embedded mode, the scheduler)."""
+    import os
+
+    import uvicorn
+
+    os.environ["SKUPORT_SCHEDULER"] = "true" if scheduler else "false"
+    _apply_overrides(data_dir, database_url)
+    _configure_logging(log_level)
+    if migrate:
+        from skuport.bootstrap import bootstrap
+
+        bootstrap()
+    from skuport.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level=log_level.lower())
+
+
+@app.command("scheduler")
+def scheduler_command(
+    log_level: Annotated[str, typer.Option(envvar="SKUPORT_LOG_LEVEL", help="Log level.")] = "info",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run only the scheduler and reaper (scale-out mode: any number of replicas on one PostgreSQL)."""
+    import signal
+    import threading
+
+    _apply_overrides(data_dir, database_url)
+    _configure_logging(log_level)
+    from skuport.bootstrap import bootstrap
+    from skuport.scheduling.service import start_background, stop_background
+
+    bootstrap()
+    scheduler_settings = get_settings().model_copy(update={"scheduler": True})
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    background = start_background(scheduler_settings)
+    stop.wait()
+    stop_background(background, scheduler_settings)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Apply every database migration and create the built-in roles."""
+    _apply_overrides(data_dir, database_url)
+    from skuport.bootstrap import bootstrap
+
+    bootstrap()
+    typer.echo("database is up to date")
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option(envvar="SKUPORT_TOKEN_USER", help="User id, e.g. user-admin.")],
+    ttl: Annotated[str, typer.Option(envvar="SKUPORT_TOKEN_TTL", help="Lifetime: 30m, 24h, 90d.")] = "24h",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Mint a bearer token for an existing user and print it."""
+    from skuport.auth.models import User
+    from skuport.auth.tokens import create_token, parse_ttl
+    from skuport.db import session_scope
+
+    _apply_overrides(data_dir, database_url)
+    try:
+        lifetime = parse_ttl(ttl)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ttl") from None
+    from skuport.bootstrap import bootstrap
+
+    bootstrap()
+    with session_scope() as session:
+        found = session.get(User, user)
+        if found is None or not found.active:
+            typer.echo(
+                f"error: user '{user}' does not exist or is disabled (run 'skuport demo' for user-admin)",
+                err=True,
+            )
+            raise typer.Exit(2)
+    typer.echo(create_token(get_settings(), user_id=user, ttl=lifetime))
+
+
+@app.command()
+def demo(
+    records: Annotated[
+        int,
+        typer.Option(
+            envvar="SKUPORT_DEMO_RECORDS", min=0, help="Synthetic products to add on top of the seed world."
+        ),
+    ] = 0,
+    seed: Annotated[
+        int, typer.Option(envvar="SKUPORT_DEMO_SEED", help="Random seed for synthetic data.")
+    ] = 42,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Load the demo world of the API pages (idempotent), plus N synthetic products."""
+    _apply_overrides(data_dir, database_url)
+    from skuport.bootstrap import bootstrap
+    from skuport.demo import load_demo
+
+    bootstrap()
+    load_demo(records=records, seed=seed)
+
+
+@app.command("export")
+def export_command(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", envvar="SKUPORT_EXPORT_OUTPUT", help="File to write.")
+    ],
+    format: Annotated[
+        str,
+        typer.Option("--format", "-f", envvar="SKUPORT_EXPORT_FORMAT", help="csv, json, jsonl, xml or xlsx."),
+    ] = "csv",
+    schema: Annotated[
+        str | None, typer.Option(envvar="SKUPORT_EXPORT_SCHEMA", help="Schema id, e.g. schema-apparel.")
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(envvar="SKUPORT_EXPORT_SCOPE", help="dimension=segment; repeat per dimension."),
+    ] = None,
+    fields: Annotated[
+        str | None,
+        typer.Option(envvar="SKUPORT_EXPORT_FIELDS", help="Attribute aliases, comma-separated, in order."),
+    ] = None,
+    filter: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="SKUPORT_EXPORT_FILTER",
+            help="key=value or key\\[op]=value, as filter\\[...] of GET /records; repeatable.",
+        ),
+    ] = None,
+    catalog: Annotated[
+        str | None,
+        typer.Option(envvar="SKUPORT_EXPORT_CATALOG", help="Only records in a category of this catalog."),
+    ] = None,
+    state: Annotated[
+        list[str] | None, typer.Option(envvar="SKUPORT_EXPORT_STATE", help="Lifecycle state id; repeatable.")
+    ] = None,
+    include_variants: Annotated[
+        bool, typer.Option(envvar="SKUPORT_EXPORT_INCLUDE_VARIANTS", help="Include variant records.")
+    ] = True,
+    compress: Annotated[bool, typer.Option(envvar="SKUPORT_EXPORT_COMPRESS", help="gzip the file.")] = False,
+    header_language: Annotated[
+        str | None,
+        typer.Option(envvar="SKUPORT_EXPORT_HEADER_LANGUAGE", help="Headers as labels in this segment."),
+    ] = None,
+    dry_data: Annotated[
+        bool, typer.Option(envvar="SKUPORT_EXPORT_DRY_DATA", help="Leave out ids and timestamps.")
+    ] = False,
+    changed_since: Annotated[
+        str | None, typer.Option(envvar="SKUPORT_EXPORT_CHANGED_SINCE", help="Delta since an ISO time.")
+    ] = None,
+    include: Annotated[
+        list[str] | None, typer.Option(envvar="SKUPORT_EXPORT_INCLUDE", help="Extra columns: categories.")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Export records to a file through the export pipeline."""
+    import datetime as dt
+    import os
+    import sys
+    import time
+
+    from skuport.errors import SkuportError
+    from skuport.exporting.pipeline import run_export
+    from skuport.exporting.spec import ExportControl, ExportSpec
+    from skuport.records.filters import parse_query_filters
+
+    _apply_overrides(data_dir, database_url)
+
+    def fail(message: str) -> None:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2)
+
+    dimension_scope: dict[str, str] = {}
+    for item in scope or []:
+        dim, sep, seg = item.partition("=")
+        if not sep or not dim or not seg:
+            fail(f"--scope '{item}' must be dimension=segment, e.g. dim-language=seg-en")
+        dimension_scope[dim] = seg
+    items = []
+    for item in filter or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--filter '{item}' must be key=value or key[operator]=value")
+        name, bracket, rest = key.partition("[")
+        items.append((f"filter[{name}]" + (f"[{rest}" if bracket else ""), value))
+    since = None
+    if changed_since:
+        try:
+            since = dt.datetime.fromisoformat(changed_since.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--changed-since '{changed_since}' is not an ISO 8601 time")
+        assert since is not None
+        since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    try:
+        spec = ExportSpec(
+            format=format,
+            schema_id=schema,
+            catalog_id=catalog,
+            include_variants=include_variants,
+            lifecycle_state_ids=tuple(state or ()),
+            filters=parse_query_filters(items) or None,
+            fields=tuple(f.strip() for f in fields.split(",") if f.strip()) if fields is not None else None,
+            dimension_scope=dimension_scope or None,
+            compress=compress,
+            header_language=header_language,
+            dry_data=dry_data,
+            includes=tuple(include or ()),
+            changed_since=since,
+        )
+        began = time.perf_counter()
+        if sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=True,
+            ) as bar:
+                task = bar.add_task("exporting", total=None)
+                control = ExportControl(
+                    progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+                result = run_export(spec, out_dir=output.resolve().parent, control=control)
+        else:
+            result = run_export(spec, out_dir=output.resolve().parent)
+    except SkuportError as exc:
+        details = "".join(
+            f"\n  - {d.get('message', d)}" if isinstance(d, dict) else f"\n  - {d}" for d in exc.details[1:]
+        )
+        fail(exc.message + details)
+        return
+    os.replace(result.path, output)
+    seconds = time.perf_counter() - began
+    rate = result.record_count / seconds if seconds else 0.0
+    typer.echo(
+        f"{result.record_count:,} records, {result.file_size:,} bytes, {seconds:.2f} s, "
+        f"{rate:,.0f} records/s -> {output}"
+    )
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,109 @@
+"""Settings: one pydantic-settings class, every value readable from a ``SKUPORT_*`` variable."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of skuport."""
+
+    model_config = SettingsConfigDict(env_prefix="SKUPORT_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("skuport-data"), description="Folder for the SQLite file, keys and files."
+    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir.")
+    secret_key: str | None = Field(
+        default=None,
+        description="Comma-separated secret keys, newest first (rotation); generated and kept when unset.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    token_ttl: str = "24h"
+    plan_sku_limit: int = Field(default=0, description="Maximum number of records; 0 means no limit.")
+    local_root: Path | None = Field(default=None, description="Root folder of the local destination.")
+    webhook_allow_private: bool = False
+    webhook_allow_list: str = ""
+    executor: str = "inprocess"
+    run_workers: int = 2
+    export_workers: int = Field(default=1, description="Processes flattening one large export (1: none).")
+    scheduler: bool = Field(
+        default=False,
+        description="Run the embedded scheduler and reaper in this process "
+        "(`skuport serve` turns it on unless SKUPORT_SCHEDULER=false).",
+    )
+    scheduler_interval: float = Field(default=5.0, description="Seconds between scheduler ticks.")
+    scheduler_catchup_grace: int = Field(
+        default=3600,
+        description="Seconds a missed tick may be late and still get its one catch-up run after downtime.",
+    )
+    run_heartbeat_interval: float = Field(default=5.0, description="Seconds between run heartbeats.")
+    run_stale_after: int = Field(default=90, description="Seconds without heartbeat before 'worker lost'.")
+    run_timeout: int = Field(default=3600, description="Hard timeout of one export run, in seconds.")
+    run_max_attempts: int = Field(default=3, description="Attempts per scheduled time (first run + retries).")
+    run_retry_backoff: int = Field(
+        default=30, description="Seconds before the first retry; doubles each time."
+    )
+    shutdown_grace: float = Field(
+        default=10.0, description="Seconds running exports get to finish on shutdown."
+    )
+    export_storage: str = Field(default="local", description="Storage of one-off export files: local or s3.")
+    export_dir: Path | None = Field(default=None, description="Folder of the local export storage.")
+    export_ttl: str = Field(default="7d", description="How long a one-off export file is kept.")
+    export_url_ttl: str | None = Field(default=None, description="Lifetime of signed download URLs.")
+    export_max_records: int = Field(default=1_000_000, description="Most records per export; 0: no limit.")
+    export_max_active_per_user: int = Field(default=5, description="Exports pending or running per user.")
+    export_metadata_max_bytes: int = Field(default=4096, description="Largest metadata object, as JSON.")
+    export_sweep_interval: int = Field(default=300, description="Seconds between expired-file sweeps.")
+    export_stale_after: int = Field(default=900, description="Seconds without progress before 'worker lost'.")
+    export_s3_bucket: str | None = None
+    export_s3_prefix: str = "exports/"
+    export_s3_region: str | None = None
+    export_s3_endpoint_url: str | None = None
+    export_s3_access_key_id: str | None = None
+    export_s3_secret_access_key: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'skuport.db').resolve()}"
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """All secret keys, newest first; a generated one is persisted in the data dir."""
+        if self.secret_key:
+            keys = [k.strip() for k in self.secret_key.split(",") if k.strip()]
+            if keys:
+                return keys
+        return [_persisted_secret(self.data_dir)]
+
+
+def _persisted_secret(data_dir: Path) -> str:
+    """Read the generated secret from the data dir, creating it on first use (mode 0600)."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key.encode())
+    finally:
+        os.close(fd)
+    return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

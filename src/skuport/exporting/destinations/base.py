@@ -1,0 +1,121 @@
+"""The destination protocol: validate config, test the connection, deliver a file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from skuport.errors import SkuportError
+
+MASK = "********"
+"""What a secret looks like in an API answer, an error or a log line."""
+
+
+class DeliveryError(SkuportError):
+    """Delivering the file failed."""
+
+    status_code = 502
+    code = "delivery_failed"
+
+
+class DestinationConfigError(SkuportError):
+    """The destination configuration is invalid."""
+
+    status_code = 422
+    code = "invalid_destination_config"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One file to deliver, with what the receiver needs to know about it."""
+
+    path: Path
+    filename: str
+    content_type: str
+    content_encoding: str | None
+    delivery_id: str
+    """Stable across retries of the same scheduled run (webhook-id, idempotency)."""
+
+
+class Destination(Protocol):
+    """A place export files are delivered to; one module per type, registered in one dict."""
+
+    config_model: ClassVar[type[BaseModel]]
+    type: ClassVar[str]
+    secret_fields: ClassVar[frozenset[str]]
+
+    def __init__(self, config: Mapping[str, Any]) -> None: ...
+
+    def test_connection(self) -> None:
+        """Check that the destination is reachable and writable; raise DeliveryError if not."""
+
+    def destination_path(self, filename: str) -> str:
+        """Where ``filename`` will land, e.g. ``s3://bucket/key``."""
+        ...
+
+    def deliver(self, delivery: Delivery) -> str:
+        """Deliver the file atomically; return its destination path; raise DeliveryError."""
+        ...
+
+
+class DestinationConfig(BaseModel):
+    """Base of the per-destination config models: camelCase keys, unknown keys refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              str_strip_whitespace=True, hide_input_in_errors=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_config(model: type[M], config: Mapping[str, Any] | None, *, type_: str) -> M:
+    """Validate ``config`` against ``model``; a DestinationConfigError (422) lists what is wrong."""
+    if config is not None and not isinstance(config, Mapping):
+        raise DestinationConfigError(f"destinationConfig for '{type_}' must be an object.",
+                                     details=[{"field": "destinationConfig", "message": "must be an object",
+                                               "type": "dict_type"}])
+    try:
+        return model.model_validate(dict(config or {}))
+    except ValidationError as exc:
+        details = [{"field": ".".join(["destinationConfig", *(str(p) for p in err["loc"])]),
+                    "message": err["msg"].removeprefix("Value error, "), "type": err["type"]}
+                   for err in exc.errors(include_input=False)]
+        first = details[0]
+        raise DestinationConfigError(
+            f"Invalid {type_} destinationConfig: {first['field']}: {first['message']}", details=details
+        ) from None
+
+
+def join_key(prefix: str, filename: str) -> str:
+    """``prefix`` (a folder, with or without a trailing slash) joined with ``filename`` by one slash."""
+    prefix = prefix.strip("/")
+    return f"{prefix}/{filename}" if prefix else filename
+
+
+def check_relative_path(value: str, *, what: str, allow_empty: bool = True) -> str:
+    """Refuse a path that could leave its base: absolute, ``..``, backslashes, NUL or control characters."""
+    if not value:
+        if allow_empty:
+            return value
+        raise ValueError(f"{what} must not be empty")
+    if "\\" in value:
+        raise ValueError(f"{what} must use forward slashes, not backslashes")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError(f"{what} must not contain NUL or control characters")
+    parts = value.strip("/").split("/")
+    if ".." in parts or ".." in value:
+        raise ValueError(f"{what} must not contain '..'")
+    return value
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every occurrence of each (non-trivial) secret replaced by the mask."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    return text

@@ -1,0 +1,117 @@
+"""The local destination: a folder under ``SKUPORT_LOCAL_ROOT`` (default ``exports/`` in the data dir)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, field_validator
+
+from skuport.config import get_settings
+from skuport.exporting.destinations.base import (
+    Delivery,
+    DeliveryError,
+    DestinationConfig,
+    check_relative_path,
+    join_key,
+    parse_config,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LocalConfig(DestinationConfig):
+    """``path``: a folder relative to the local root."""
+
+    path: str = ""
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/"):
+            raise ValueError("path must be relative to the local root (SKUPORT_LOCAL_ROOT), not absolute")
+        return check_relative_path(value, what="path")
+
+
+def local_root() -> Path:
+    """The folder every local delivery lands under."""
+    settings = get_settings()
+    return (settings.local_root or settings.data_dir / "exports").resolve()
+
+
+class LocalDestination:
+    """Write into a folder on this server: a temporary file, then an atomic rename."""
+
+    config_model: ClassVar[type[BaseModel]] = LocalConfig
+    type: ClassVar[str] = "local"
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = parse_config(LocalConfig, config, type_=self.type)
+
+    def _target(self, filename: str) -> Path:
+        """The final path of ``filename``, refused if it (or a symlink on the way) leaves the root."""
+        root = local_root()
+        try:
+            check_relative_path(filename, what="file name", allow_empty=False)
+        except ValueError as exc:
+            raise DeliveryError(f"Local delivery refused: {exc}.") from None
+        target = (root / join_key(self.config.path, filename)).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise DeliveryError(
+                f"Local delivery refused: '{join_key(self.config.path, filename)}' resolves outside the "
+                f"local root {root} (a symlink?). Check the destination path and the links under the root."
+            )
+        return target
+
+    def destination_path(self, filename: str) -> str:
+        """``file://`` URL of where ``filename`` lands."""
+        return self._target(filename).as_uri()
+
+    def test_connection(self) -> None:
+        """Check the folder exists (creating it) and is writable."""
+        folder = self._target(".skuport-write-test").parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".skuport-test-"):
+                pass
+        except OSError as exc:
+            raise DeliveryError(
+                f"Local write test failed: {exc.strerror or exc} in {folder}. "
+                "Check that the folder exists and the skuport user may write to it."
+            ) from None
+
+    def deliver(self, delivery: Delivery) -> str:
+        """Copy the file next to its final name, fsync, then rename it into place."""
+        target = self._target(delivery.filename)
+        tmp_name: str | None = None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Re-check after creating folders: a symlinked folder must not lead out of the root.
+            target = self._target(delivery.filename)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+            with os.fdopen(fd, "wb") as out, delivery.path.open("rb") as src:
+                shutil.copyfileobj(src, out, 1024 * 1024)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+            tmp_name = None
+        except OSError as exc:
+            raise DeliveryError(
+                f"Local write failed: {exc.strerror or exc} for {target}. "
+                "Check free disk space and that the skuport user may write to the folder."
+            ) from None
+        finally:
+            if tmp_name is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+        log.info("delivered %s to %s", delivery.filename, target)
+        return target.as_uri()
+

@@ -1,0 +1,204 @@
+"""The S3 destination (boto3): multipart upload, the object appears only when complete."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from skuport.exporting.destinations.base import (
+    Delivery,
+    DeliveryError,
+    DestinationConfig,
+    check_relative_path,
+    join_key,
+    parse_config,
+    redact,
+)
+
+log = logging.getLogger(__name__)
+
+PART_SIZE = 5 * 1024 * 1024
+"""Multipart threshold and part size (S3 refuses parts under 5 MiB except the last)."""
+
+
+class S3Config(DestinationConfig):
+    """Bucket, key prefix, region, optional S3-compatible endpoint and static credentials."""
+
+    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.\-]*[a-z0-9]$")
+    path: str = ""
+    region: str | None = Field(default=None, pattern=r"^[a-z0-9\-]+$")
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://")
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    timeout_seconds: float = Field(default=60, gt=0, le=600)
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        return check_relative_path(value.lstrip("/"), what="path")
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> S3Config:
+        if bool(self.access_key_id) != bool(self.secret_access_key):
+            raise ValueError(
+                "set both accessKeyId and secretAccessKey, or neither (standard credential chain)")
+        return self
+
+
+def _client_error(exc: BaseException) -> ClientError | None:
+    """The ClientError behind ``exc`` (boto3's transfer manager wraps it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class S3Destination:
+    """Upload to ``s3://bucket/path/filename`` with boto3's transfer manager."""
+
+    config_model: ClassVar[type[BaseModel]] = S3Config
+    type: ClassVar[str] = "s3"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"secretAccessKey"})
+    part_size: ClassVar[int] = PART_SIZE
+    max_attempts: int = 3
+    """Attempts per S3 request (botocore's standard retry mode: throttling, 5xx, connection errors)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = parse_config(S3Config, config, type_=self.type)
+        self._cached_client: Any = None
+
+    def _client(self) -> Any:
+        if self._cached_client is None:
+            self._cached_client = self._new_client()
+        return self._cached_client
+
+    def _new_client(self) -> Any:
+        cfg = self.config
+        session = boto3.session.Session(
+            aws_access_key_id=cfg.access_key_id or None,
+            aws_secret_access_key=cfg.secret_access_key or None,
+            region_name=cfg.region or None,
+        )
+        return session.client(
+            "s3",
+            endpoint_url=cfg.endpoint_url or None,
+            config=BotoConfig(
+                connect_timeout=min(cfg.timeout_seconds, 15),
+                read_timeout=cfg.timeout_seconds,
+                # total_max_attempts counts the first try; botocore's max_attempts counts retries only.
+                retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
+                s3={"addressing_style": "path"} if cfg.endpoint_url else None,
+            ),
+        )
+
+    def _key(self, filename: str) -> str:
+        return join_key(self.config.path, filename)
+
+    def destination_path(self, filename: str) -> str:
+        """``s3://bucket/key``."""
+        return f"s3://{self.config.bucket}/{self._key(filename)}"
+
+    def test_connection(self) -> None:
+        """Check the bucket is reachable with these credentials (HeadBucket)."""
+        try:
+            self._client().head_bucket(Bucket=self.config.bucket)
+        except Exception as exc:
+            raise self._error(exc, "HeadBucket") from None
+
+    def deliver(self, delivery: Delivery) -> str:
+        """Upload (multipart above the part size); a failed multipart upload is aborted."""
+        key = self._key(delivery.filename)
+        extra: dict[str, str] = {"ContentType": delivery.content_type}
+        if delivery.content_encoding:
+            extra["ContentEncoding"] = delivery.content_encoding
+        transfer = TransferConfig(multipart_threshold=self.part_size, multipart_chunksize=self.part_size,
+                                  max_concurrency=4, use_threads=True)
+        client = self._client()
+        try:
+            client.upload_file(str(delivery.path), self.config.bucket, key, ExtraArgs=extra, Config=transfer)
+        except Exception as exc:
+            multipart = delivery.path.stat().st_size >= self.part_size
+            failed = _client_error(exc)
+            if multipart and (failed is None or failed.operation_name != "CreateMultipartUpload"):
+                self._abort_leftovers(client, key)
+            raise self._error(exc, "upload") from None
+        path = self.destination_path(delivery.filename)
+        log.info("delivered %s to %s", delivery.filename, path)
+        return path
+
+    def _abort_leftovers(self, client: Any, key: str) -> None:
+        """Abort multipart uploads of ``key`` left behind (the transfer manager normally does it)."""
+        try:
+            answer = client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=key)
+            for upload in answer.get("Uploads", []):
+                if upload.get("Key") == key:
+                    client.abort_multipart_upload(Bucket=self.config.bucket, Key=key,
+                                                  UploadId=upload["UploadId"])
+        except Exception:  # best effort: the upload already failed and says why
+            log.debug("could not list or abort multipart uploads of s3://%s/%s", self.config.bucket, key)
+
+    def _error(self, exc: BaseException, operation: str) -> DeliveryError:
+        """A message naming the operation, the server's answer and what to check."""
+        cfg = self.config
+        bucket = cfg.bucket
+        client_error = _client_error(exc)
+        if client_error is not None:
+            err = client_error.response.get("Error", {})
+            status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(err.get("Code") or status or "")
+            message = str(err.get("Message") or code or "no message").rstrip(".")
+            operation = client_error.operation_name or operation
+            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
+                hint = f"Check accessKeyId and secretAccessKey for bucket '{bucket}'."
+            elif code in ("AccessDenied", "AllAccessDisabled", "403") or status == 403:
+                hint = f"Check IAM permissions for bucket '{bucket}'."
+            elif code in ("NoSuchBucket", "404") or status == 404:
+                hint = f"Check that bucket '{bucket}' exists" + (f" in region '{cfg.region}'." if cfg.region
+                                                                 else ".")
+            elif code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "301", "400") and status in (
+                    301, 400):
+                hint = f"Check the region of bucket '{bucket}'" + (f" (configured: '{cfg.region}')." if
+                                                                    cfg.region else ".")
+            elif status and status >= 500:
+                hint = "The S3 service failed; the run can be retried."
+            else:
+                hint = f"Check the destination settings for bucket '{bucket}'."
+            text = f"S3 {operation} failed: {message} ({status or code}). {hint}"
+        elif isinstance(exc, NoCredentialsError):
+            text = (f"S3 {operation} failed: no AWS credentials found. Set accessKeyId and secretAccessKey, "
+                    "or configure the standard AWS credential chain on the skuport server.")
+        elif isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+            text = (f"S3 {operation} failed: timed out after {cfg.timeout_seconds:g} s talking to "
+                    f"{self._endpoint()}. Check network access to the endpoint, or raise timeoutSeconds.")
+        elif isinstance(exc, EndpointConnectionError):
+            text = (f"S3 {operation} failed: could not connect to {self._endpoint()}. "
+                    "Check endpointUrl/region and that the server can reach it.")
+        elif isinstance(exc, BotoCoreError):
+            text = f"S3 {operation} failed: {exc}. Check the destination settings for bucket '{bucket}'."
+        elif isinstance(exc, OSError):
+            text = (f"S3 {operation} failed: {exc.strerror or exc}. "
+                    f"Check network access to {self._endpoint()}.")
+        else:
+            text = f"S3 {operation} failed: {type(exc).__name__}: {exc}."
+        return DeliveryError(redact(text, [cfg.secret_access_key]))
+
+    def _endpoint(self) -> str:
+        if self.config.endpoint_url:
+            return self.config.endpoint_url
+        return f"S3 in region '{self.config.region or 'default'}'"

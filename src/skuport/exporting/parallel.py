@@ -1,0 +1,173 @@
+"""Flatten and encode large exports in worker processes, one pk range ("chunk") per task.
+
+Parsing ``values_json`` and flattening is pure Python and holds the GIL, so threads cannot share it;
+processes can. The main process cuts the selection into chunks of exactly ``CHUNK_ROWS`` matching records
+(by pk), workers read, flatten and encode their chunk on their own connection and send back the encoded
+bytes, and the main process writes them in order (compressing in its writer thread), so the file is the
+same byte for byte as a single-process export. On PostgreSQL the workers read the main transaction's
+snapshot (``SET TRANSACTION SNAPSHOT``), so the file is one consistent view; SQLite has no shared
+snapshots, so a record changed during the export may appear in its newer state.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import pickle
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
+
+from skuport.exporting import select as selection
+from skuport.exporting.spec import ExportSpec
+
+CHUNK_ROWS = 10_000
+"""Records per worker task: big enough to amortise the hand-over, small enough to keep memory flat."""
+MIN_PARALLEL_ROWS = 60_000
+"""Smaller exports run in one process: starting workers would cost more than it saves."""
+
+log = logging.getLogger(__name__)
+
+_pool: ProcessPoolExecutor | None = None
+_pool_size = 0
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One task: the records with pk in (after, upto], whose first is data row ``first_row`` of the file."""
+
+    database_url: str
+    spec_blob: bytes
+    after: int
+    upto: int
+    first_row: int
+    snapshot: str | None
+
+
+def pool(workers: int) -> ProcessPoolExecutor:
+    """The shared worker pool (forkserver: safe to start from a threaded server process)."""
+    global _pool, _pool_size
+    if _pool is None or _pool_size != workers:
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["skuport.exporting.pipeline"])
+        _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        _pool_size = workers
+    return _pool
+
+
+def shutdown() -> None:
+    """Stop the worker pool (tests, process exit)."""
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
+
+
+@lru_cache(maxsize=4)
+def _engine(url: str) -> Engine:
+    from skuport.db import make_engine
+
+    return make_engine(url)
+
+
+def _prepared(conn: Connection, spec_blob: bytes) -> Any:
+    from skuport.exporting.pipeline import prepare
+
+    cache: dict[bytes, Any] = _prepared.__dict__.setdefault("cache", {})
+    if spec_blob not in cache:
+        if len(cache) > 8:
+            cache.clear()
+        with Session(bind=conn) as session:
+            cache[spec_blob] = prepare(session, pickle.loads(spec_blob))
+    return cache[spec_blob]
+
+
+def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
+    """Worker side: read, flatten and encode one chunk; return (bytes, rows)."""
+    import gc
+
+    gc.disable()  # see pipeline._no_gc
+    try:
+        engine = _engine(chunk.database_url)
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                if chunk.snapshot:
+                    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{chunk.snapshot}'")
+                prepared = _prepared(conn, chunk.spec_blob)
+                plan, fmt, columns = prepared.plan, prepared.format, prepared.plan.columns
+                parts: list[bytes] = []
+                done = chunk.first_row
+                for rows in selection.record_batches(conn, prepared.record_clauses, after=chunk.after,
+                                                     cells=plan.uses_cells,
+                                                     upto=chunk.upto, batch_size=selection.BATCH_SIZE):
+                    categories = (selection.category_map(conn, [r[0] for r in rows])
+                                  if plan.categories_column else None)
+                    flat = plan.flatten(rows, categories, text=fmt.text_cells)
+                    parts.append(fmt.encode(columns, flat, first_row=done))
+                    done += len(rows)
+                return b"".join(parts), done - chunk.first_row
+    finally:
+        gc.enable()
+
+
+def chunks(conn: Connection, prepared: Any, *, database_url: str, total: int) -> Iterator[Chunk]:
+    """Cut the selection into chunks of CHUNK_ROWS records (computed lazily, one bound query each)."""
+    spec: ExportSpec = prepared.spec
+    snapshot = None
+    if conn.dialect.name == "postgresql":
+        snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+    blob = pickle.dumps(spec)
+    last = selection.last_pk(conn, prepared.record_clauses)
+    after, first_row = -1, 0
+    while first_row < total:
+        size = min(CHUNK_ROWS, total - first_row)
+        upto = selection.chunk_bounds(conn, prepared.record_clauses, after=after, size=size)
+        if upto is None:
+            upto = last
+        yield Chunk(database_url=database_url, spec_blob=blob, after=after, upto=upto, first_row=first_row,
+                    snapshot=snapshot)
+        after, first_row = upto, first_row + size
+        if upto >= last:
+            return
+
+
+def encoded_chunks(conn: Connection, prepared: Any, *, database_url: str, total: int,
+                   workers: int) -> Iterator[tuple[bytes, int]]:
+    """(encoded bytes, rows) of every chunk, in file order, with a few chunks in flight at a time."""
+    executor: ProcessPoolExecutor | None = pool(workers)
+    pending: deque[tuple[Chunk, Future[tuple[bytes, int]] | None]] = deque()
+
+    def result(chunk: Chunk, future: Future[tuple[bytes, int]] | None) -> tuple[bytes, int]:
+        nonlocal executor
+        if future is not None:
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                # A worker died (or could not start, e.g. a script without a __main__ guard): finish here.
+                log.warning("export worker pool broke; continuing the export in-process", exc_info=True)
+                shutdown()
+                executor = None
+        return render_chunk(chunk)
+
+    try:
+        for chunk in chunks(conn, prepared, database_url=database_url, total=total):
+            pending.append((chunk, executor.submit(render_chunk, chunk) if executor is not None else None))
+            if len(pending) > workers:
+                yield result(*pending.popleft())
+        while pending:
+            yield result(*pending.popleft())
+    finally:
+        for _chunk, future in pending:
+            if future is not None:
+                future.cancel()

@@ -1,0 +1,68 @@
+"""What an export asks for and what it produced: the contract between the pipeline and its callers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skuport.errors import SkuportError
+
+ProgressCallback = Callable[[int, int], None]
+"""Called now and then with (records done, records total)."""
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """Everything that decides the content of an export file.
+
+    Export jobs, one-off exports and ``skuport export`` all build one of these and hand it to
+    :func:`skuport.exporting.pipeline.run_export`; nothing else writes an export file.
+    """
+
+    format: str = "csv"
+    schema_id: str | None = None
+    catalog_id: str | None = None
+    include_variants: bool = True
+    lifecycle_state_ids: tuple[str, ...] = ()
+    filters: Mapping[str, Any] | None = None
+    fields: tuple[str, ...] | None = None
+    dimension_scope: Mapping[str, str] | None = None
+    compress: bool = False
+    header_language: str | None = None
+    dry_data: bool = False
+    includes: tuple[str, ...] = ()
+    changed_since: dt.datetime | None = None
+    max_records: int | None = None
+
+
+@dataclass
+class ExportResult:
+    """The file an export produced (a temporary file the caller moves, delivers or deletes)."""
+
+    path: Path
+    record_count: int
+    file_size: int
+    sha256: str
+    content_type: str
+    extension: str
+    content_encoding: str | None = None
+    tombstone_count: int = 0
+
+
+@dataclass
+class ExportControl:
+    """Progress reporting and cancellation for a running export."""
+
+    progress: ProgressCallback | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class ExportCancelled(SkuportError):
+    """The export was cancelled before it finished; its temporary file was removed."""
+
+    status_code = 409
+    code = "export_cancelled"

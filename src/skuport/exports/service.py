@@ -1,0 +1,576 @@
+"""One-off exports: create, run on the executor, poll, download, interrupt, expire, delete.
+
+API operations write through the request's session (which owns the transaction); an export is
+handed to the executor only once that transaction has committed. The few writes a GET makes
+(recording that an expired file was removed) and the background task's writes use short
+transactions of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import orjson
+from sqlalchemy import event as sa_event
+from sqlalchemy import false, func, select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from skuport.api import iso_z
+from skuport.auth.deps import Principal
+from skuport.auth.models import User
+from skuport.auth.roles import RoleId
+from skuport.auth.tokens import parse_ttl
+from skuport.config import Settings, get_settings
+from skuport.db import session_scope, utcnow
+from skuport.errors import Conflict, SkuportError, TooManyRequests, ValidationFailed, not_found
+from skuport.exports import signing
+from skuport.exports.models import ACTIVE_STATUSES, Export, ExportStatus
+from skuport.exports.schemas import ExportCreate, ExportRead, Progress
+from skuport.exports.storage import StorageError, get_storage
+from skuport.scheduling.executor import task
+
+if TYPE_CHECKING:
+    from skuport.exporting.spec import ExportControl, ExportResult, ExportSpec
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "one-off-export"
+PROGRESS_EVERY = 1.0
+"""Seconds between progress writes (each also checks whether the export was interrupted)."""
+_MESSAGE_LIMIT = 1000
+
+_running: dict[str, ExportControl] = {}
+_running_lock = threading.Lock()
+
+
+class ExportExpired(SkuportError):
+    """The export's file was removed after it expired."""
+
+    status_code = 410
+    code = "export_expired"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _is_admin(user: Principal) -> bool:
+    return RoleId.ADMIN in user.role_ids
+
+
+def file_ttl(settings: Settings) -> dt.timedelta:
+    """How long a completed export's file is kept (``SKUPORT_EXPORT_TTL``)."""
+    return parse_ttl(settings.export_ttl)
+
+
+ALWAYS_INCLUDED = {"lifecycleState": "lifecycleStateId is a column of every export",
+                   "variants": "variants are rows of their own unless includeVariants is false"}
+"""Includes every export file already carries; the rest go to the pipeline, which decides."""
+
+
+def build_spec(export: Export) -> ExportSpec:
+    """The pipeline's view of an export row."""
+    from skuport.exporting.spec import ExportSpec
+
+    return ExportSpec(
+        format=export.format,
+        schema_id=export.schema_id,
+        catalog_id=export.catalog_id,
+        include_variants=export.include_variants,
+        lifecycle_state_ids=tuple(export.lifecycle_state_ids or ()),
+        filters=export.filters or None,
+        fields=tuple(export.fields) if export.fields else None,
+        dimension_scope=export.dimension_scope or None,
+        compress=export.compress,
+        header_language=export.header_language,
+        dry_data=export.dry_data,
+        includes=tuple(i for i in export.includes or () if i not in ALWAYS_INCLUDED),
+    )
+
+
+def _submit(export_id: str) -> None:
+    """Hand a committed export to the executor; if that fails, the export fails with the reason."""
+    from skuport.scheduling.executor import get_executor
+
+    try:
+        get_executor().submit(TASK_NAME, export_id)
+    except Exception as exc:
+        log.exception("could not queue export %s", export_id)
+        _mark_failed(export_id, {type(exc).__name__: "The export could not be queued "
+                                 f"({exc}); check SKUPORT_EXECUTOR and create the export again."},
+                     statuses=(ExportStatus.PENDING,))
+
+
+def _submit_after_commit(session: Session, export_id: str) -> None:
+    """Queue the export right after the request's transaction commits (never for a rollback)."""
+    sa_event.listen(session, "after_commit", lambda _session: _submit(export_id), once=True)
+
+
+# --- API operations ------------------------------------------------------------------------------
+
+
+def create_export(session: Session, *, body: ExportCreate, user: Principal) -> Export:
+    """Validate and record an export (in a transaction of its own), then queue it on the executor."""
+    from skuport.exporting.pipeline import count_matching, validate_spec
+
+    settings = get_settings()
+    metadata_size = len(orjson.dumps(body.metadata))
+    if metadata_size > settings.export_metadata_max_bytes:
+        raise ValidationFailed(
+            f"metadata is {metadata_size} bytes as JSON; the limit is {settings.export_metadata_max_bytes}.",
+            code="metadata_too_large", details=[{"field": "metadata", "size": metadata_size,
+                                                  "limit": settings.export_metadata_max_bytes}])
+    if "variants" in body.includes and not body.include_variants:
+        raise ValidationFailed("includes names 'variants' but includeVariants is false; drop one of them.",
+                               code="invalid_export", details=[{"field": "includes"}])
+    export = Export(
+        id=_new_export_id(), user_id=user.id, status=ExportStatus.PENDING,
+        resource_type=body.resource_type, format=body.format, schema_id=body.schema_id,
+        catalog_id=body.catalog_id, include_variants=body.include_variants,
+        lifecycle_state_ids=list(body.lifecycle_state_ids), filters=body.filters, fields=body.fields,
+        includes=[str(i) for i in body.includes], dimension_scope=body.dimension_scope,
+        header_language=body.header_language, compress=body.compress, dry_data=body.dry_data,
+        reference=body.reference, reference_origin=body.reference_origin, metadata_json=body.metadata,
+        file_expired=False,
+    )
+    spec = build_spec(export)
+    try:
+        validate_spec(session, spec)
+        matching = count_matching(session, spec)
+    except SkuportError:
+        raise
+    except (ValueError, KeyError, LookupError) as exc:
+        raise ValidationFailed(f"The export request is not valid: {exc}", code="invalid_export") from exc
+    if matching == 0:
+        raise ValidationFailed(
+            "No record matches this export: check schemaId, catalogId, lifecycleStateIds and filters "
+            "(GET /records with the same filters shows what would be exported).",
+            code="no_matching_records")
+    maximum = settings.export_max_records
+    if maximum and matching > maximum:
+        raise ValidationFailed(
+            f"This export would hold {matching} records; the limit is {maximum}. Narrow it with filters, "
+            "schemaId or catalogId, or use an export job.",
+            code="too_many_records", details=[{"matching": matching, "limit": maximum}])
+    export.progress_total = matching
+    # Touching the user's row takes its row lock (PostgreSQL; SQLite's writing request already holds
+    # the database's write lock), so two concurrent requests of one user cannot both slip under the limit.
+    session.execute(update(User).where(User.id == user.id).values(name=User.name))
+    active = session.scalar(select(func.count()).select_from(Export).where(
+        Export.user_id == user.id, Export.status.in_(ACTIVE_STATUSES))) or 0
+    limit = settings.export_max_active_per_user
+    if limit and active >= limit:
+        raise TooManyRequests(
+            f"You already have {active} exports pending or in progress (limit {limit}); wait for one "
+            "to finish or interrupt one with POST /exports/{id}/interrupt.",
+            code="too_many_active_exports", details=[{"active": active, "limit": limit}])
+    session.add(export)
+    session.flush()
+    _submit_after_commit(session, export.id)
+    return export
+
+
+def _new_export_id() -> str:
+    from skuport.ids import new_id
+
+    return new_id("exp")
+
+
+def _find(session: Session, export_id: str) -> Export | None:
+    """``session.get`` for an id from a URL; an id no row can have (NUL, too long) finds nothing."""
+    if "\x00" in export_id or len(export_id) > 80:
+        return None
+    return session.get(Export, export_id)
+
+
+def _visible(session: Session, *, export_id: str, user: Principal) -> Export:
+    export = _find(session, export_id)
+    if export is None or not (_is_admin(user) or export.user_id == user.id):
+        raise not_found("Export", export_id)
+    return export
+
+
+def get_export(session: Session, *, export_id: str, user: Principal) -> Export:
+    """An export the user may see (their own; admins see all); expired files are removed on access."""
+    export = _visible(session, export_id=export_id, user=user)
+    expire_if_due(export)
+    return export
+
+
+def list_exports(session: Session, *, user: Principal, status: ExportStatus | None = None,
+                 reference: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[Export], int]:
+    """The user's exports (all for admins), newest first, with the total before paging."""
+    query = select(Export)
+    if not _is_admin(user):
+        query = query.where(Export.user_id == user.id)
+    if status is not None:
+        query = query.where(Export.status == status)
+    if reference is not None:
+        # No reference holds NUL (refused on create); PostgreSQL would refuse to compare with it.
+        query = query.where(Export.reference == reference if "\x00" not in reference else false())
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = list(session.scalars(query.order_by(Export.created_at.desc(), Export.id.desc())
+                                .offset(offset).limit(limit)))
+    for export in rows:
+        expire_if_due(export)
+    return rows, total
+
+
+def interrupt_export(session: Session, *, export_id: str, user: Principal) -> Export:
+    """Stop a pending or running export; the running pipeline is cancelled."""
+    export = _visible(session, export_id=export_id, user=user)
+    now = utcnow()
+    result = session.execute(
+        update(Export).where(Export.id == export.id, Export.status.in_(ACTIVE_STATUSES))
+        .values(status=ExportStatus.INTERRUPTED, interrupted_at=now, updated_at=now)
+        .execution_options(synchronize_session=False))
+    session.refresh(export)
+    if getattr(result, "rowcount", 0) == 0:
+        raise Conflict(f"Export '{export.id}' is {export.status}; only pending or in_progress exports "
+                       "can be interrupted.", code="export_not_interruptible",
+                       details=[{"status": export.status}])
+    # The local pipeline stops at its next batch; one on another worker notices at its next progress write.
+    sa_event.listen(session, "after_commit", lambda _session: _cancel_local(export_id), once=True)
+    return export
+
+
+def delete_export(session: Session, *, export_id: str, user: Principal) -> None:
+    """Remove the export's file and row (a running export is cancelled first)."""
+    export = _visible(session, export_id=export_id, user=user)
+    backend, key = export.storage_backend, export.storage_key
+    session.delete(export)
+    session.flush()
+
+    def cleanup(_session: Session) -> None:
+        _cancel_local(export_id)
+        if backend and key:
+            try:
+                get_storage(backend).delete(key=key)
+            except (StorageError, ValueError):
+                log.warning("could not remove the file of deleted export %s", export_id, exc_info=True)
+
+    sa_event.listen(session, "after_commit", cleanup, once=True)
+
+
+def _cancel_local(export_id: str) -> None:
+    with _running_lock:
+        control = _running.get(export_id)
+    if control is not None:
+        control.cancel.set()
+
+
+def _remove_file(export: Export) -> None:
+    if export.storage_key and export.storage_backend:
+        get_storage(export.storage_backend).delete(key=export.storage_key)
+
+
+def expire_if_due(export: Export, *, now: dt.datetime | None = None) -> bool:
+    """Remove the file of a completed export past its expiry and record that it is gone."""
+    now = now or utcnow()
+    if (export.status != ExportStatus.COMPLETED or export.file_expired or export.expires_at is None
+            or export.expires_at > now):
+        return False
+    try:
+        _remove_file(export)
+    except StorageError:
+        log.warning("could not remove the expired file of export %s; will retry", export.id, exc_info=True)
+        return False
+    # A transaction of its own: GET requests read without the write lock, and a download answers 410
+    # right after, which rolls the request's transaction back.
+    with session_scope() as own:
+        own.execute(update(Export).where(Export.id == export.id).values(file_expired=True, updated_at=now))
+    set_committed_value(export, "file_expired", True)
+    return True
+
+
+# --- reading --------------------------------------------------------------------------------------
+
+
+def download_url(export: Export, *, base_url: str, settings: Settings | None = None,
+                 now: dt.datetime | None = None) -> str | None:
+    """The signed URL that downloads the file without a token, while it is available."""
+    settings = settings or get_settings()
+    if export.status != ExportStatus.COMPLETED or export.file_expired or export.expires_at is None:
+        return None
+    until = export.expires_at
+    if settings.export_url_ttl:
+        until = min(until, (now or utcnow()) + parse_ttl(settings.export_url_ttl))
+    expires, signature = signing.sign(settings, export_id=export.id, expires_at=until)
+    query = urlencode({"expires": expires, "signature": signature})
+    return f"{base_url.rstrip('/')}/api/v1/exports/{export.id}/download?{query}"
+
+
+def to_read(export: Export, *, base_url: str) -> ExportRead:
+    """The API view of an export."""
+    return ExportRead(
+        id=export.id, status=ExportStatus(export.status), resource_type=export.resource_type,
+        format=export.format, filters=export.filters, fields=export.fields, includes=export.includes or [],
+        schema_id=export.schema_id, catalog_id=export.catalog_id, include_variants=export.include_variants,
+        lifecycle_state_ids=export.lifecycle_state_ids or [], dimension_scope=export.dimension_scope,
+        header_language=export.header_language, compress=export.compress, dry_data=export.dry_data,
+        reference=export.reference, reference_origin=export.reference_origin,
+        metadata=export.metadata_json or {},
+        progress=Progress(done=export.progress_done, total=export.progress_total),
+        record_count=export.record_count, file_size=export.file_size, sha256=export.sha256,
+        content_type=export.content_type, filename=export.filename,
+        download_url=download_url(export, base_url=base_url), expires_at=export.expires_at,
+        file_expired=export.file_expired, errors_log=export.errors_log, created_by=export.user_id,
+        created_at=export.created_at, updated_at=export.updated_at, started_at=export.started_at,
+        completed_at=export.completed_at, failed_at=export.failed_at, interrupted_at=export.interrupted_at,
+    )
+
+
+@dataclass
+class Download:
+    """An export file ready to send."""
+
+    filename: str
+    media_type: str
+    size: int | None
+    sha256: str | None
+    path: Path | None
+    chunks: Iterator[bytes] | None
+
+
+def open_download(session: Session, *, export_id: str, user: Principal | None,
+                  expires: str | None = None, signature: str | None = None) -> Download:
+    """The file of a completed export, for its owner (or an admin) or for a valid signed URL."""
+    if user is None:
+        signing.verify(get_settings(), export_id=export_id, expires=expires, signature=signature,
+                       now=utcnow())
+        export = _find(session, export_id)
+        if export is None:
+            raise not_found("Export", export_id)
+    else:
+        export = _visible(session, export_id=export_id, user=user)
+    expire_if_due(export)
+    if export.expires_at is not None and (export.file_expired or export.expires_at <= utcnow()):
+        raise ExportExpired(
+            f"The file of export '{export.id}' expired at {export.expires_at:%Y-%m-%dT%H:%M:%SZ} and was "
+            "removed; create a new export.", details=[{"expiresAt": iso_z(export.expires_at)}])
+    if export.status != ExportStatus.COMPLETED or not export.storage_key or not export.storage_backend:
+        raise Conflict(f"Export '{export.id}' is {export.status}; its file can be downloaded once it is "
+                       "completed.", code="export_not_ready", details=[{"status": export.status}])
+    storage = get_storage(export.storage_backend)
+    try:
+        path = storage.local_path(key=export.storage_key)
+        chunks = None if path is not None else storage.stream(key=export.storage_key)
+    except FileNotFoundError:
+        path, chunks = None, None
+    if path is None and chunks is None:
+        raise ExportExpired(f"The file of export '{export.id}' is no longer in the export storage; create a "
+                            "new export.", code="export_file_missing")
+    return Download(filename=export.filename or f"{export.id}.{export.format}",
+                    media_type=export.content_type or "application/octet-stream", size=export.file_size,
+                    sha256=export.sha256, path=path, chunks=chunks)
+
+
+# --- the task -------------------------------------------------------------------------------------
+
+
+def _claim(export_id: str) -> ExportSpec | None:
+    """pending -> in_progress (atomically); the spec to run, or None when there is nothing to do."""
+    now = utcnow()
+    with session_scope() as session:
+        claimed = session.execute(
+            update(Export).where(Export.id == export_id, Export.status == ExportStatus.PENDING)
+            .values(status=ExportStatus.IN_PROGRESS, started_at=now, updated_at=now))
+        if getattr(claimed, "rowcount", 0) == 0:
+            return None
+        export = session.get(Export, export_id)
+        assert export is not None
+        return build_spec(export)
+
+
+def _progress_reporter(export_id: str, control: ExportControl) -> Any:
+    """A progress callback that writes progress now and then and notices interruption from anywhere."""
+    last = [0.0]
+
+    def report(done: int, total: int) -> None:
+        moment = time.monotonic()
+        if moment - last[0] < PROGRESS_EVERY:
+            return
+        last[0] = moment
+        try:
+            with session_scope() as session:
+                result = session.execute(
+                    update(Export).where(Export.id == export_id, Export.status == ExportStatus.IN_PROGRESS)
+                    .values(progress_done=done, progress_total=max(total, done), updated_at=utcnow()))
+                if getattr(result, "rowcount", 0) == 0:
+                    control.cancel.set()
+        except SQLAlchemyError:
+            log.warning("could not record progress of export %s", export_id, exc_info=True)
+
+    return report
+
+
+def describe_failure(exc: BaseException) -> dict[str, str]:
+    """An errorsLog entry: the error's kind and a message that says what to do about it."""
+    kind = type(exc).__name__
+    if isinstance(exc, SkuportError):
+        message = exc.message
+    elif isinstance(exc, StorageError):
+        message = f"{exc}. Check the export storage (SKUPORT_EXPORT_STORAGE) and create the export again."
+    elif isinstance(exc, OperationalError):
+        message = ("The database did not answer (query timeout or lost connection); create the export "
+                   "again, or narrow it with filters if it keeps failing.")
+    elif isinstance(exc, OSError) and exc.errno == 28:
+        message = "No space left on the device while writing the file; free disk space and retry."
+    elif isinstance(exc, MemoryError):
+        message = "The server ran out of memory; narrow the export with filters or fields and retry."
+    else:
+        message = (f"{exc}" or "unexpected error") + " (create the export again; report it if it persists)."
+    return {kind: message[:_MESSAGE_LIMIT]}
+
+
+def _mark_failed(export_id: str, errors: dict[str, str], *,
+                 statuses: tuple[ExportStatus, ...] = (ExportStatus.IN_PROGRESS,)) -> None:
+    now = utcnow()
+    with session_scope() as session:
+        session.execute(update(Export).where(Export.id == export_id, Export.status.in_(statuses))
+                        .values(status=ExportStatus.FAILED, failed_at=now, updated_at=now, errors_log=errors))
+
+
+def _store(export_id: str, result: ExportResult) -> None:
+    """Keep the file and mark the export completed, unless it was interrupted or deleted meanwhile."""
+    settings = get_settings()
+    storage = get_storage()
+    extension = result.extension.lstrip(".")
+    media_type = result.content_type
+    if result.content_encoding == "gzip":
+        if not extension.endswith(".gz"):
+            extension += ".gz"
+        media_type = "application/gzip"
+    filename = f"{export_id}.{extension}"
+    key = f"{export_id}/{filename}"
+    storage.put(key=key, source=result.path, content_type=media_type)
+    now = utcnow()
+    with session_scope() as session:
+        done = session.execute(
+            update(Export).where(Export.id == export_id, Export.status == ExportStatus.IN_PROGRESS)
+            .values(status=ExportStatus.COMPLETED, completed_at=now, updated_at=now,
+                    record_count=result.record_count, progress_done=result.record_count,
+                    progress_total=result.record_count, file_size=result.file_size, sha256=result.sha256,
+                    content_type=media_type, content_encoding=result.content_encoding, filename=filename,
+                    storage_backend=storage.name, storage_key=key, expires_at=now + file_ttl(settings)))
+        stored = getattr(done, "rowcount", 0) > 0
+    if not stored:
+        storage.delete(key=key)
+
+
+@task(TASK_NAME)
+def run_one_off_export(export_id: str) -> None:
+    """Run a pending export through the pipeline and keep its file in the export storage."""
+    from skuport.exporting.pipeline import run_export
+    from skuport.exporting.spec import ExportControl
+
+    spec = _claim(export_id)
+    if spec is None:
+        return
+    control = ExportControl()
+    control.progress = _progress_reporter(export_id, control)
+    with _running_lock:
+        _running[export_id] = control
+    result: ExportResult | None = None
+    try:
+        result = run_export(spec, control=control)
+        if not control.cancel.is_set():
+            _store(export_id, result)
+    except Exception as exc:
+        if control.cancel.is_set():
+            log.info("export %s interrupted", export_id)
+        else:
+            log.warning("export %s failed: %s", export_id, exc, exc_info=True)
+            _mark_failed(export_id, describe_failure(exc))
+    finally:
+        with _running_lock:
+            _running.pop(export_id, None)
+        if result is not None:
+            result.path.unlink(missing_ok=True)
+
+
+# --- housekeeping ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    """What one sweep did."""
+
+    expired: int = 0
+    lost: int = 0
+
+
+def sweep(*, now: dt.datetime | None = None) -> SweepResult:
+    """Remove files past their expiry and fail exports whose worker stopped reporting."""
+    settings = get_settings()
+    now = now or utcnow()
+    outcome = SweepResult()
+    with session_scope(write=False) as session:
+        due = list(session.scalars(select(Export).where(
+            Export.status == ExportStatus.COMPLETED, Export.file_expired.is_(False),
+            Export.expires_at <= now).limit(1000)))
+    for export in due:
+        try:
+            if expire_if_due(export, now=now):
+                outcome.expired += 1
+        except StorageError:
+            log.warning("could not remove the file of export %s", export.id, exc_info=True)
+    stale = now - dt.timedelta(seconds=settings.export_stale_after)
+    with _running_lock:
+        here = set(_running)
+    with session_scope(write=False) as session:
+        candidates = list(session.scalars(select(Export.id).where(
+            Export.status.in_(ACTIVE_STATUSES), Export.updated_at < stale)))
+    for export_id in candidates:
+        if export_id in here:
+            continue
+        _mark_failed(export_id, {"WorkerLost": (
+            "The export stopped reporting progress (the server or worker running it stopped); create the "
+            "export again.")}, statuses=ACTIVE_STATUSES)
+        outcome.lost += 1
+    return outcome
+
+
+def stop_running() -> int:
+    """At server shutdown: fail the exports running in this process and cancel their pipelines."""
+    with _running_lock:
+        controls = dict(_running)
+    for export_id, control in controls.items():
+        _mark_failed(export_id, {"ServerShutdown": "The server stopped while the export ran; create the "
+                                 "export again."})
+        control.cancel.set()
+    return len(controls)
+
+
+class Sweeper:
+    """A background thread that sweeps every ``SKUPORT_EXPORT_SWEEP_INTERVAL`` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="skuport-export-sweep", daemon=True)
+
+    def start(self) -> None:
+        """Start sweeping."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                sweep()
+            except Exception:
+                log.exception("export sweep failed")

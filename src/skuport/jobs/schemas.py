@@ -1,0 +1,199 @@
+"""Export-job and run schemas (seed 000): camelCase on the wire, field order as the seed shows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+
+from skuport.api import CamelModel, StrictCamelModel, Timestamp
+from skuport.jobs.models import RunStatus, RunTrigger
+
+_NAME = Field(min_length=1, max_length=200)
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """A timestamp without a zone is taken as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+InTimestamp = Annotated[Timestamp, AfterValidator(_aware)]
+
+
+class JobCreate(StrictCamelModel):
+    """Body of ``POST /export-jobs``."""
+
+    id: str | None = Field(default=None, description="Optional client-chosen id, e.g. 'expjob-nightly-feed'.")
+    name: str = _NAME
+    description: str | None = Field(default=None, max_length=5000)
+    destination_type: str = Field(description="s3, azure-blob, sftp, webhook or local.")
+    destination_config: dict[str, Any] = Field(
+        description="Destination-specific settings; secrets are write-only (masked on read)."
+    )
+    format: str = Field(description="csv, json, jsonl, xml or xlsx.")
+    schema_id: str | None = None
+    catalog_id: str | None = None
+    dimension_scope: dict[str, str] | None = Field(
+        default=None, description='Dimension scope for value flattening, e.g. {"dim-language": "seg-en"}.'
+    )
+    schedule: str = Field(description="5-field cron expression, e.g. '0 2 * * *'.", max_length=120)
+    timezone: str = Field(default="UTC", description="IANA time zone the schedule and {date} are read in.")
+    include_variants: bool = True
+    compress: bool = False
+    filename_template: str | None = Field(
+        default=None,
+        description="Placeholders {date}, {datetime}, {jobId}, {runId}; default "
+        "'{jobId}-{datetime}.<format>[.gz]'.",
+    )
+    filters: dict[str, Any] | None = Field(
+        default=None, description="Record filters (the one filter syntax)."
+    )
+    fields: list[str] | None = Field(default=None, description="Columns to export; all when omitted.")
+    delta: bool = Field(
+        default=False,
+        description="Export only records changed since the last successful "
+        "run's scheduled time (deletions as tombstones).",
+    )
+    active: bool = True
+
+
+class JobUpdate(StrictCamelModel):
+    """Body of ``PUT /export-jobs/:id``: the fields it carries replace the stored ones.
+
+    Read-only fields of a job (as ``GET`` returns it) are accepted and ignored, so a client can
+    send back the full object.
+    """
+
+    id: str | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+    destination_type: str | None = None
+    destination_config: dict[str, Any] | None = None
+    format: str | None = None
+    schema_id: str | None = None
+    catalog_id: str | None = None
+    dimension_scope: dict[str, str] | None = None
+    schedule: str | None = Field(default=None, max_length=120)
+    timezone: str | None = None
+    include_variants: bool | None = None
+    compress: bool | None = None
+    filename_template: str | None = None
+    filters: dict[str, Any] | None = None
+    fields: list[str] | None = None
+    delta: bool | None = None
+    active: bool | None = None
+    created_at: Any = Field(default=None, exclude=True)
+    updated_at: Any = Field(default=None, exclude=True)
+    created_by: Any = Field(default=None, exclude=True)
+    updated_by: Any = Field(default=None, exclude=True)
+    next_run_at: Any = Field(default=None, exclude=True)
+    schedule_description: Any = Field(default=None, exclude=True)
+    last_run: Any = Field(default=None, exclude=True)
+
+
+READ_ONLY_FIELDS = frozenset(
+    {
+        "id",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "updated_by",
+        "next_run_at",
+        "schedule_description",
+        "last_run",
+    }
+)
+NULLABLE_FIELDS = frozenset(
+    {"description", "schema_id", "catalog_id", "dimension_scope", "filters", "fields"}
+)
+
+
+class RunSummary(CamelModel):
+    """The latest run of a job, for lists."""
+
+    id: str
+    status: RunStatus
+    started_at: Timestamp
+    completed_at: Timestamp | None = None
+
+
+class JobRead(CamelModel):
+    """An export job as the API shows it (secrets masked)."""
+
+    id: str
+    name: str
+    description: str | None
+    destination_type: str
+    destination_config: dict[str, Any]
+    format: str
+    schema_id: str | None
+    dimension_scope: dict[str, str] | None
+    schedule: str
+    include_variants: bool
+    compress: bool
+    filename_template: str
+    active: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+    catalog_id: str | None
+    timezone: str
+    next_run_at: Timestamp | None
+    schedule_description: str
+    filters: dict[str, Any] | None
+    fields: list[str] | None
+    delta: bool
+    created_by: str | None
+    updated_by: str | None
+    last_run: RunSummary | None = None
+
+
+class Progress(CamelModel):
+    """How far a running export has come."""
+
+    done: int
+    total: int | None
+
+
+class RunRead(CamelModel):
+    """One run of an export job."""
+
+    id: str
+    job_id: str
+    status: RunStatus
+    started_at: Timestamp
+    completed_at: Timestamp | None
+    record_count: int | None
+    file_size: int | None
+    destination_path: str | None
+    error: str | None
+    scheduled_for: Timestamp
+    trigger: RunTrigger
+    attempt: int
+    progress: Progress | None = None
+
+
+class RunCreate(StrictCamelModel):
+    """Body of ``POST /export-jobs/:id/runs``: a run reported by an external runner."""
+
+    id: str | None = Field(default=None, description="Optional client-chosen id ('run-…').")
+    status: RunStatus
+    started_at: InTimestamp
+    completed_at: InTimestamp | None = None
+    record_count: int | None = Field(default=None, ge=0)
+    file_size: int | None = Field(default=None, ge=0)
+    destination_path: str | None = Field(default=None, max_length=4000)
+    error: str | None = Field(default=None, max_length=10000)
+    scheduled_for: InTimestamp | None = Field(default=None, description="Defaults to startedAt.")
+
+
+class DestinationTest(CamelModel):
+    """Outcome of ``POST /export-jobs/:id/test``: the destination answered, or why not."""
+
+    ok: bool
+    destination_type: str
+    destination_path: str | None
+    error: str | None
+    duration_ms: int

@@ -1,0 +1,443 @@
+"""The scheduler: claims due ticks as run rows, retries lost runs, reaps dead and overdue ones.
+
+Every decision is written against the database so any number of schedulers can share one
+PostgreSQL (promise 1): a tick is claimed by inserting its run under the unique
+``(job_id, scheduled_for, attempt)`` constraint, and the partial unique index on running runs
+decides overlap (promise 4). The scheduler never runs an export: it hands the run id to the
+executor. Time comes from an injectable clock so tests are exact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from skuport.config import Settings, get_settings
+from skuport.db import session_scope, utcnow
+from skuport.jobs.models import ExportJob, ExportRun, RunStatus, RunTrigger
+from skuport.scheduling.cron import latest_at_or_before, next_after
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], dt.datetime]
+Submit = Callable[[str], None]
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+"""Identifies this process on the runs it claims and executes."""
+
+WORKER_LOST = "worker lost"
+SERVER_SHUT_DOWN = "server shut down"
+
+
+def rowcount(result: object) -> int:
+    """Rows an UPDATE or DELETE touched."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def new_run_id(scheduled_for: dt.datetime) -> str:
+    """A run id that reads as its scheduled time (UTC): ``run-20260308-020000-k3Jx9q``."""
+    return f"run-{scheduled_for.astimezone(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def retry_backoff(settings: Settings, attempt: int) -> dt.timedelta:
+    """Delay before retrying a run whose attempt ``attempt`` failed: base, doubled each attempt."""
+    return dt.timedelta(seconds=settings.run_retry_backoff * 2 ** max(0, attempt - 1))
+
+
+def retry_at_for(settings: Settings, *, attempt: int, trigger: str, now: dt.datetime) -> dt.datetime | None:
+    """When a run that failed through no fault of its own is retried, or None past the limit."""
+    if trigger == RunTrigger.EXTERNAL or attempt >= settings.run_max_attempts:
+        return None
+    return now + retry_backoff(settings, attempt)
+
+
+@dataclass
+class Claim:
+    """What claiming a tick produced."""
+
+    run: ExportRun | None
+    overlap: bool = False
+    """True when the job already had a running run (a scheduled tick is then recorded as skipped)."""
+
+
+def claim_run(
+    session: Session,
+    *,
+    job_id: str,
+    timezone: str,
+    scheduled_for: dt.datetime,
+    trigger: RunTrigger,
+    now: dt.datetime,
+    attempt: int = 1,
+    retry_of: str | None = None,
+    record_skip: bool = True,
+    worker: str | None = None,
+) -> Claim:
+    """Insert the run of (job, scheduled_for, attempt); the database decides who wins.
+
+    Returns the new running run; on overlap, a skipped run (when ``record_skip``) or none; when the
+    tick is already claimed (by another scheduler), none.
+    """
+    run = ExportRun(
+        id=new_run_id(scheduled_for),
+        job_id=job_id,
+        status=RunStatus.RUNNING,
+        trigger=trigger,
+        attempt=attempt,
+        scheduled_for=scheduled_for,
+        started_at=now,
+        heartbeat_at=now,
+        retry_of=retry_of,
+        worker=worker or WORKER_ID,
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError:
+        pass
+    else:
+        return Claim(run)
+    if _tick_taken(session, job_id=job_id, scheduled_for=scheduled_for, attempt=attempt):
+        return Claim(None)
+    running = session.scalar(
+        select(ExportRun.id).where(ExportRun.job_id == job_id, ExportRun.status == RunStatus.RUNNING)
+    )
+    if not record_skip:
+        return Claim(None, overlap=True)
+    local = scheduled_for.astimezone(_zone(timezone)).strftime("%Y-%m-%d %H:%M")
+    skipped = ExportRun(
+        id=new_run_id(scheduled_for),
+        job_id=job_id,
+        status=RunStatus.SKIPPED,
+        trigger=trigger,
+        attempt=attempt,
+        scheduled_for=scheduled_for,
+        started_at=now,
+        completed_at=now,
+        retry_of=retry_of,
+        error=f"Skipped the {local} ({timezone}) run: the previous run {running or ''} was still "
+        "running. Runs of one job never overlap; if this repeats, the job takes longer than its "
+        "schedule interval.",
+    )
+    try:
+        with session.begin_nested():
+            session.add(skipped)
+            session.flush()
+    except IntegrityError:
+        return Claim(None, overlap=True)
+    return Claim(skipped, overlap=True)
+
+
+def _tick_taken(session: Session, *, job_id: str, scheduled_for: dt.datetime, attempt: int) -> bool:
+    return (
+        session.scalar(
+            select(ExportRun.id).where(
+                ExportRun.job_id == job_id,
+                ExportRun.scheduled_for == scheduled_for,
+                ExportRun.attempt == attempt,
+            )
+        )
+        is not None
+    )
+
+
+def _zone(name: str) -> dt.tzinfo:
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+@dataclass
+class TickReport:
+    """What one scheduler pass did (run ids)."""
+
+    started: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+    """Job ids whose latest missed tick was older than the grace period (not replayed)."""
+    retried: list[str] = field(default_factory=list)
+    reaped: list[str] = field(default_factory=list)
+
+
+def _default_submit(run_id: str) -> None:
+    from skuport.scheduling.runner import submit_run
+
+    submit_run(run_id)
+
+
+class Scheduler:
+    """One scheduler instance; run as many as you like against one PostgreSQL."""
+
+    def __init__(
+        self,
+        *,
+        submit: Submit | None = None,
+        clock: Clock = utcnow,
+        settings: Settings | None = None,
+        worker: str | None = None,
+    ) -> None:
+        self.submit = submit or _default_submit
+        self.clock = clock
+        self.settings = settings or get_settings()
+        self.worker = worker or WORKER_ID
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one pass ---------------------------------------------------------------------------
+    def tick(self, now: dt.datetime | None = None) -> TickReport:
+        """Reap, retry and start whatever is due at ``now``; submit the started runs."""
+        now = now or self.clock()
+        report = TickReport()
+        self.reap(now, report)
+        self.schedule_due(now, report)
+        self.retry_due(now, report)
+        return report
+
+    def schedule_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
+        """Claim the latest due tick of every active job whose next run time has come."""
+        report = report or TickReport()
+        with session_scope() as session:
+            due = list(
+                session.scalars(
+                    select(ExportJob.id)
+                    .where(
+                        ExportJob.active.is_(True),
+                        ExportJob.next_run_at.is_not(None),
+                        ExportJob.next_run_at <= now,
+                    )
+                    .order_by(ExportJob.next_run_at)
+                    .limit(500)
+                )
+            )
+        for job_id in due:
+            try:
+                self._schedule_job(job_id, now, report)
+            except Exception:
+                log.exception("scheduling job %s failed", job_id)
+        return report
+
+    def _schedule_job(self, job_id: str, now: dt.datetime, report: TickReport) -> None:
+        # Read in one transaction, write in the next with the write first: on SQLite (WAL) a
+        # transaction that reads and then writes fails when another writer committed in between.
+        with session_scope() as session:
+            row = session.execute(
+                select(ExportJob.active, ExportJob.next_run_at, ExportJob.schedule, ExportJob.timezone).where(
+                    ExportJob.id == job_id
+                )
+            ).first()
+        if row is None:
+            return
+        active, previous, schedule, timezone = row
+        if not active or previous is None or previous > now:
+            return
+        latest = max(latest_at_or_before(schedule, timezone, now) or previous, previous)
+        following = next_after(schedule, timezone, now)
+        run_id: str | None = None
+        with session_scope() as session:
+            # Compare-and-set: of several schedulers holding the same view, one moves the job on.
+            moved = rowcount(
+                session.execute(
+                    update(ExportJob)
+                    .where(
+                        ExportJob.id == job_id, ExportJob.next_run_at == previous, ExportJob.active.is_(True)
+                    )
+                    .values(next_run_at=following)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            if now - latest > dt.timedelta(seconds=self.settings.scheduler_catchup_grace):
+                if moved:
+                    log.warning(
+                        "job %s: missed tick %s is older than the catch-up grace; not replayed",
+                        job_id,
+                        latest.isoformat(),
+                    )
+                    report.missed.append(job_id)
+                return
+            if not moved and session.get(ExportJob, job_id) is None:
+                return
+            # Even when another scheduler moved the job first, the unique row is what decides.
+            claim = claim_run(
+                session,
+                job_id=job_id,
+                timezone=timezone,
+                scheduled_for=latest,
+                trigger=RunTrigger.SCHEDULE,
+                now=now,
+                worker=self.worker,
+            )
+            if claim.run is None:
+                return
+            if claim.run.status == RunStatus.SKIPPED:
+                report.skipped.append(claim.run.id)
+                return
+            run_id = claim.run.id
+        report.started.append(run_id)
+        self._submit(run_id)
+
+    def retry_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
+        """Start the retries whose backoff has passed (one retry per failed attempt)."""
+        report = report or TickReport()
+        with session_scope() as session:
+            due = list(
+                session.scalars(
+                    select(ExportRun.id)
+                    .where(
+                        ExportRun.status == RunStatus.FAILED,
+                        ExportRun.retry_at.is_not(None),
+                        ExportRun.retry_at <= now,
+                    )
+                    .order_by(ExportRun.retry_at)
+                    .limit(500)
+                )
+            )
+        for failed_id in due:
+            try:
+                self._retry(failed_id, now, report)
+            except Exception:
+                log.exception("retrying run %s failed", failed_id)
+        return report
+
+    def _retry(self, failed_id: str, now: dt.datetime, report: TickReport) -> None:
+        with session_scope() as session:
+            row = session.execute(
+                select(
+                    ExportRun.job_id,
+                    ExportRun.scheduled_for,
+                    ExportRun.attempt,
+                    ExportRun.retry_of,
+                    ExportJob.active,
+                    ExportJob.timezone,
+                )
+                .join(ExportJob, ExportJob.id == ExportRun.job_id)
+                .where(ExportRun.id == failed_id, ExportRun.retry_at.is_not(None), ExportRun.retry_at <= now)
+            ).first()
+        if row is None:
+            return
+        job_id, scheduled_for, attempt, retry_of, active, timezone = row
+        run_id: str | None = None
+        with session_scope() as session:
+            # Write first (see _schedule_job): take the retry; one scheduler wins it.
+            taken = rowcount(
+                session.execute(
+                    update(ExportRun)
+                    .where(ExportRun.id == failed_id, ExportRun.retry_at.is_not(None))
+                    .values(retry_at=None)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            if not taken or not active:
+                return  # another scheduler took it, or the job was paused: no retry
+            claim = claim_run(
+                session,
+                job_id=job_id,
+                timezone=timezone,
+                scheduled_for=scheduled_for,
+                trigger=RunTrigger.RETRY,
+                now=now,
+                attempt=attempt + 1,
+                retry_of=retry_of or failed_id,
+                record_skip=False,
+                worker=self.worker,
+            )
+            if claim.overlap:
+                session.rollback()  # the job is busy: keep the retry for a later tick
+                return
+            if claim.run is None:
+                return
+            run_id = claim.run.id
+        report.retried.append(run_id)
+        self._submit(run_id)
+
+    def reap(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
+        """Fail running runs whose heartbeat stopped ("worker lost", retried) or whose deadline passed."""
+        report = report or TickReport()
+        stale_before = now - dt.timedelta(seconds=self.settings.run_stale_after)
+        overdue = or_(
+            ExportRun.heartbeat_at < stale_before,
+            and_(ExportRun.heartbeat_at.is_(None), ExportRun.started_at < stale_before),
+            ExportRun.deadline_at < now,
+        )
+        with session_scope() as session:
+            rows = session.execute(
+                select(
+                    ExportRun.id,
+                    ExportRun.attempt,
+                    ExportRun.trigger,
+                    ExportRun.heartbeat_at,
+                    ExportRun.deadline_at,
+                    ExportRun.started_at,
+                ).where(ExportRun.status == RunStatus.RUNNING, overdue)
+            ).all()
+        for run_id, attempt, trigger, heartbeat_at, deadline_at, started_at in rows:
+            if deadline_at is not None and deadline_at < now:
+                error = f"timed out after {self.settings.run_timeout} s"
+                retry_at = None
+            else:
+                seen = heartbeat_at or started_at
+                error = (
+                    f"{WORKER_LOST}: no heartbeat since {seen:%Y-%m-%d %H:%M:%S} UTC (the process "
+                    "running the export stopped or crashed)"
+                )
+                retry_at = retry_at_for(self.settings, attempt=attempt, trigger=trigger, now=now)
+                if retry_at is not None:
+                    error += f"; retrying at {retry_at:%H:%M:%S} UTC"
+            with session_scope() as session:
+                # Conditional: a heartbeat that arrived since the read, or another reaper, wins.
+                done = rowcount(
+                    session.execute(
+                        update(ExportRun)
+                        .where(ExportRun.id == run_id, ExportRun.status == RunStatus.RUNNING, overdue)
+                        .values(status=RunStatus.FAILED, completed_at=now, error=error, retry_at=retry_at)
+                        .execution_options(synchronize_session=False)
+                    )
+                )
+            if done:
+                report.reaped.append(run_id)
+                log.warning("run %s: %s", run_id, error)
+        return report
+
+    def _submit(self, run_id: str) -> None:
+        try:
+            self.submit(run_id)
+        except Exception:
+            # The run row stays running without heartbeats, so the reaper fails and retries it.
+            log.exception("could not submit run %s", run_id)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Tick every ``scheduler_interval`` seconds in a daemon thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="skuport-scheduler", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+            self._stop.wait(self.settings.scheduler_interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and wait for the current tick to end."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

@@ -1,0 +1,125 @@
+"""Test harness: one database per run (SQLite or PostgreSQL), emptied between tests.
+
+``SKUPORT_TEST_DB=postgres`` runs the suite on PostgreSQL (the machine's, or a throwaway one).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+TEST_DB = os.environ.get("SKUPORT_TEST_DB", "sqlite")
+_tmp = Path(tempfile.mkdtemp(prefix="skuport-test-"))
+os.environ["SKUPORT_DATA_DIR"] = str(_tmp / "data")
+os.environ["SKUPORT_SECRET_KEY"] = "test-secret-key-not-for-production"
+os.environ.pop("SKUPORT_DATABASE_URL", None)
+os.environ.pop("SKUPORT_PLAN_SKU_LIMIT", None)
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from skuport.config import get_settings  # noqa: E402
+from skuport.db import Base, get_engine, reset_engine, session_scope  # noqa: E402
+from tests.factories import token_for  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """The URL of this run's database, migrated to head."""
+    if TEST_DB == "postgres":
+        from tests.pg import fresh_database
+
+        with fresh_database() as url:
+            yield from _use(url)
+    else:
+        yield from _use(f"sqlite:///{_tmp / 'test.db'}")
+
+
+def _use(url: str) -> Iterator[str]:
+    os.environ["SKUPORT_DATABASE_URL"] = url
+    get_settings.cache_clear()
+    reset_engine()
+    from skuport.bootstrap import bootstrap
+
+    bootstrap()
+    yield url
+    reset_engine()
+
+
+def _truncate() -> None:
+    import skuport.models  # noqa: F401
+
+    engine = get_engine()
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+        else:
+            for table in tables:
+                conn.execute(text(f'DELETE FROM "{table}"'))
+
+
+@pytest.fixture(autouse=True)
+def clean_db(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts from an empty database holding only the built-in roles."""
+    if "database_url" not in request.fixturenames and not request.node.get_closest_marker("db"):
+        # Pure unit tests need no database.
+        yield
+        return
+    _truncate()
+    from skuport.auth.service import ensure_builtin_roles
+
+    with session_scope() as session:
+        ensure_builtin_roles(session)
+    yield
+
+
+@pytest.fixture
+def db(database_url: str) -> str:
+    """Request a database for a test that uses sessions directly."""
+    return database_url
+
+
+@pytest.fixture
+def client(database_url: str) -> Iterator[TestClient]:
+    """An API client on a fresh app (no token)."""
+    from skuport.app import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def world(database_url: str) -> None:
+    """The demo world of the seeds: schema-apparel, dimensions, workflow, catalog, user-admin."""
+    from skuport.demo import load_seed_world
+
+    with session_scope() as session:
+        load_seed_world(session)
+
+
+@pytest.fixture
+def admin(world: None) -> dict[str, str]:
+    """Headers of user-admin."""
+    return {"Authorization": f"Bearer {token_for('user-admin')}"}
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """URL of a moto S3 server on 127.0.0.1 (a real HTTP server speaking the S3 protocol)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

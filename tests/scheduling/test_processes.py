@@ -1,0 +1,62 @@
+"""Two `skuport scheduler` processes on one database: a due tick is run once, and both stop cleanly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import update
+
+from skuport.db import session_scope
+from skuport.jobs.models import ExportJob
+from tests.scheduling.conftest import make_job, runs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_two_scheduler_processes_run_a_due_tick_once(database_url: str, tmp_path: Path) -> None:
+    job_id = make_job(now=dt.datetime.now(dt.UTC), schedule="* * * * *")
+    # due since a few seconds (as after a short downtime): both processes see it on their first tick
+    with session_scope() as session:
+        session.execute(
+            update(ExportJob)
+            .where(ExportJob.id == job_id)
+            .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3))
+        )
+    env = {
+        **os.environ,
+        "SKUPORT_DATABASE_URL": database_url,
+        "SKUPORT_SCHEDULER_INTERVAL": "0.2",
+        "SKUPORT_LOCAL_ROOT": str(tmp_path / "root"),
+        "SKUPORT_LOG_LEVEL": "warning",
+    }
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "skuport.cli", "scheduler"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(r.status == "success" for r in runs(job_id)):
+            time.sleep(0.2)
+        time.sleep(1.5)  # both keep ticking: the tick must not be claimed again
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        codes = [process.wait(timeout=30) for process in processes]
+    done = runs(job_id)
+    assert len(done) == 1, [(r.id, r.status, r.worker) for r in done]
+    assert done[0].status == "success" and done[0].record_count == 0
+    delivered = Path(str(done[0].destination_path).removeprefix("file://"))
+    assert delivered.is_file() and delivered.is_relative_to(tmp_path / "root" / "feeds")
+    assert codes == [0, 0], [p.stderr.read() if p.stderr else b"" for p in processes]
