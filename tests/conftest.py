@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,17 +51,41 @@ def _use(url: str) -> Iterator[str]:
     reset_engine()
 
 
+def _quiesce() -> None:
+    """Let work a previous test queued (an export, a run) finish before its rows are wiped.
+
+    Otherwise a TRUNCATE can deadlock with a task still writing on PostgreSQL.
+    """
+    from skuport.scheduling.executor import InProcessExecutor, get_executor
+
+    if get_executor.cache_info().currsize:
+        executor = get_executor()
+        if isinstance(executor, InProcessExecutor) and not executor.wait_idle(timeout=60):
+            raise RuntimeError("background tasks of the previous test did not finish within 60 s")
+
+
 def _truncate() -> None:
+    from sqlalchemy.exc import OperationalError
+
     import skuport.models  # noqa: F401
 
+    _quiesce()
     engine = get_engine()
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
-        else:
-            for table in tables:
-                conn.execute(text(f'DELETE FROM "{table}"'))
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                if engine.dialect.name == "postgresql":
+                    conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " CASCADE"))
+                else:
+                    for table in tables:
+                        conn.execute(text(f'DELETE FROM "{table}"'))
+            return
+        except OperationalError:
+            # A thread outside the executor (a sweep, a live server) may still hold a lock; retry.
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture(autouse=True)

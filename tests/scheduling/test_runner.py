@@ -132,7 +132,14 @@ def test_heartbeat_and_progress_while_running(
         assert export.started.wait(10)
         first = get_run(run_id).heartbeat_at
         wait_until(lambda: get_run(run_id).heartbeat_at != first)
-        body = client.get(f"/api/v1/export-jobs/{job_id}/runs", headers=admin).json()[0]
+
+        def latest() -> dict[str, Any]:
+            return client.get(f"/api/v1/export-jobs/{job_id}/runs", headers=admin).json()[0]
+
+        # A heartbeat already in flight when progress was reported may carry the old figures; the
+        # next one carries the new.
+        wait_until(lambda: latest()["progress"] == {"done": 3, "total": 10}, timeout=5)
+        body = latest()
         assert body["status"] == "running"
         assert body["progress"] == {"done": 3, "total": 10}
         assert body["completedAt"] is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import lru_cache
 from typing import Protocol
 
@@ -71,6 +71,13 @@ class InProcessExecutor:
         """How many tasks are queued or running."""
         with self._lock:
             return len(self._futures)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no task is queued or running; False when ``timeout`` seconds pass first."""
+        with self._lock:
+            futures = list(self._futures)
+        _, not_done = wait(futures, timeout=timeout)
+        return not not_done
 
     def shutdown(self, *, wait: bool) -> None:
         """Stop the pool."""
