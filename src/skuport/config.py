@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,11 @@ class Settings(BaseSettings):
     executor: str = "inprocess"
     run_workers: int = 2
     export_workers: int = Field(default=1, description="Processes flattening one large export (1: none).")
+    export_engine: Literal["auto", "rows"] = Field(
+        default="auto",
+        description="auto: csv, json, jsonl and xml exports are encoded a batch at a time by polars where "
+        "the export allows it; rows: always the row-by-row Python engine.",
+    )
     scheduler: bool = Field(
         default=False,
         description="Run the embedded scheduler and reaper in this process "

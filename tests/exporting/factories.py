@@ -65,9 +65,10 @@ def make_tombstone(session: Session, record_id: str, *, deleted_at: dt.datetime,
 
 
 def add_attribute(session: Session, alias: str, data_type: str, dimension_ids: list[str],
-                  *, schema_id: str = "schema-apparel", labels: dict[str, str] | None = None) -> None:
+                  *, schema_id: str = "schema-apparel", labels: dict[str, str] | None = None,
+                  validation: dict[str, Any] | None = None) -> None:
     """Add an attribute to a schema (e.g. one scoped by two dimensions)."""
     session.add(Attribute(id=new_id("attr"), schema_id=schema_id, alias=alias, name=alias,
                           labels=labels or {}, data_type=data_type, required=False,
-                          dimension_ids=dimension_ids, validation={}, sort_order=100))
+                          dimension_ids=dimension_ids, validation=validation or {}, sort_order=100))
     session.flush()

@@ -238,6 +238,7 @@ def test_xlsx_over_the_row_limit_is_refused(world: None, tmp_path: Path,
 def test_cancel_stops_and_removes_the_file(world: None, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(selection, "BATCH_SIZE", 2)
+    monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 2)
     with session_scope() as s:
         for i in range(7):
             make_record(s, {"sku": g(f"C-{i}")})
@@ -260,6 +261,7 @@ def test_cancel_stops_and_removes_the_file(world: None, tmp_path: Path,
 def test_batches_follow_pk_order_across_batch_boundaries(world: None, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(selection, "BATCH_SIZE", 3)
+    monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 3)
     with session_scope() as s:
         made = [make_record(s, {"sku": g(f"K-{i}")}).id for i in range(8)]
     assert [r["id"] for r in export(tmp_path)] == made

@@ -64,7 +64,7 @@ def test_unscoped_columns_and_values() -> None:
     assert keys[2:5] == ["name", "name[dim-language=seg-en]", "name[dim-language=seg-da]"]
     assert "promo[dim-language=seg-da&dim-market=seg-de]" in keys
     assert plan.headers[2:5] == ["Navn", "Navn[dim-language=seg-en]", "Navn[dim-language=seg-da]"]
-    (row,) = plan.flatten([raw(VALUES)])
+    (row,) = plan.flatten([raw(VALUES, cells=True)])
     got = dict(zip(keys, row, strict=True))
     assert got["name"] == "Name" and got["name[dim-language=seg-da]"] == "Navn"
     assert got["name[dim-language=seg-en]"] is None

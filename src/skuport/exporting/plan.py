@@ -15,8 +15,10 @@ Column naming (see docs/export-format.md):
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -186,11 +188,37 @@ class ColumnPlan:
 
     @property
     def uses_cells(self) -> bool:
-        """Whether raw rows carry ``cells_json`` (scoped exports) instead of ``values_json``.
+        """Whether raw rows carry ``cells_json`` instead of ``values_json``.
 
-        Completeness needs the list form, so an export including it reads ``values_json``.
+        They do unless the export includes completeness, which needs the list form.
         """
-        return self._resolved and self.completeness is None
+        return self.completeness is None
+
+    @property
+    def fixed_sources(self) -> list[tuple[str, int]]:
+        """The leading columns as (name, index in the raw row)."""
+        return list(zip(self.fixed, self._fixed_index, strict=True))
+
+    @property
+    def attribute_columns(self) -> list[Column]:
+        """The attribute columns, in file order."""
+        return self.columns[self.attr_offset:self.attr_offset + self.attr_count]
+
+    def cell_sources(self) -> list[tuple[Column, str, tuple[str, ...]]]:
+        """For each attribute column: (column, alias, cells keys to try, most specific first).
+
+        A resolved column tries its ranked scopes then the global cell; a column of an unscoped export
+        reads exactly one cell. Used by engines that read ``cells_json`` directly.
+        """
+        sources: list[tuple[Column, str, tuple[str, ...]]] = []
+        for column in self.attribute_columns:
+            assert column.alias is not None
+            if self._resolved:
+                slot = next(s for s in self._slots if s.alias == column.alias)
+                sources.append((column, column.alias, slot.ranked_cells))
+            else:
+                sources.append((column, column.alias, (scope_key(column.scope) or GLOBAL_CELL,)))
+        return sources
 
     @property
     def headers(self) -> list[str]:
@@ -204,22 +232,23 @@ class ColumnPlan:
         indirection of a generic loop (about twice as fast). Each attribute keeps the value of the best
         ranked scope it holds; ranks come from the plan (scope_candidates order), never from the record.
         """
-        constants: dict[str, Any] = {"_signature": _signature, "join_list": join_list}
+        constants: dict[str, Any] = {"_signature": _signature, "join_list": join_list,
+                                     "number_text": number_text}
         lines = ["def flatten(rows, categories, loads, empty):",
                  "    out = []",
                  "    append = out.append",
                  "    for raw in rows:",
                  f"        v = loads(raw[{RAW_VALUES}])"]
-        for i, slot in enumerate(self._slots):
-            if self.uses_cells:
-                # Cells form: a few dictionary look-ups, most specific scope first.
-                constants[f"A{i}"] = slot.alias
+        if self.uses_cells:
+            # Cells form: a few dictionary look-ups per column, most specific scope first.
+            for i, (_column, alias, keys) in enumerate(self.cell_sources()):
+                constants[f"A{i}"] = alias
                 lines += [f"        c{i} = None", f"        x = v.get(A{i})", "        if x:"]
-                for j, key in enumerate(slot.ranked_cells):
+                for j, key in enumerate(keys):
                     constants[f"K{i}_{j}"] = key
                     indent = "            " if j == 0 else "            if c{i} is None:\n                "
                     lines.append(indent.replace("{i}", str(i)) + f"c{i} = x.get(K{i}_{j})")
-                continue
+        for i, slot in enumerate(self._slots if not self.uses_cells else ()):
             ranks = {sig: rank for sig, (_index, rank) in slot.targets.items()}
             glob = slot.global_target[1] if slot.global_target is not None else 99
             constants[f"T{i}"] = ranks
@@ -247,7 +276,7 @@ class ColumnPlan:
         fixed = [f"raw[{i}]" for i in self._fixed_index]
         if self.deleted_column:
             fixed.append("'false'" if text else "False")
-        kinds = [c.kind for c in self.columns[self.attr_offset:self.attr_offset + self.attr_count]]
+        kinds = [c.kind for c in self.attribute_columns]
         cells = fixed + [_cell(f"c{i}", kind, text) for i, kind in enumerate(kinds)]
         if self.categories_column:
             categories = "categories.get(raw[0], empty) if categories is not None else empty"
@@ -267,7 +296,7 @@ class ColumnPlan:
         With ``text``, booleans become ``true``/``false`` and lists are joined (:func:`join_list`), as
         text formats write them; numbers and None stay as they are.
         """
-        if self._resolved:
+        if self._resolved or self.uses_cells:
             if text not in self._compiled:
                 self._compiled[text] = self._compile(text)
             return self._compiled[text](rows, categories, orjson.loads, [])
@@ -356,8 +385,23 @@ def join_list(value: Any) -> Any:
     return LIST_SEPARATOR.join(parts)
 
 
+def number_text(value: Any) -> Any:
+    """A number as exports write it: plain decimal notation, never an exponent, the shortest digits that
+    read back as the same number, a whole number without a fraction (``12``, ``12.5``, ``0.00001``,
+    ``100000000000000000000``). See docs/export-format.md."""
+    if type(value) is float:
+        if value.is_integer():
+            return ("-" if math.copysign(1.0, value) < 0 else "") + str(abs(int(value)))
+        return format(Decimal(repr(value)), "f")
+    if type(value) is int:
+        return str(value)
+    return value
+
+
 def _cell(name: str, kind: Kind, text: bool) -> str:
     """Expression of a generated cell, converted to text form when asked."""
+    if text and kind == Kind.NUMBER:
+        return f"number_text({name})"
     if text and kind == Kind.BOOLEAN:
         return f"(None if {name} is None else 'true' if {name} else 'false')"
     if text and kind == Kind.LIST:
@@ -368,7 +412,10 @@ def _cell(name: str, kind: Kind, text: bool) -> str:
 def _as_text(rows: list[list[Any]], columns: Sequence[Column]) -> list[list[Any]]:
     booleans = [i for i, c in enumerate(columns) if c.kind == Kind.BOOLEAN]
     lists = [i for i, c in enumerate(columns) if c.kind == Kind.LIST]
+    numbers = [i for i, c in enumerate(columns) if c.kind == Kind.NUMBER]
     for row in rows:
+        for i in numbers:
+            row[i] = number_text(row[i])
         for i in booleans:
             value = row[i]
             if value is not None and not isinstance(value, str):

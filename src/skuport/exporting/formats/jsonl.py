@@ -8,13 +8,22 @@ from typing import Any
 import orjson
 
 from skuport.exporting.formats.base import TextFormat
-from skuport.exporting.plan import Column
+from skuport.exporting.plan import Column, Kind, number_text
 
 
 def objects(columns: Sequence[Column], rows: list[list[Any]]) -> Iterator[dict[str, Any]]:
-    """Rows as dicts keyed by header (missing values are null), one at a time."""
+    """Rows as dicts keyed by header (missing values are null), one at a time.
+
+    Fractional numbers are written in plain decimal notation, as every export writes numbers
+    (:func:`skuport.exporting.plan.number_text`), not in orjson's exponent form.
+    """
     headers = [c.header for c in columns]
-    return (dict(zip(headers, row, strict=True)) for row in rows)
+    numbers = [i for i, c in enumerate(columns) if c.kind == Kind.NUMBER]
+    for row in rows:
+        for i in numbers:
+            if type(row[i]) is float:
+                row[i] = orjson.Fragment(number_text(row[i]))
+        yield dict(zip(headers, row, strict=True))
 
 
 class JsonlFormat(TextFormat):

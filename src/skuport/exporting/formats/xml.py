@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from skuport.exporting.formats.base import TextFormat, xml_name, xml_text
-from skuport.exporting.plan import Column, Kind
+from skuport.exporting.plan import Column, Kind, number_text
 
 
 def _tags(column: Column) -> tuple[str, str]:
@@ -49,7 +49,7 @@ class XmlFormat(TextFormat):
                 if kind is text:
                     add(open_tag + xml_text(value if type(value) is str else str(value)) + close_tag)
                 elif kind is number:
-                    add(f"{open_tag}{value}{close_tag}")
+                    add(f"{open_tag}{number_text(value)}{close_tag}")
                 elif kind is boolean:
                     add(open_tag + ("true" if value else "false") + close_tag)
                 else:

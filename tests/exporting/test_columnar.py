@@ -1,0 +1,192 @@
+"""The columnar engine writes byte for byte what the row engine writes, on data made to break encoders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from skuport.catalog.models import Schema
+from skuport.config import get_settings
+from skuport.db import session_scope
+from skuport.exporting import columnar, pipeline
+from skuport.exporting import select as selection
+from skuport.exporting.pipeline import run_export
+from skuport.exporting.spec import ExportSpec
+from tests.exporting.factories import add_attribute, g, make_record, make_tombstone
+
+TEXTS = [
+    "plain", 'comma, "quoted"', "line\nbreak", "cr\ronly and crlf\r\n", "tab\there", "",
+    "Æblegrød ✓ 日本 🧥", "ctrl \x01\x08\x0b\x0c\x1f end", '<tag attr="x"> & &amp; </tag>',
+    "back\\slash | pipe", " lead and trail ", "ends with backslash\\", "\u2028 line sep \u2029",
+    "noncharacter \ufffe\uffff", "]]> cdata end", "'single'",
+]
+NUMBERS = [0, -3, 12.5, 1991, 0.00001, 1e20, 1.5e-07, 123456789.125, -0.5, 2**53 + 1]
+LISTS: list[list[str]] = [[], ["a"], ["a|b", "c\\d", 'q"uote', "x,y"], ["é", "line\nbreak", "<&>"]]
+FORMATS = ["csv", "json", "jsonl", "xml"]
+SINCE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def scoped(*pairs: tuple[dict[str, str], Any]) -> list[dict[str, Any]]:
+    return [{"scope": scope, "value": value} for scope, value in pairs]
+
+
+@pytest.fixture
+def tricky(world: None) -> None:
+    """Records whose values exercise quoting, escaping, numbers, lists, scopes, variants and categories."""
+    with session_scope() as s:
+        add_attribute(s, "notes", "text", ["dim-language", "dim-market"], labels={"seg-da": "Noter"})
+        add_attribute(s, "tags", "multiselect", [],
+                      validation={"options": sorted({item for items in LISTS for item in items})})
+        add_attribute(s, "ratio", "number", ["dim-market"])
+        add_attribute(s, "flag", "boolean", ["dim-market"])
+        for i, text in enumerate(TEXTS):
+            values: dict[str, list[dict[str, Any]]] = {
+                "sku": g(f"SKU-{i}"),
+                "product-name": scoped(({}, text), ({"dim-language": "seg-en"}, f"en {text}"))
+                if i % 3 else g(text),
+                "notes": scoped(({"dim-language": "seg-en", "dim-market": "seg-dk"}, text),
+                                ({"dim-market": "seg-dk"}, f"dk {i}"), ({}, f"global {i}"))
+                if i % 2 else scoped(({"dim-language": "seg-da"}, text)),
+                "ratio": scoped(({}, NUMBERS[i % len(NUMBERS)]),
+                                ({"dim-market": "seg-dk"}, NUMBERS[(i + 3) % len(NUMBERS)]))
+                if i % 4 else g(NUMBERS[i % len(NUMBERS)]),
+                "flag": scoped(({"dim-market": "seg-dk"}, bool(i % 2))) if i % 5 else [],
+                "tags": g(LISTS[i % len(LISTS)]),
+                "weight": g(i * 7),
+                "in-stock": scoped(({"dim-market": "seg-de"}, True)),
+            }
+            parent = make_record(s, {k: v for k, v in values.items() if v}, record_id=f"ent-t{i:02d}",
+                                 categories=["cat-jackets", "cat-knitwear"][: i % 3],
+                                 updated_at=SINCE + dt.timedelta(hours=i - 3))
+            if i % 4 == 1:
+                make_record(s, {"sku": g(f"SKU-{i}-V"), "sizes": g(["S", "M"])},
+                            record_id=f"ent-t{i:02d}-v", parent_id=parent.id,
+                            updated_at=SINCE + dt.timedelta(hours=i))
+        make_record(s, {}, record_id="ent-empty")
+        make_tombstone(s, "ent-gone", deleted_at=SINCE + dt.timedelta(hours=2))
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Switch the export engine (auto: columnar where possible; rows: the row engine)."""
+
+    def use(name: str) -> None:
+        monkeypatch.setenv("SKUPORT_EXPORT_ENGINE", name)
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()
+
+
+SPECS: dict[str, dict[str, Any]] = {
+    "scope-en-dk": {"dimension_scope": {"dim-language": "seg-en", "dim-market": "seg-dk"}},
+    "scope-da": {"dimension_scope": {"dim-language": "seg-da"}},
+    "unscoped": {},
+    "fields-labels-dry": {"dimension_scope": {"dim-market": "seg-dk"}, "fields": ("ratio", "notes", "tags"),
+                          "header_language": "seg-da", "dry_data": True},
+    "categories": {"dimension_scope": {"dim-language": "seg-en"}, "catalog_id": "catalog-webshop",
+                   "includes": ("categories",)},
+    "delta": {"dimension_scope": {"dim-language": "seg-en"}, "changed_since": SINCE},
+    "no-variants-all-schemas": {"schema_id": None, "include_variants": False,
+                                "dimension_scope": {"dim-market": "seg-de"}},
+    "filtered-compressed": {"dimension_scope": {"dim-language": "seg-en"}, "compress": True,
+                            "filters": {"sku": {"in": ["SKU-1", "SKU-2", "SKU-5", "SKU-9"]}}},
+}
+
+
+def run(tmp_path: Path, fmt: str, options: dict[str, Any]) -> bytes:
+    options = {"schema_id": "schema-apparel", **options}
+    result = run_export(ExportSpec(format=fmt, **options), out_dir=tmp_path)
+    data = result.path.read_bytes()
+    result.path.unlink()
+    return gzip.decompress(data) if options.get("compress") else data
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", list(SPECS))
+def test_same_bytes_as_the_row_engine(tricky: None, engine: Any, tmp_path: Path, fmt: str, name: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[int] = []
+    original = columnar.ColumnarEncoder.encode
+
+    def counting(self: columnar.ColumnarEncoder, rows: Any, *args: Any, **kwargs: Any) -> bytes:
+        encoded.append(len(rows))
+        return original(self, rows, *args, **kwargs)
+
+    monkeypatch.setattr(columnar.ColumnarEncoder, "encode", counting)
+    monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 4)  # many batches: exercises the joins
+    engine("rows")
+    expected = run(tmp_path, fmt, SPECS[name])
+    assert encoded == []
+    engine("auto")
+    got = run(tmp_path, fmt, SPECS[name])
+    assert encoded and max(encoded) <= 4  # the columnar engine did write it
+    assert got == expected
+    _readable(fmt, got)
+
+
+def _readable(fmt: str, data: bytes) -> None:
+    """An independent reader accepts the file."""
+    if fmt == "json":
+        assert isinstance(json.loads(data), list)
+    elif fmt == "jsonl":
+        assert all(isinstance(json.loads(line), dict) for line in data.splitlines())
+    elif fmt == "xml":
+        assert etree.fromstring(data).tag == "records"
+    else:
+        assert data.decode("utf-8")
+
+
+def test_values_survive_the_round_trip(tricky: None, engine: Any, tmp_path: Path) -> None:
+    engine("auto")
+    scope = {"dim-language": "seg-en", "dim-market": "seg-dk"}
+    lines = run(tmp_path, "jsonl", {"dimension_scope": scope}).splitlines()
+    by_id = {row["id"]: row for row in map(json.loads, lines)}
+    assert by_id["ent-t01"]["notes"] == TEXTS[1] and by_id["ent-t02"]["notes"] is None
+    assert by_id["ent-t06"]["product-name"] == TEXTS[6]
+    assert by_id["ent-t04"]["product-name"] == f"en {TEXTS[4]}"
+    assert by_id["ent-t02"]["tags"] == LISTS[2] and by_id["ent-t03"]["tags"] == LISTS[3]
+    assert by_id["ent-t05"]["ratio"] == NUMBERS[8] and by_id["ent-t04"]["ratio"] == NUMBERS[4]
+    assert by_id["ent-t01"]["flag"] is True and by_id["ent-t00"]["flag"] is None
+    assert by_id["ent-t09"]["weight"] == 63 and by_id["ent-t01-v"]["parentId"] == "ent-t01"
+
+
+def test_declines_what_it_does_not_cover(tricky: None) -> None:
+    def encoder(**options: Any) -> columnar.ColumnarEncoder | None:
+        options.setdefault("schema_id", "schema-apparel")
+        with session_scope() as s:
+            return pipeline.columnar_encoder(pipeline.prepare(s, ExportSpec(**options)))
+
+    assert encoder(format="csv") is not None
+    assert encoder(format="xlsx") is None
+    assert encoder(format="csv", includes=("completeness",)) is None
+    with session_scope() as s:  # the same alias as text in another schema
+        s.add(Schema(id="schema-other", name="Other"))
+        s.flush()
+        add_attribute(s, "ratio", "text", [], schema_id="schema-other")
+    assert encoder(format="csv", schema_id=None) is None
+    assert encoder(format="csv") is not None  # only schema-apparel's records: its ratio is a number
+    assert encoder(format="csv", fields=("sku", "notes")) is not None
+    with session_scope() as s:  # two headers the same in one language: JSON keys would repeat
+        add_attribute(s, "notes-2", "text", [], labels={"seg-da": "Noter"})
+    assert encoder(format="jsonl", header_language="seg-da") is None
+    assert encoder(format="csv", header_language="seg-da") is not None
+
+
+def test_csv_reads_back_with_the_csv_module(tricky: None, engine: Any, tmp_path: Path) -> None:
+    import csv
+
+    engine("auto")
+    data = run(tmp_path, "csv", {"dimension_scope": {"dim-language": "seg-en", "dim-market": "seg-dk"}})
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+    notes = {r["id"]: r["notes"] for r in rows}
+    odd = [i for i in range(1, len(TEXTS), 2) if TEXTS[i]]  # an empty text is no value: falls back
+    assert {i: notes[f"ent-t{i:02d}"] for i in odd} == {i: TEXTS[i] for i in odd}
