@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
+from sqlalchemy.orm import Session
+
+from skuport.db import SAFE_METHODS, session_scope
 
 
 def iso_z(value: dt.datetime) -> str:
@@ -75,3 +79,14 @@ class Deleted(CamelModel):
     """Answer of a DELETE that reports what it did."""
 
     deleted: bool = True
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """FastAPI dependency: the request's session owns the transaction (read-only for GET)."""
+    with session_scope(write=request.method not in SAFE_METHODS) as session:
+        yield session
+
+
+# scope="function": the transaction commits when the endpoint returns, before the response is sent, so
+# a client never reads stale data after a 2xx and a failed commit can never follow a success answer.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

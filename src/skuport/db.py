@@ -6,10 +6,9 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import Depends, Request
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -139,14 +138,3 @@ def session_scope(*, write: bool = True) -> Iterator[Session]:
         raise
     finally:
         session.close()
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """FastAPI dependency: the request's session owns the transaction (read-only for GET)."""
-    with session_scope(write=request.method not in SAFE_METHODS) as session:
-        yield session
-
-
-# scope="function": the transaction commits when the endpoint returns, before the response is sent, so
-# a client never reads stale data after a 2xx and a failed commit can never follow a success answer.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from skuport.api import SessionDep
 from skuport.auth.models import User
 from skuport.auth.tokens import verify_token
 from skuport.config import get_settings
-from skuport.db import SessionDep
 from skuport.errors import Forbidden, Unauthorized
 
 bearer = HTTPBearer(auto_error=False, description="JWT minted by `skuport token create`.")

@@ -6,12 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from skuport.api import api_router
+from skuport.api import SessionDep, api_router
 from skuport.auth import service
 from skuport.auth.deps import CurrentUser, Principal, require_roles
 from skuport.auth.roles import USER_ADMIN
 from skuport.auth.schemas import RoleRead, UserCreate, UserRead, UserUpdate
-from skuport.db import SessionDep
 
 router = api_router(tags=["users"])
 Admin = Annotated[Principal, Depends(require_roles(*USER_ADMIN))]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from skuport.api import api_router
+from skuport.api import SessionDep, api_router
 from skuport.auth.deps import CurrentUser, Principal, require_roles
 from skuport.auth.roles import CATALOG_WRITE
 from skuport.catalog import service
@@ -32,7 +32,6 @@ from skuport.catalog.schemas import (
     WorkflowUpdate,
     category_tree,
 )
-from skuport.db import SessionDep
 
 router = api_router(tags=["catalogue"])
 Admin = Annotated[Principal, Depends(require_roles(*CATALOG_WRITE))]

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import polars as pl
 
 from skuport.exporting.plan import (
     CATEGORIES_COLUMN,
@@ -37,8 +36,15 @@ from skuport.exporting.plan import (
     Kind,
 )
 
+if TYPE_CHECKING:
+    import polars as pl
+
 FORMATS = frozenset({"csv", "json", "jsonl", "xml"})
-"""Formats this engine writes."""
+"""Formats this engine writes. (polars is imported when an encoder is made: the ~45 MB it maps stay out of
+processes that never use it.)"""
+
+DECODE_SLICE = 250
+"""Records decoded from JSON at a time (see :meth:`ColumnarEncoder.frame`)."""
 
 _JSON_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 _JSON_ESCAPES |= {chr(c): f"\\u{c:04x}" for c in range(0x20) if chr(c) not in _JSON_ESCAPES}
@@ -50,6 +56,8 @@ _LIST_ESCAPES = {"\\": "\\\\", LIST_SEPARATOR: "\\" + LIST_SEPARATOR}
 
 def _json_string(text: pl.Expr) -> pl.Expr:
     """A JSON string literal of ``text``, escaped exactly as orjson escapes it; null stays null."""
+    import polars as pl
+
     escaped = text.str.replace_many(list(_JSON_ESCAPES), list(_JSON_ESCAPES.values()))
     return pl.concat_str(pl.lit('"'), escaped, pl.lit('"'))
 
@@ -62,6 +70,8 @@ def _xml_text(text: pl.Expr) -> pl.Expr:
 
 def _present(text: pl.Expr) -> pl.Expr:
     """Null for the empty string: Python's csv module writes both as an empty field, polars quotes ''."""
+    import polars as pl
+
     return pl.when(text != "").then(text)
 
 
@@ -69,6 +79,8 @@ class ColumnarEncoder:
     """Encodes batches of raw rows (as :mod:`skuport.exporting.select` reads them) into one format."""
 
     def __init__(self, plan: ColumnPlan, format_name: str) -> None:
+        import polars as pl
+
         if format_name not in FORMATS:
             raise ValueError(f"the columnar engine does not write {format_name}")
         self.plan = plan
@@ -105,6 +117,8 @@ class ColumnarEncoder:
 
     @staticmethod
     def _csv(values: Sequence[tuple[Column, pl.Expr]]) -> list[pl.Expr]:
+        import polars as pl
+
         exprs = []
         for i, (column, value) in enumerate(values):
             if column.kind == Kind.LIST:
@@ -115,6 +129,8 @@ class ColumnarEncoder:
 
     @staticmethod
     def _json_lines(values: Sequence[tuple[Column, pl.Expr]]) -> list[pl.Expr]:
+        import polars as pl
+
         parts: list[pl.Expr] = []
         for i, (column, value) in enumerate(values):
             key = orjson.dumps(column.header).decode()
@@ -132,6 +148,8 @@ class ColumnarEncoder:
 
     @staticmethod
     def _xml(values: Sequence[tuple[Column, pl.Expr]]) -> list[pl.Expr]:
+        import polars as pl
+
         from skuport.exporting.formats.xml import _tags
 
         parts: list[pl.Expr] = [pl.lit("<record>")]
@@ -153,11 +171,18 @@ class ColumnarEncoder:
     def frame(self, rows: Sequence[Sequence[Any]],
               categories: Mapping[int, list[str]] | None) -> pl.DataFrame:
         """The batch as a frame: the fixed columns, the decoded cells and the categories if asked."""
+        import polars as pl
+
         columns = list(zip(*rows, strict=True)) if rows else [()] * (RAW_VALUES + 3)
         data: dict[str, pl.Series] = {
             name: pl.Series(name, columns[index], dtype=pl.String) for name, index in self.plan.fixed_sources
         }
-        data["cells"] = pl.Series("cells", columns[RAW_VALUES], dtype=pl.String).str.json_decode(self._dtype)
+        cells = columns[RAW_VALUES]
+        # Decoding needs ~12 KB per record while it runs (the decoded struct is far smaller): slices
+        # keep that transient small; rendering and writing then run once over the whole batch.
+        parts = [pl.Series("cells", cells[i:i + DECODE_SLICE], dtype=pl.String).str.json_decode(self._dtype)
+                 for i in range(0, len(cells), DECODE_SLICE)]
+        data["cells"] = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
         if self.plan.categories_column:
             found = categories or {}
             data["categories"] = pl.Series("categories", [found.get(pk, []) for pk in columns[0]],

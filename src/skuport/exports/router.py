@@ -14,10 +14,9 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from skuport.api import Deleted, ErrorEnvelope, api_router
+from skuport.api import Deleted, ErrorEnvelope, SessionDep, api_router
 from skuport.auth.deps import CurrentUser, bearer, current_principal
 from skuport.config import get_settings
-from skuport.db import SessionDep
 from skuport.exports import service
 from skuport.exports.models import ExportStatus
 from skuport.exports.schemas import ExportCreate, ExportList, ExportRead

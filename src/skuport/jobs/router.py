@@ -6,10 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from skuport.api import Deleted, api_router
+from skuport.api import Deleted, SessionDep, api_router
 from skuport.auth.deps import CurrentUser, Principal, require_roles
 from skuport.auth.roles import JOB_WRITE, RUN_RECORD
-from skuport.db import SessionDep
 from skuport.jobs import service
 from skuport.jobs.schemas import DestinationTest, JobCreate, JobRead, JobUpdate, RunCreate, RunRead
 from skuport.records.filters import parse_query_filters

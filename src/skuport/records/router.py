@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
 
-from skuport.api import api_router
+from skuport.api import SessionDep, api_router
 from skuport.auth.deps import CurrentUser, Principal, require_roles
 from skuport.auth.roles import RECORD_WRITE
-from skuport.db import SessionDep
 from skuport.errors import ValidationFailed
 from skuport.records import service
 from skuport.records.filters import parse_query_filters
