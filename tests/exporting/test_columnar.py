@@ -28,7 +28,8 @@ TEXTS = [
     "back\\slash | pipe", " lead and trail ", "ends with backslash\\", "\u2028 line sep \u2029",
     "noncharacter \ufffe\uffff", "]]> cdata end", "'single'",
 ]
-NUMBERS = [0, -3, 12.5, 1991, 0.00001, 1e20, 1.5e-07, 123456789.125, -0.5, 2**53 + 1]
+NUMBERS = [0, -3, 12.5, 1991, 0.00001, 1e20, 1.5e-07, 123456789.125, -0.5, 2**53 + 1, 1e23, 7e22,
+           2.0**60, 83050364053.078125, 21346066203752.562, 12.0, -0.0, 5e-324, 2**63 - 1]
 LISTS: list[list[str]] = [[], ["a"], ["a|b", "c\\d", 'q"uote', "x,y"], ["é", "line\nbreak", "<&>"]]
 FORMATS = ["csv", "json", "jsonl", "xml"]
 SINCE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

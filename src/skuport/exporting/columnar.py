@@ -34,6 +34,7 @@ from skuport.exporting.plan import (
     Column,
     ColumnPlan,
     Kind,
+    number_text,
 )
 
 if TYPE_CHECKING:
@@ -75,6 +76,23 @@ def _present(text: pl.Expr) -> pl.Expr:
     return pl.when(text != "").then(text)
 
 
+def _exact_numbers(texts: pl.Series) -> pl.Series:
+    """Number texts as :func:`skuport.exporting.plan.number_text` writes them.
+
+    polars writes a decoded number as the shortest digits that read back, as Python does, but where two
+    such forms exist (some 16-17 digit fractions, e.g. 83050364053.078125) it may pick the other one. Such
+    texts are long and rare: they are rewritten by the row engine's function.
+    """
+    import polars as pl
+
+    risky = texts.str.contains(".", literal=True) & (texts.str.len_bytes() >= 17)
+    if not risky.any():
+        return texts
+    at = risky.arg_true()
+    exact = [number_text(float(text)) for text in texts.gather(at).to_list()]
+    return texts.scatter(at, pl.Series(exact, dtype=pl.String))
+
+
 class ColumnarEncoder:
     """Encodes batches of raw rows (as :mod:`skuport.exporting.select` reads them) into one format."""
 
@@ -101,8 +119,16 @@ class ColumnarEncoder:
             values.append((by_key[name], pl.col(name)))
         if plan.deleted_column:
             values.append((by_key[DELETED_COLUMN], pl.lit("false")))
+        self._numbers: dict[tuple[str, str], str] = {}
+        # Number leaves (alias, cells key) -> frame column holding them, made exact by _exact_numbers.
         for column, alias, keys in sources:
-            candidates = [cells.struct.field(alias).struct.field(key) for key in keys]
+            candidates = []
+            for key in keys:
+                if column.kind == Kind.NUMBER:
+                    name = self._numbers.setdefault((alias, key), f"number{len(self._numbers)}")
+                    candidates.append(pl.col(name))
+                else:
+                    candidates.append(cells.struct.field(alias).struct.field(key))
             values.append((column, candidates[0] if len(candidates) == 1 else pl.coalesce(candidates)))
         if plan.categories_column:
             values.append((by_key[CATEGORIES_COLUMN], pl.col("categories")))
@@ -124,7 +150,9 @@ class ColumnarEncoder:
             if column.kind == Kind.LIST:
                 value = value.list.eval(pl.element().str.replace_many(
                     list(_LIST_ESCAPES), list(_LIST_ESCAPES.values()))).list.join(LIST_SEPARATOR)
-            exprs.append(_present(value).alias(f"c{i}"))
+            # Ids, timestamps, numbers and booleans are never empty text; values and lists can be.
+            can_be_empty = column.kind == Kind.LIST or (column.kind == Kind.TEXT and column.alias is not None)
+            exprs.append((_present(value) if can_be_empty else value).alias(f"c{i}"))
         return exprs
 
     @staticmethod
@@ -181,8 +209,12 @@ class ColumnarEncoder:
         # Decoding needs ~12 KB per record while it runs (the decoded struct is far smaller): slices
         # keep that transient small; rendering and writing then run once over the whole batch.
         parts = [pl.Series("cells", cells[i:i + DECODE_SLICE], dtype=pl.String).str.json_decode(self._dtype)
-                 for i in range(0, len(cells), DECODE_SLICE)]
-        data["cells"] = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+                 for i in range(0, len(cells), DECODE_SLICE)] or [
+            pl.Series("cells", [], dtype=pl.String).str.json_decode(self._dtype)]
+        decoded = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
+        data["cells"] = decoded
+        for (alias, key), name in self._numbers.items():
+            data[name] = _exact_numbers(decoded.struct.field(alias).struct.field(key)).alias(name)
         if self.plan.categories_column:
             found = categories or {}
             data["categories"] = pl.Series("categories", [found.get(pk, []) for pk in columns[0]],

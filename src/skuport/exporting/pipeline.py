@@ -32,6 +32,9 @@ from skuport.exporting.sink import Sink
 from skuport.exporting.spec import ExportCancelled, ExportControl, ExportResult, ExportSpec
 from skuport.records.filters import filter_clauses
 
+ENCODE_THREADS = 1
+"""Batches the columnar engine encodes at once. polars releases the GIL, but on two cores a second
+encoding thread measured no faster: reading, encoding and gzip already keep both busy."""
 INCLUDES = frozenset({"categories", "completeness"})
 """Extra columns an export can ask for (see docs/export-format.md)."""
 
@@ -329,7 +332,7 @@ def _encode_columnar(conn: Connection, prepared: PreparedExport, encoder: column
         _report(control, done, total)
         _check_cancel(control, done, total)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skuport-encode") as pool:
+    with ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix="skuport-encode") as pool:
         try:
             for rows in selection.record_batches(conn, prepared.record_clauses, limit=records_total,
                                                   cells=True, tuples=True,
@@ -340,7 +343,7 @@ def _encode_columnar(conn: Connection, prepared: PreparedExport, encoder: column
                 in_flight.append((pool.submit(encoder.encode, rows, categories, first_row=submitted),
                                   len(rows)))
                 submitted += len(rows)
-                while len(in_flight) > 1 or (in_flight and in_flight[0][0].done()):
+                while len(in_flight) > ENCODE_THREADS or (in_flight and in_flight[0][0].done()):
                     write_oldest()
             while in_flight:
                 write_oldest()

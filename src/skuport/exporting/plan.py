@@ -15,7 +15,6 @@ Column naming (see docs/export-format.md):
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -390,9 +389,10 @@ def number_text(value: Any) -> Any:
     read back as the same number, a whole number without a fraction (``12``, ``12.5``, ``0.00001``,
     ``100000000000000000000``). See docs/export-format.md."""
     if type(value) is float:
-        if value.is_integer():
-            return ("-" if math.copysign(1.0, value) < 0 else "") + str(abs(int(value)))
-        return format(Decimal(repr(value)), "f")
+        # repr gives the shortest digits that read back (1e+23, not 99999999999999991611392); format
+        # spells them out without an exponent, normalize drops a whole number's '.0'.
+        decimal = Decimal(repr(value))
+        return format(decimal.normalize() if value.is_integer() else decimal, "f")
     if type(value) is int:
         return str(value)
     return value
