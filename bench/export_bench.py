@@ -33,6 +33,7 @@ def child(args: argparse.Namespace) -> None:
     """Run one export and print its measurements as JSON."""
     os.environ["SKUPORT_DATABASE_URL"] = args.url
     os.environ["SKUPORT_EXPORT_WORKERS"] = str(args.workers)
+    os.environ["SKUPORT_EXPORT_ENGINE"] = args.engine
     from skuport.exporting import parallel
     from skuport.exporting.pipeline import run_export
     from skuport.exporting.spec import ExportSpec
@@ -79,6 +80,11 @@ def main() -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL filled by skuport demo --records N")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--workers", default="1,2", help="SKUPORT_EXPORT_WORKERS values to try")
+    parser.add_argument("--engines", default="auto", help="SKUPORT_EXPORT_ENGINE values to try (auto,rows)")
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds to wait after syncing the previous run's file to disk (the kernel's "
+                             "write-back of a 600 MB file otherwise bills the next run)")
+    parser.add_argument("--engine", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
@@ -95,20 +101,25 @@ def main() -> None:
         parser.error("give --data-dir or --database-url")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, {url.split('://')[0]}", flush=True)
-    print("| scenario | workers | records | file bytes | seconds | records/s | CPU s | peak RSS MB "
+    print("| scenario | engine | workers | records | file bytes | seconds | records/s | CPU s | peak RSS MB "
           "(main / worker) | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in args.scenarios.split(","):
-        for workers in args.workers.split(","):
-            out = subprocess.run([sys.executable, __file__, "--child", "--url", url, "--scenario", name,
-                                  "--workers", workers], capture_output=True, text=True, check=False)
-            if out.returncode:
-                print(f"| {name} | {workers} | failed: {out.stderr.strip().splitlines()[-1]} |", flush=True)
-                continue
-            m = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"| {name} | {workers} | {m['records']:,} | {m['bytes']:,} | {m['wall']:.2f} | "
-                  f"{m['records'] / m['wall']:,.0f} | {m['cpu']:.2f} | {m['rss_mb']:.0f} / "
-                  f"{m['worker_rss_mb']:.0f} | {m['load']:.1f} |", flush=True)
+        for engine in args.engines.split(","):
+            for workers in args.workers.split(","):
+                os.sync()
+                time.sleep(args.settle)
+                out = subprocess.run([sys.executable, __file__, "--child", "--url", url, "--scenario", name,
+                                      "--workers", workers, "--engine", engine],
+                                     capture_output=True, text=True, check=False)
+                if out.returncode:
+                    print(f"| {name} | {engine} | {workers} | failed: "
+                          f"{out.stderr.strip().splitlines()[-1]} |", flush=True)
+                    continue
+                m = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"| {name} | {engine} | {workers} | {m['records']:,} | {m['bytes']:,} | "
+                      f"{m['wall']:.2f} | {m['records'] / m['wall']:,.0f} | {m['cpu']:.2f} | "
+                      f"{m['rss_mb']:.0f} / {m['worker_rss_mb']:.0f} | {m['load']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,17 @@ def test_delta_with_tombstones(world: None, tmp_path: Path) -> None:
     assert result.record_count == 2 and result.tombstone_count == 1
 
 
+def test_timestamps_are_cut_to_milliseconds_as_the_api_writes_them(world: None, tmp_path: Path) -> None:
+    from skuport.api import iso_z
+
+    when = dt.datetime(2026, 3, 8, 10, 30, 16, 297846, tzinfo=dt.UTC)
+    with session_scope() as s:
+        make_record(s, {"sku": g("T-1")}, record_id="ent-t", updated_at=when)
+    result = run_export(ExportSpec(format="csv", schema_id="schema-apparel"), out_dir=tmp_path)
+    (row,) = read_rows(result)
+    assert row["updatedAt"] == row["createdAt"] == iso_z(when) == "2026-03-08T10:30:16.297Z"
+
+
 def test_result_describes_the_file(jacket: str, tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
     result = run_export(ExportSpec(schema_id="schema-apparel", compress=True),

@@ -150,9 +150,9 @@ class ColumnarEncoder:
             if column.kind == Kind.LIST:
                 value = value.list.eval(pl.element().str.replace_many(
                     list(_LIST_ESCAPES), list(_LIST_ESCAPES.values()))).list.join(LIST_SEPARATOR)
-            # Ids, timestamps, numbers and booleans are never empty text; values and lists can be.
-            can_be_empty = column.kind == Kind.LIST or (column.kind == Kind.TEXT and column.alias is not None)
-            exprs.append((_present(value) if can_be_empty else value).alias(f"c{i}"))
+            # Only a joined list can be empty text: ids and timestamps never are, and validation drops
+            # empty values (skuport.records.values.is_empty). Checking every column costs 8 % more.
+            exprs.append((_present(value) if column.kind == Kind.LIST else value).alias(f"c{i}"))
         return exprs
 
     @staticmethod
