@@ -16,7 +16,7 @@ from skuport.errors import ValidationFailed
 from skuport.exports import service
 from skuport.exports.models import Export
 from skuport.exports.storage import StorageError
-from tests.exports.helpers import add_records, create, drain, gated_pipeline, product, run
+from tests.exports.helpers import add_records, create, drain, gated_pipeline, product, run, wait
 
 
 def test_failures_are_described_with_what_to_do() -> None:
@@ -83,3 +83,21 @@ def test_server_shutdown_fails_running_exports(client: TestClient, admin: dict[s
     body = client.get(f"/api/v1/exports/{created['id']}", headers=admin).json()
     assert body["status"] == "failed" and "ServerShutdown" in body["errorsLog"]
     assert body["downloadUrl"] is None
+
+
+def test_exports_left_pending_by_a_stopped_server_run_at_the_next_start(
+        database_url: str, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from skuport.app import create_app
+
+    add_records(product("RQ-001", "Requeued"))
+    with monkeypatch.context() as m:  # the first server stops before its executor ran the export
+        m.setattr(service, "_submit", lambda export_id: None)
+        with TestClient(create_app(), raise_server_exceptions=False) as first:
+            created = create(first, admin, format="csv")
+            assert first.get(f"/api/v1/exports/{created['id']}", headers=admin).json()["status"] == "pending"
+    with TestClient(create_app(), raise_server_exceptions=False) as second:
+        done = wait(second, admin, created["id"])
+        assert done["status"] == "completed" and done["recordCount"] == 1
+        again = TestClient(create_app(), raise_server_exceptions=False)
+        with again:  # a third start finds nothing pending: the export does not run twice
+            assert service.requeue_pending() == 0

@@ -24,7 +24,11 @@ from skuport.exports.schemas import ExportCreate, ExportList, ExportRead
 
 @asynccontextmanager
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    """Sweep expired export files while the server runs; fail the exports still running at shutdown."""
+    """Queue exports left pending by a stopped server, sweep expired export files while the server runs,
+    fail the exports still running at shutdown."""
+    from starlette.concurrency import run_in_threadpool
+
+    await run_in_threadpool(service.requeue_pending)
     sweeper = service.Sweeper(get_settings().export_sweep_interval)
     sweeper.start()
     try:

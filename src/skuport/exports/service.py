@@ -540,6 +540,29 @@ def sweep(*, now: dt.datetime | None = None) -> SweepResult:
     return outcome
 
 
+def requeue_pending() -> int:
+    """At server start: queue again the exports left pending (queued in memory by a server that stopped).
+
+    Safe with several servers and with exports still queued here: running one claims it first
+    (pending -> in_progress, atomically), so each export runs once. Only the in-process executor loses its
+    queue when the process ends; other executors keep theirs.
+    """
+    if get_settings().executor != "inprocess":
+        return 0
+    try:
+        with session_scope(write=False) as session:
+            pending = list(session.scalars(select(Export.id).where(Export.status == ExportStatus.PENDING)
+                                           .order_by(Export.created_at)))
+    except SQLAlchemyError as exc:  # e.g. a database not migrated yet: the server still starts
+        log.warning("could not look for pending exports to queue again: %s", exc.__class__.__name__)
+        return 0
+    for export_id in pending:
+        _submit(export_id)
+    if pending:
+        log.info("queued %d export(s) left pending by a previous run: %s", len(pending), ", ".join(pending))
+    return len(pending)
+
+
 def stop_running() -> int:
     """At server shutdown: fail the exports running in this process and cancel their pipelines."""
     with _running_lock:
