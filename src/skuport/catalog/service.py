@@ -75,13 +75,13 @@ class ErrorCode(StrEnum):
 
 # Which validation rules each data type accepts (the rules records/values.py enforces).
 RULES_BY_TYPE: dict[str, frozenset[str]] = {
-    DataType.TEXT: frozenset({"minLength", "maxLength", "pattern"}),
+    DataType.TEXT: frozenset({"minLength", "maxLength", "pattern", "unique"}),
     DataType.TEXTAREA: frozenset({"minLength", "maxLength", "pattern"}),
-    DataType.URL: frozenset({"maxLength"}),
-    DataType.NUMBER: frozenset({"min", "max"}),
-    DataType.INTEGER: frozenset({"min", "max"}),
+    DataType.URL: frozenset({"maxLength", "unique"}),
+    DataType.NUMBER: frozenset({"min", "max", "unique"}),
+    DataType.INTEGER: frozenset({"min", "max", "unique"}),
     DataType.BOOLEAN: frozenset(),
-    DataType.DATE: frozenset(),
+    DataType.DATE: frozenset({"unique"}),
     DataType.SELECT: frozenset({"options"}),
     DataType.MULTISELECT: frozenset({"options"}),
 }
@@ -526,6 +526,14 @@ def _check_rules(draft: _Draft) -> None:
                 attribute=draft.alias,
                 rule=name,
             )
+    if rules.get("unique") and draft.dimension_ids:
+        raise _invalid(
+            ErrorCode.INVALID_RULE,
+            f"Attribute '{draft.alias}': a unique attribute holds one value per record, so it cannot have "
+            "dimensions.",
+            attribute=draft.alias,
+            rule="unique",
+        )
     for low, high in (("min", "max"), ("minLength", "maxLength")):
         if low in rules and high in rules and rules[low] > rules[high]:
             raise _invalid(
@@ -652,6 +660,8 @@ def _check_against_values(session: Session, schema: Schema, drafts: list[_Draft]
         old = draft.original
         if old is None:
             continue
+        if draft.validation.get("unique") and not (old.validation or {}).get("unique"):
+            _check_no_duplicates(session, schema.id, old.alias)
         holds = _attribute_values(schema.id, old.alias)
         if draft.data_type != old.data_type and _value_usage(session, *holds):
             raise _attribute_in_use(
@@ -682,6 +692,25 @@ def _check_against_values(session: Session, schema: Schema, drafts: list[_Draft]
                         f"({usage[0]['records']} records).",
                         [{"options": dropped, **usage[0]}],
                     )
+
+
+def _check_no_duplicates(session: Session, schema_id: str, alias: str) -> None:
+    """An attribute can become unique only when no two records of the schema share a value."""
+    shared = session.execute(
+        select(RecordValue.value_text, func.count(func.distinct(RecordValue.record_pk)))
+        .join(Record, Record.pk == RecordValue.record_pk)
+        .where(Record.schema_id == schema_id, RecordValue.attribute == alias, RecordValue.scope_key == "")
+        .group_by(RecordValue.value_text)
+        .having(func.count(func.distinct(RecordValue.record_pk)) > 1)
+        .order_by(RecordValue.value_text)
+        .limit(_USAGE_SAMPLE)
+    ).all()
+    if shared:
+        raise _in_use(
+            f"Attribute '{alias}' cannot become unique: records of '{schema_id}' share values "
+            f"(e.g. {shared[0][0]!r} in {shared[0][1]} records); make them unique first.",
+            [{"value": value, "records": count} for value, count in shared],
+        )
 
 
 def _attribute_in_use(session: Session, schema_id: str, alias: str, what: str) -> Conflict:

@@ -24,6 +24,7 @@ from skuport.records.values import (
     AttributeSpec,
     cells_of,
     index_rows,
+    index_text,
     is_empty,
     parse_scope_key,
     scope_key,
@@ -178,6 +179,42 @@ def _check_plan_limit(session: Session) -> None:
             )
 
 
+def _check_unique(session: Session, ctx: SchemaContext, values: Mapping[str, list[dict[str, Any]]], *,
+                  record_pk: int | None) -> None:
+    """Attributes with the ``unique`` rule: no other record of the schema holds the same value.
+
+    On PostgreSQL a transaction-scoped advisory lock per (schema, attribute, value) makes two concurrent
+    writers of the same value queue up, so the second sees the first's committed row; SQLite writers are
+    serialised already (BEGIN IMMEDIATE).
+    """
+    problems: list[dict[str, Any]] = []
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for alias, scoped in values.items():
+        spec = ctx.specs.get(alias)
+        if spec is None or not (spec.validation or {}).get("unique"):
+            continue
+        for item in scoped:
+            if item["scope"]:
+                continue  # unique attributes have no dimensions; nothing else to compare
+            text = index_text(item["value"])
+            if postgres:
+                session.execute(select(func.pg_advisory_xact_lock(
+                    func.hashtextextended(f"skuport-unique\x1f{ctx.schema.id}\x1f{alias}\x1f{text}", 0))))
+            query = (select(Record.id).join(RecordValue, RecordValue.record_pk == Record.pk)
+                     .where(Record.schema_id == ctx.schema.id, RecordValue.attribute == alias,
+                            RecordValue.scope_key == "", RecordValue.value_text == text))
+            if record_pk is not None:
+                query = query.where(Record.pk != record_pk)
+            holder = session.scalars(query.limit(1)).first()
+            if holder is not None:
+                problems.append({"attribute": alias, "scope": {}, "value": item["value"], "recordId": holder,
+                                 "message": f"must be unique: record '{holder}' already has {text!r}"})
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(f"Invalid value for '{first['attribute']}': {first['message']}.",
+                               details=problems, code="duplicate_value")
+
+
 def create_record(
     session: Session,
     *,
@@ -213,6 +250,7 @@ def create_record(
                 details=[{"field": "parentId"}],
             )
     clean = _order(validate_values(values, attributes=ctx.specs, segments=ctx.segment_sets), ctx)
+    _check_unique(session, ctx, clean, record_pk=None)
     initial = None
     if ctx.workflow is not None and ctx.workflow.states:
         initial = next((s.id for s in ctx.workflow.states if s.is_initial), ctx.workflow.states[0].id)
@@ -252,6 +290,7 @@ def update_values(
     changes = [c for alias, scoped in clean.items() for c in _diff(alias, current.get(alias, []), scoped)]
     if not changes:
         return record
+    _check_unique(session, ctx, clean, record_pk=record.pk)
     merged = _order({**current, **clean}, ctx)
     now = utcnow()
     _store(record, merged)
