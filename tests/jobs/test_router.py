@@ -159,6 +159,17 @@ def test_put_accepts_the_full_object_as_get_returns_it(client: TestClient, admin
     assert response.json()["name"] == "Renamed"
 
 
+def test_a_job_may_carry_its_own_timeout(client: TestClient, admin: dict[str, str]) -> None:
+    created = _seed_job(client, admin)
+    assert created["timeoutSeconds"] is None  # the server's SKUPORT_RUN_TIMEOUT
+    url = "/api/v1/export-jobs/expjob-nightly-feed"
+    bad = client.put(url, json={"timeoutSeconds": 0}, headers=admin)
+    assert bad.status_code == 422 and "timeoutSeconds" in bad.text
+    assert client.put(url, json={"timeoutSeconds": 900}, headers=admin).json()["timeoutSeconds"] == 900
+    assert client.put(url, json={"name": "Renamed"}, headers=admin).json()["timeoutSeconds"] == 900
+    assert client.put(url, json={"timeoutSeconds": None}, headers=admin).json()["timeoutSeconds"] is None
+
+
 def test_put_is_validated_as_a_whole(client: TestClient, admin: dict[str, str]) -> None:
     _seed_job(client, admin)
     response = client.put(

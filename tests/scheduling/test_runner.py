@@ -151,6 +151,20 @@ def test_heartbeat_and_progress_while_running(
     assert body["status"] == "success" and body["progress"] is None
 
 
+def test_a_job_timeout_overrides_the_server_default(settings: Settings, local_root: Path,
+                                                    tmp_path: Path) -> None:
+    job_id = make_job(now=dt.datetime.now(UTC), timeoutSeconds=1)
+    run_id = start_run(job_id)
+    started = time.monotonic()
+    status = run_export_job(
+        run_id, export=SlowExport(tmp_path), settings=fast_settings(settings, run_timeout=3600)
+    )
+    assert status == "failed" and 0.9 < time.monotonic() - started < 10
+    run = get_run(run_id)
+    assert run.error is not None and run.error.startswith("timed out after 1 s")
+    assert run.deadline_at is not None and run.started_at is not None
+
+
 def test_hard_timeout_cancels_the_export(settings: Settings, local_root: Path, tmp_path: Path) -> None:
     job_id = make_job(now=dt.datetime.now(UTC))
     run_id = start_run(job_id)

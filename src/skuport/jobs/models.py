@@ -70,6 +70,8 @@ class ExportJob(Base):
     compress: Mapped[bool] = mapped_column(Boolean, default=False)
     filename_template: Mapped[str] = mapped_column(String(300))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """Hard timeout of one run; None: the server's SKUPORT_RUN_TIMEOUT."""
     next_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -58,6 +58,11 @@ class JobCreate(StrictCamelModel):
         "run's scheduled time (deletions as tombstones).",
     )
     active: bool = True
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=7 * 24 * 3600,
+        description="Hard timeout of one run in seconds (at most 7 days); default the server's "
+        "SKUPORT_RUN_TIMEOUT.",
+    )
 
 
 class JobUpdate(StrictCamelModel):
@@ -85,6 +90,7 @@ class JobUpdate(StrictCamelModel):
     fields: list[str] | None = None
     delta: bool | None = None
     active: bool | None = None
+    timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     created_at: Any = Field(default=None, exclude=True)
     updated_at: Any = Field(default=None, exclude=True)
     created_by: Any = Field(default=None, exclude=True)
@@ -107,7 +113,7 @@ READ_ONLY_FIELDS = frozenset(
     }
 )
 NULLABLE_FIELDS = frozenset(
-    {"description", "schema_id", "catalog_id", "dimension_scope", "filters", "fields"}
+    {"description", "schema_id", "catalog_id", "dimension_scope", "filters", "fields", "timeout_seconds"}
 )
 
 
@@ -145,6 +151,8 @@ class JobRead(CamelModel):
     filters: dict[str, Any] | None
     fields: list[str] | None
     delta: bool
+    timeout_seconds: int | None = Field(description="Hard timeout of one run, in seconds; null: the server's "
+                                                    "SKUPORT_RUN_TIMEOUT.")
     created_by: str | None
     updated_by: str | None
     last_run: RunSummary | None = None

@@ -12,6 +12,7 @@ from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session
 
 from skuport.catalog.models import Catalog, Dimension, Schema, Segment
+from skuport.config import Settings, get_settings
 from skuport.db import utcnow
 from skuport.errors import Conflict, SkuportError, ValidationFailed, not_found
 from skuport.exporting.destinations.base import MASK
@@ -230,6 +231,11 @@ def _spec(values: Mapping[str, Any]) -> Any:
     )
 
 
+def run_timeout(job: ExportJob, settings: Settings | None = None) -> int:
+    """Seconds one run of ``job`` may take: the job's own timeout, else SKUPORT_RUN_TIMEOUT."""
+    return job.timeout_seconds or max(1, (settings or get_settings()).run_timeout)
+
+
 def default_filename_template(fmt: str, compress: bool) -> str:
     """``{jobId}-{datetime}.<ext>[.gz]``: unique per tick, stable across retries."""
     from skuport.exporting.formats import FORMATS
@@ -256,6 +262,7 @@ _JOB_FIELDS = (
     "fields",
     "delta",
     "active",
+    "timeout_seconds",
 )
 
 
@@ -494,6 +501,7 @@ def job_read(session: Session, job: ExportJob) -> JobRead:
         filters=job.filters,
         fields=job.fields,
         delta=job.delta,
+        timeout_seconds=job.timeout_seconds,
         created_by=job.created_by,
         updated_by=job.updated_by,
         last_run=RunSummary.model_validate(last) if last is not None else None,

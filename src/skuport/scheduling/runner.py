@@ -257,7 +257,7 @@ def run_export_job(
     settings = settings or get_settings()
     held = TRACKER.hold(run_id)
     control = ExportControl(progress=lambda done, total: TRACKER.progress(run_id, done, total))
-    timeout = max(1, settings.run_timeout)
+    timeout = _timeout_of(run_id, settings)
     timer: threading.Timer | None = None
     plan: _Plan | None = None
     try:
@@ -294,6 +294,16 @@ def run_export_job(
         if timer is not None:
             timer.cancel()
         TRACKER.release(run_id)
+
+
+def _timeout_of(run_id: str, settings: Settings) -> int:
+    """The hard timeout of the run's job (its own, else the server's)."""
+    from skuport.jobs.service import run_timeout
+
+    with session_scope(write=False) as session:
+        job = session.scalars(select(ExportJob).join(ExportRun, ExportRun.job_id == ExportJob.id)
+                              .where(ExportRun.id == run_id)).first()
+    return run_timeout(job, settings) if job is not None else max(1, settings.run_timeout)
 
 
 class _Cancelled(Exception):

@@ -381,11 +381,14 @@ class Scheduler:
                     ExportRun.heartbeat_at,
                     ExportRun.deadline_at,
                     ExportRun.started_at,
-                ).where(ExportRun.status == RunStatus.RUNNING, overdue)
+                    ExportJob.timeout_seconds,
+                )
+                .join(ExportJob, ExportJob.id == ExportRun.job_id)
+                .where(ExportRun.status == RunStatus.RUNNING, overdue)
             ).all()
-        for run_id, attempt, trigger, heartbeat_at, deadline_at, started_at in rows:
+        for run_id, attempt, trigger, heartbeat_at, deadline_at, started_at, job_timeout in rows:
             if deadline_at is not None and deadline_at < now:
-                error = f"timed out after {self.settings.run_timeout} s"
+                error = f"timed out after {job_timeout or self.settings.run_timeout} s"
                 retry_at = None
             else:
                 seen = heartbeat_at or started_at
