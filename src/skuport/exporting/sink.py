@@ -1,7 +1,7 @@
 """The output side: a writer thread that gzips (optionally), hashes and writes, overlapped with flattening.
 
-zlib, hashlib and file writes release the GIL, so compressing one batch runs on the second core while the
-main thread flattens the next. The queue is bounded: memory stays flat whatever the export size.
+ISA-L (isal), hashlib and file writes release the GIL, so compressing one batch runs on the second core
+while the main thread reads the next. The queue is bounded: memory stays flat whatever the export size.
 """
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ from __future__ import annotations
 import hashlib
 import queue
 import threading
-import zlib
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO
 
+from isal import isal_zlib
+
 GZIP_LEVEL = 3
-"""zlib level: 3 compresses csv of product data nearly as well as 6 at about twice the speed."""
+"""ISA-L level (0-3). On a 25 MB csv of product data, level 3 writes 6.25 MB at 0.6 µs a record, where
+zlib needs 1.6 µs at its level 3 for 6.19 MB (bench/README.md)."""
 _QUEUE_DEPTH = 2
 _STOP = object()
 
@@ -41,11 +43,11 @@ class HashingFile:
 
 
 class GzipWriter:
-    """A gzip stream (RFC 1952, via zlib) written into another stream."""
+    """A gzip stream (RFC 1952, compressed by Intel's ISA-L through isal) written into another stream."""
 
     def __init__(self, target: HashingFile, level: int = GZIP_LEVEL) -> None:
         self.target = target
-        self._compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
 
     def write(self, data: bytes) -> int:
         """Compress and pass on."""
