@@ -2,7 +2,7 @@
 
 The row engine (:meth:`ColumnPlan.flatten` then :meth:`Format.encode`) can write every export. This
 engine writes the large, common case several times faster (figures in ``bench/README.md``) and must
-write the very same bytes: tests run both engines on the same tricky data and compare the files.
+write the very same bytes (before gzip): tests run both engines on the same tricky data and compare the files.
 
 Per batch of raw rows it
 
