@@ -1,7 +1,7 @@
 """The columnar engine: a batch of records encoded by polars (compiled code) instead of row by row in Python.
 
 The row engine (:meth:`ColumnPlan.flatten` then :meth:`Format.encode`) can write every export. This
-engine writes the large, common case several times faster (figures in ``bench/README.md``) and must
+engine writes the large, common case up to twice as fast (figures in ``bench/README.md``) and must
 write the very same bytes (before gzip): tests run both engines on the same tricky data and compare the files.
 
 Per batch of raw rows it
