@@ -191,3 +191,20 @@ def test_csv_reads_back_with_the_csv_module(tricky: None, engine: Any, tmp_path:
     notes = {r["id"]: r["notes"] for r in rows}
     odd = [i for i in range(1, len(TEXTS), 2) if TEXTS[i]]  # an empty text is no value: falls back
     assert {i: notes[f"ent-t{i:02d}"] for i in odd} == {i: TEXTS[i] for i in odd}
+
+
+def test_a_batch_polars_refuses_is_written_by_the_row_engine(tricky: None, engine: Any,
+                                                             tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from skuport.records.models import Record
+
+    with session_scope() as s:  # a value of a type validation never stores: an object in a text leaf
+        s.execute(update(Record).where(Record.id == "ent-t03").values(
+            cells_json='{"sku": {"@": "SKU-3"}, "product-name": {"@": {"odd": 1}}}'))
+    scope = {"dimension_scope": {"dim-market": "seg-dk"}}
+    engine("rows")
+    expected = run(tmp_path, "csv", scope)
+    engine("auto")
+    assert run(tmp_path, "csv", scope) == expected
+    assert b"SKU-3" in expected

@@ -21,6 +21,7 @@ alias whose data type differs between schemas, and JSON objects whose keys would
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -239,6 +240,15 @@ class ColumnarEncoder:
         return data
 
 
+def is_engine_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is polars refusing the data (the batch can go to the row engine instead)."""
+    if "polars" not in sys.modules:
+        return False
+    import polars.exceptions
+
+    return isinstance(exc, polars.exceptions.PolarsError)
+
+
 def encoder_for(plan: ColumnPlan, format_name: str, *, kinds_by_alias: Mapping[str, set[str]]) -> (
         ColumnarEncoder | None):
     """A columnar encoder for this export, or None when the row engine must write it (see module doc).
@@ -254,4 +264,4 @@ def encoder_for(plan: ColumnPlan, format_name: str, *, kinds_by_alias: Mapping[s
     return ColumnarEncoder(plan, format_name)
 
 
-__all__ = ["FORMATS", "ColumnarEncoder", "encoder_for"]
+__all__ = ["FORMATS", "ColumnarEncoder", "encoder_for", "is_engine_error"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import tempfile
 from collections import deque
@@ -35,6 +36,8 @@ from skuport.records.filters import filter_clauses
 ENCODE_THREADS = 1
 """Batches the columnar engine encodes at once. polars releases the GIL, but on two cores a second
 encoding thread measured no faster: reading, encoding and gzip already keep both busy."""
+log = logging.getLogger(__name__)
+
 INCLUDES = frozenset({"categories", "completeness"})
 """Extra columns an export can ask for (see docs/export-format.md)."""
 
@@ -340,7 +343,7 @@ def _encode_columnar(conn: Connection, prepared: PreparedExport, encoder: column
                 _check_cancel(control, done, total)
                 categories = (selection.category_map(conn, [r[0] for r in rows])
                               if prepared.plan.categories_column else None)
-                in_flight.append((pool.submit(encoder.encode, rows, categories, first_row=submitted),
+                in_flight.append((pool.submit(_encode_batch, prepared, encoder, rows, categories, submitted),
                                   len(rows)))
                 submitted += len(rows)
                 while len(in_flight) > ENCODE_THREADS or (in_flight and in_flight[0][0].done()):
@@ -351,6 +354,25 @@ def _encode_columnar(conn: Connection, prepared: PreparedExport, encoder: column
             for future, _count in in_flight:
                 future.cancel()
     return done
+
+
+def _encode_batch(prepared: PreparedExport, encoder: columnar.ColumnarEncoder, rows: Sequence[Any],
+                  categories: Mapping[int, list[str]] | None, first_row: int) -> bytes:
+    """One batch by the columnar engine, or by the row engine (same bytes) when polars refuses it.
+
+    polars refuses a value whose JSON type the plan did not expect (e.g. an object where text belongs);
+    validation never stores one, but a feed must not fail over a record the row engine can write.
+    """
+    try:
+        return encoder.encode(rows, categories, first_row=first_row)
+    except Exception as exc:
+        if not columnar.is_engine_error(exc):
+            raise
+        log.warning("the columnar engine could not encode records %s..%s (%s); the row engine writes them",
+                    rows[0][1], rows[-1][1], str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        plan, fmt = prepared.plan, prepared.format
+        flat = plan.flatten(rows, categories, text=fmt.text_cells)
+        return fmt.encode(plan.columns, flat, first_row=first_row)
 
 
 def _report(control: ExportControl, done: int, total: int) -> None:
