@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -107,6 +108,20 @@ def clean_db(request: pytest.FixtureRequest) -> Iterator[None]:
 def db(database_url: str) -> str:
     """Request a database for a test that uses sessions directly."""
     return database_url
+
+
+@pytest.fixture
+def memory_executor(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The in-memory executor as the process's executor: queued work is only recorded (request it first)."""
+    from skuport.scheduling.executor import get_executor
+
+    monkeypatch.setenv("SKUPORT_EXECUTOR", "memory")
+    get_settings.cache_clear()
+    get_executor.cache_clear()
+    yield get_executor()
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    get_executor.cache_clear()
 
 
 @pytest.fixture

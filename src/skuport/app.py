@@ -121,7 +121,7 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     """Start the embedded scheduler when configured; on shutdown never leave this process's runs running."""
     from starlette.concurrency import run_in_threadpool
 
-    from skuport.scheduling.service import start_background, stop_background
+    from skuport.background import start_background, stop_background
 
     background = start_background()
     try:

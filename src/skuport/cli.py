@@ -90,8 +90,8 @@ def scheduler_command(
 
     _apply_overrides(data_dir, database_url)
     _configure_logging(log_level)
+    from skuport.background import start_background, stop_background
     from skuport.bootstrap import bootstrap
-    from skuport.scheduling.service import start_background, stop_background
 
     bootstrap()
     scheduler_settings = get_settings().model_copy(update={"scheduler": True})

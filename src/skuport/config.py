@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     token_ttl: str = "24h"
     plan_sku_limit: int = Field(default=0, description="Maximum number of records; 0 means no limit.")
     local_root: Path | None = Field(default=None, description="Root folder of the local destination.")
+    tmp_dir: Path | None = Field(
+        default=None, description="Folder of temporary export files (default: tmp/ in the data dir)."
+    )
     webhook_allow_private: bool = False
     webhook_allow_list: str = ""
     executor: str = "inprocess"
@@ -60,6 +63,11 @@ class Settings(BaseSettings):
     )
     shutdown_grace: float = Field(
         default=10.0, description="Seconds running exports get to finish on shutdown."
+    )
+    shutdown_stop_wait: float = Field(
+        default=30.0,
+        description="After the grace, seconds cancelled work gets to stop (a network call in flight "
+        "ends within its destination's timeout) before it is failed as 'shut down'.",
     )
     export_storage: str = Field(default="local", description="Storage of one-off export files: local or s3.")
     export_dir: Path | None = Field(default=None, description="Folder of the local export storage.")

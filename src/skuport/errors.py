@@ -88,3 +88,15 @@ class TooManyRequests(SkuportError):
 def not_found(kind: str, ident: str) -> NotFound:
     """A 404 naming the kind and the id that was not found."""
     return NotFound(f"{kind} '{ident}' was not found.")
+
+
+class WorkStopped(Exception):
+    """Background work may not go on: cancelled, timed out, or no longer owned by this process.
+
+    Not a :class:`SkuportError` on purpose: no handler turns it into a response, and a destination's
+    ``except Exception`` that wraps failures must let it through (it is raised before a visible step).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from skuport.db import session_scope
-from skuport.exports import service
 from skuport.exports.models import Export
 from tests.exports.helpers import (
     READERS,
@@ -370,36 +369,6 @@ def test_after_expiry_the_file_is_removed_and_the_export_says_so(client: TestCli
     assert body["status"] == "completed" and body["fileExpired"] is True and body["downloadUrl"] is None
     assert body["recordCount"] == 3  # the history stays
     assert client.get(url).status_code in (403, 410)
-
-
-def test_the_sweep_removes_expired_files(client: TestClient, admin: dict[str, str],
-                                         catalogue: list[str]) -> None:
-    old = run(client, admin, format="csv")
-    fresh = run(client, admin, format="json")
-    _age(old["id"], expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-    outcome = service.sweep()
-    assert outcome.expired == 1
-    assert not _local_file(old["id"]).exists() and _local_file(fresh["id"]).exists()
-    with session_scope() as session:
-        export = session.get(Export, old["id"])
-        assert export is not None and export.file_expired
-    assert service.sweep().expired == 0
-    assert client.get(f"{API}/{fresh['id']}/download", headers=admin).status_code == 200
-
-
-def test_the_sweep_fails_exports_whose_worker_was_lost(client: TestClient, admin: dict[str, str],
-                                                       catalogue: list[str]) -> None:
-    done = run(client, admin, format="csv")
-    stale = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
-    with session_scope() as session:
-        session.execute(update(Export).where(Export.id == done["id"]).values(
-            status="in_progress", updated_at=stale, completed_at=None))
-    assert service.sweep().lost == 1
-    body = client.get(f"{API}/{done['id']}", headers=admin).json()
-    assert body["status"] == "failed" and "WorkerLost" in body["errorsLog"]
-
-
-# --- interrupt, failure, concurrency ---------------------------------------------------------------
 
 
 def test_interrupt_while_running(client: TestClient, admin: dict[str, str], catalogue: list[str],

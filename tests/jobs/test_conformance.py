@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import hypothesis
 import pytest
 import schemathesis
@@ -23,11 +25,10 @@ CHECKS = [
 
 
 @pytest.fixture
-def headers(admin: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def headers(memory_executor: Any, admin: dict[str, str]) -> dict[str, str]:
     """Admin headers, a job to reach, and no real executor (runs started here are only recorded)."""
     from fastapi.testclient import TestClient
 
-    monkeypatch.setattr("skuport.scheduling.runner.submit_run", lambda _run_id: None)
     with TestClient(create_app()) as client:
         client.post(
             "/api/v1/export-jobs",

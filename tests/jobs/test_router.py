@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from skuport.db import session_scope
 from skuport.jobs.models import ExportJob, ExportRun
+from skuport.scheduling.executor import InMemoryExecutor
 from tests.factories import make_user
 from tests.seeds import SEED_CREATE, SEED_KEYS, SEED_PUT
 
@@ -540,22 +541,20 @@ def test_list_filters(client: TestClient, admin: dict[str, str]) -> None:
     assert client.get("/api/v1/export-jobs?filter[nope]=1", headers=admin).status_code == 422
 
 
-def test_run_now_and_overlap(
-    client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    submitted: list[str] = []
-    monkeypatch.setattr("skuport.scheduling.runner.submit_run", submitted.append)
+def test_run_now_and_overlap(memory_executor: InMemoryExecutor, client: TestClient,
+                             admin: dict[str, str]) -> None:
+    submitted = memory_executor.queued
     _seed_job(client, admin)
     response = client.post("/api/v1/export-jobs/expjob-nightly-feed/run", headers=admin)
     assert response.status_code == 202, response.text
     run = response.json()
     assert run["status"] == "running" and run["trigger"] == "manual" and run["attempt"] == 1
     assert run["scheduledFor"] == run["startedAt"]
-    assert submitted == [run["id"]]  # handed to the executor only after the commit
+    assert submitted == [("export-run", run["id"])]  # queued in the transaction that wrote the run
     again = client.post("/api/v1/export-jobs/expjob-nightly-feed/run", headers=admin)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "already_running"
-    assert submitted == [run["id"]]
+    assert submitted == [("export-run", run["id"])]  # the refused one's transaction queued nothing
     got = client.get(f"/api/v1/export-jobs/expjob-nightly-feed/runs/{run['id']}", headers=admin)
     assert got.status_code == 200 and got.json()["id"] == run["id"]
     assert (

@@ -26,9 +26,12 @@ from sqlalchemy import func, select, update
 
 from skuport.config import get_settings
 from skuport.db import session_scope
+from skuport.jobs.models import ExportRun
+from skuport.jobs.scheduler import Scheduler
+from skuport.jobs.tasks import RUNS
 from skuport.records.models import Record
-from skuport.scheduling.runner import mark_failed
-from skuport.scheduling.scheduler import Scheduler
+from skuport.scheduling.executor import InMemoryExecutor
+from skuport.scheduling.lifecycle import Failure
 from tests.exporting.destinations import servers
 
 UTC = dt.UTC
@@ -152,11 +155,12 @@ def test_a_retry_writes_the_same_destination_path(
     )
     tick = dt.datetime.fromisoformat(job["nextRunAt"].replace("Z", "+00:00"))
     # the first attempt is claimed but its worker dies before doing anything
-    report = Scheduler(submit=lambda _run_id: None).tick(tick)
+    report = Scheduler(executor=InMemoryExecutor()).tick(tick)
     (first_id,) = report.started
-    mark_failed(
-        [first_id], error="worker lost", retry=True, now=dt.datetime.now(UTC) - dt.timedelta(minutes=5)
-    )
+    with session_scope() as session:
+        lost = Failure("WorkerLost", "worker lost", retry=True)
+        RUNS.fail(session, where=ExportRun.id == first_id, failure=lost,
+                  now=dt.datetime.now(UTC) - dt.timedelta(minutes=5))
     retried = Scheduler().tick(dt.datetime.now(UTC)).retried
     assert len(retried) == 1
     run = wait_for(client, admin, job["id"], retried[0])

@@ -25,7 +25,7 @@ from skuport.catalog.models import Attribute, Catalog, Category, Dimension, Life
 from skuport.config import get_settings
 from skuport.db import get_engine
 from skuport.errors import ValidationFailed
-from skuport.exporting import columnar, parallel
+from skuport.exporting import columnar, parallel, workdir
 from skuport.exporting import select as selection
 from skuport.exporting.formats import FORMATS, Format
 from skuport.exporting.plan import AttributeInfo, ColumnPlan, kind_of
@@ -259,10 +259,13 @@ def run_export(spec: ExportSpec, *, out_dir: Path | None = None, control: Export
         _check_size(prepared, total)
         fmt, plan = prepared.format, prepared.plan
         extension = fmt.extension + (".gz" if spec.compress else "")
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="skuport-export-", suffix="." + extension, dir=out_dir)
-        os.close(fd)
+        folder = out_dir or workdir.work_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="skuport-export-", suffix="." + extension, dir=folder)
+            os.close(fd)
+        except OSError as exc:
+            raise workdir.local_resource_error(exc, folder, setting="SKUPORT_TMP_DIR") from exc
         path = Path(name)
         columns = plan.columns
         done = 0
@@ -308,6 +311,9 @@ def run_export(spec: ExportSpec, *, out_dir: Path | None = None, control: Export
                 _check_cancel(control, done, total)
                 sink.put(fmt.end(columns, row_count=done))
                 size, digest = sink.close()
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise workdir.local_resource_error(exc, folder, setting="SKUPORT_TMP_DIR") from exc
         except BaseException:
             path.unlink(missing_ok=True)
             raise

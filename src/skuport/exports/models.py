@@ -6,7 +6,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from skuport.db import Base, UTCDateTime, utcnow
@@ -68,6 +68,12 @@ class Export(Base):
     storage_key: Mapped[str | None] = mapped_column(Text, default=None)
     file_expired: Mapped[bool] = mapped_column(Boolean, default=False)
     errors_log: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+    # The lease of the work lifecycle (skuport.scheduling.lifecycle): who runs it, which attempt.
+    worker: Mapped[str | None] = mapped_column(String(200), default=None)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -6,39 +6,19 @@ own exports; admins see everyone's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
 from skuport.api import Deleted, ErrorEnvelope, SessionDep, api_router
 from skuport.auth.deps import CurrentUser, bearer, current_principal
-from skuport.config import get_settings
 from skuport.exports import service
 from skuport.exports.models import ExportStatus
 from skuport.exports.schemas import ExportCreate, ExportList, ExportRead
 
-
-@asynccontextmanager
-async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    """Queue exports left pending by a stopped server, sweep expired export files while the server runs,
-    fail the exports still running at shutdown."""
-    from starlette.concurrency import run_in_threadpool
-
-    await run_in_threadpool(service.requeue_pending)
-    sweeper = service.Sweeper(get_settings().export_sweep_interval)
-    sweeper.start()
-    try:
-        yield
-    finally:
-        sweeper.stop()
-        service.stop_running()
-
-
-router = api_router(tags=["exports"], lifespan=_lifespan)
+router = api_router(tags=["exports"])
 
 _FILE_TYPES = ["text/csv", "application/json", "application/x-ndjson", "application/xml",
                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/gzip"]

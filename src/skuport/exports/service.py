@@ -1,7 +1,8 @@
 """One-off exports: create, run on the executor, poll, download, interrupt, expire, delete.
 
 API operations write through the request's session (which owns the transaction); an export is
-handed to the executor only once that transaction has committed. The few writes a GET makes
+queued on the executor inside that transaction, so it exists if and only if its row commits. The
+task itself is in :mod:`skuport.exports.tasks`. The few writes a GET makes
 (recording that an expired file was removed) and the background task's writes use short
 transactions of their own.
 """
@@ -10,18 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import orjson
-from sqlalchemy import event as sa_event
 from sqlalchemy import false, func, select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -37,20 +34,14 @@ from skuport.exports import signing
 from skuport.exports.models import ACTIVE_STATUSES, Export, ExportStatus
 from skuport.exports.schemas import ExportCreate, ExportRead, Progress
 from skuport.exports.storage import StorageError, get_storage
-from skuport.scheduling.executor import task
+from skuport.exports.tasks import TASK_NAME
+from skuport.scheduling.executor import after_commit, enqueue
+from skuport.scheduling.lifecycle import LIFECYCLE
 
 if TYPE_CHECKING:
-    from skuport.exporting.spec import ExportControl, ExportResult, ExportSpec
+    from skuport.exporting.spec import ExportSpec
 
 log = logging.getLogger(__name__)
-
-TASK_NAME = "one-off-export"
-PROGRESS_EVERY = 1.0
-"""Seconds between progress writes (each also checks whether the export was interrupted)."""
-_MESSAGE_LIMIT = 1000
-
-_running: dict[str, ExportControl] = {}
-_running_lock = threading.Lock()
 
 
 class ExportExpired(SkuportError):
@@ -95,24 +86,6 @@ def build_spec(export: Export) -> ExportSpec:
         dry_data=export.dry_data,
         includes=tuple(i for i in export.includes or () if i not in ALWAYS_INCLUDED),
     )
-
-
-def _submit(export_id: str) -> None:
-    """Hand a committed export to the executor; if that fails, the export fails with the reason."""
-    from skuport.scheduling.executor import get_executor
-
-    try:
-        get_executor().submit(TASK_NAME, export_id)
-    except Exception as exc:
-        log.exception("could not queue export %s", export_id)
-        _mark_failed(export_id, {type(exc).__name__: "The export could not be queued "
-                                 f"({exc}); check SKUPORT_EXECUTOR and create the export again."},
-                     statuses=(ExportStatus.PENDING,))
-
-
-def _submit_after_commit(session: Session, export_id: str) -> None:
-    """Queue the export right after the request's transaction commits (never for a rollback)."""
-    sa_event.listen(session, "after_commit", lambda _session: _submit(export_id), once=True)
 
 
 # --- API operations ------------------------------------------------------------------------------
@@ -173,9 +146,10 @@ def create_export(session: Session, *, body: ExportCreate, user: Principal) -> E
             f"You already have {active} exports pending or in progress (limit {limit}); wait for one "
             "to finish or interrupt one with POST /exports/{id}/interrupt.",
             code="too_many_active_exports", details=[{"active": active, "limit": limit}])
+    export.heartbeat_at = utcnow()
     session.add(export)
     session.flush()
-    _submit_after_commit(session, export.id)
+    enqueue(session, TASK_NAME, export.id)
     return export
 
 
@@ -238,8 +212,8 @@ def interrupt_export(session: Session, *, export_id: str, user: Principal) -> Ex
         raise Conflict(f"Export '{export.id}' is {export.status}; only pending or in_progress exports "
                        "can be interrupted.", code="export_not_interruptible",
                        details=[{"status": export.status}])
-    # The local pipeline stops at its next batch; one on another worker notices at its next progress write.
-    sa_event.listen(session, "after_commit", lambda _session: _cancel_local(export_id), once=True)
+    # The local pipeline stops at its next batch; one on another worker at its next heartbeat.
+    after_commit(session, lambda: LIFECYCLE.cancel(TASK_NAME, export_id, "interrupted"))
     return export
 
 
@@ -250,22 +224,15 @@ def delete_export(session: Session, *, export_id: str, user: Principal) -> None:
     session.delete(export)
     session.flush()
 
-    def cleanup(_session: Session) -> None:
-        _cancel_local(export_id)
+    def cleanup() -> None:
+        LIFECYCLE.cancel(TASK_NAME, export_id, "gone")
         if backend and key:
             try:
                 get_storage(backend).delete(key=key)
             except (StorageError, ValueError):
                 log.warning("could not remove the file of deleted export %s", export_id, exc_info=True)
 
-    sa_event.listen(session, "after_commit", cleanup, once=True)
-
-
-def _cancel_local(export_id: str) -> None:
-    with _running_lock:
-        control = _running.get(export_id)
-    if control is not None:
-        control.cancel.set()
+    after_commit(session, cleanup)
 
 
 def _remove_file(export: Export) -> None:
@@ -374,226 +341,3 @@ def open_download(session: Session, *, export_id: str, user: Principal | None,
                     sha256=export.sha256, path=path, chunks=chunks)
 
 
-# --- the task -------------------------------------------------------------------------------------
-
-
-def _claim(export_id: str) -> ExportSpec | None:
-    """pending -> in_progress (atomically); the spec to run, or None when there is nothing to do."""
-    now = utcnow()
-    with session_scope() as session:
-        claimed = session.execute(
-            update(Export).where(Export.id == export_id, Export.status == ExportStatus.PENDING)
-            .values(status=ExportStatus.IN_PROGRESS, started_at=now, updated_at=now))
-        if getattr(claimed, "rowcount", 0) == 0:
-            return None
-        export = session.get(Export, export_id)
-        assert export is not None
-        return build_spec(export)
-
-
-def _progress_reporter(export_id: str, control: ExportControl) -> Any:
-    """A progress callback that writes progress now and then and notices interruption from anywhere."""
-    last = [0.0]
-
-    def report(done: int, total: int) -> None:
-        moment = time.monotonic()
-        if moment - last[0] < PROGRESS_EVERY:
-            return
-        last[0] = moment
-        try:
-            with session_scope() as session:
-                result = session.execute(
-                    update(Export).where(Export.id == export_id, Export.status == ExportStatus.IN_PROGRESS)
-                    .values(progress_done=done, progress_total=max(total, done), updated_at=utcnow()))
-                if getattr(result, "rowcount", 0) == 0:
-                    control.cancel.set()
-        except SQLAlchemyError:
-            log.warning("could not record progress of export %s", export_id, exc_info=True)
-
-    return report
-
-
-def describe_failure(exc: BaseException) -> dict[str, str]:
-    """An errorsLog entry: the error's kind and a message that says what to do about it."""
-    kind = type(exc).__name__
-    if isinstance(exc, SkuportError):
-        message = exc.message
-    elif isinstance(exc, StorageError):
-        message = f"{exc}. Check the export storage (SKUPORT_EXPORT_STORAGE) and create the export again."
-    elif isinstance(exc, OperationalError):
-        message = ("The database did not answer (query timeout or lost connection); create the export "
-                   "again, or narrow it with filters if it keeps failing.")
-    elif isinstance(exc, OSError) and exc.errno == 28:
-        message = "No space left on the device while writing the file; free disk space and retry."
-    elif isinstance(exc, MemoryError):
-        message = "The server ran out of memory; narrow the export with filters or fields and retry."
-    else:
-        message = (f"{exc}" or "unexpected error") + " (create the export again; report it if it persists)."
-    return {kind: message[:_MESSAGE_LIMIT]}
-
-
-def _mark_failed(export_id: str, errors: dict[str, str], *,
-                 statuses: tuple[ExportStatus, ...] = (ExportStatus.IN_PROGRESS,)) -> None:
-    now = utcnow()
-    with session_scope() as session:
-        session.execute(update(Export).where(Export.id == export_id, Export.status.in_(statuses))
-                        .values(status=ExportStatus.FAILED, failed_at=now, updated_at=now, errors_log=errors))
-
-
-def _store(export_id: str, result: ExportResult) -> None:
-    """Keep the file and mark the export completed, unless it was interrupted or deleted meanwhile."""
-    settings = get_settings()
-    storage = get_storage()
-    extension = result.extension.lstrip(".")
-    media_type = result.content_type
-    if result.content_encoding == "gzip":
-        if not extension.endswith(".gz"):
-            extension += ".gz"
-        media_type = "application/gzip"
-    filename = f"{export_id}.{extension}"
-    key = f"{export_id}/{filename}"
-    storage.put(key=key, source=result.path, content_type=media_type)
-    now = utcnow()
-    with session_scope() as session:
-        done = session.execute(
-            update(Export).where(Export.id == export_id, Export.status == ExportStatus.IN_PROGRESS)
-            .values(status=ExportStatus.COMPLETED, completed_at=now, updated_at=now,
-                    record_count=result.record_count, progress_done=result.record_count,
-                    progress_total=result.record_count, file_size=result.file_size, sha256=result.sha256,
-                    content_type=media_type, content_encoding=result.content_encoding, filename=filename,
-                    storage_backend=storage.name, storage_key=key, expires_at=now + file_ttl(settings)))
-        stored = getattr(done, "rowcount", 0) > 0
-    if not stored:
-        storage.delete(key=key)
-
-
-@task(TASK_NAME)
-def run_one_off_export(export_id: str) -> None:
-    """Run a pending export through the pipeline and keep its file in the export storage."""
-    from skuport.exporting.pipeline import run_export
-    from skuport.exporting.spec import ExportControl
-
-    spec = _claim(export_id)
-    if spec is None:
-        return
-    control = ExportControl()
-    control.progress = _progress_reporter(export_id, control)
-    with _running_lock:
-        _running[export_id] = control
-    result: ExportResult | None = None
-    try:
-        result = run_export(spec, control=control)
-        if not control.cancel.is_set():
-            _store(export_id, result)
-    except Exception as exc:
-        if control.cancel.is_set():
-            log.info("export %s interrupted", export_id)
-        else:
-            log.warning("export %s failed: %s", export_id, exc, exc_info=True)
-            _mark_failed(export_id, describe_failure(exc))
-    finally:
-        with _running_lock:
-            _running.pop(export_id, None)
-        if result is not None:
-            result.path.unlink(missing_ok=True)
-
-
-# --- housekeeping ---------------------------------------------------------------------------------
-
-
-@dataclass
-class SweepResult:
-    """What one sweep did."""
-
-    expired: int = 0
-    lost: int = 0
-
-
-def sweep(*, now: dt.datetime | None = None) -> SweepResult:
-    """Remove files past their expiry and fail exports whose worker stopped reporting."""
-    settings = get_settings()
-    now = now or utcnow()
-    outcome = SweepResult()
-    with session_scope(write=False) as session:
-        due = list(session.scalars(select(Export).where(
-            Export.status == ExportStatus.COMPLETED, Export.file_expired.is_(False),
-            Export.expires_at <= now).limit(1000)))
-    for export in due:
-        try:
-            if expire_if_due(export, now=now):
-                outcome.expired += 1
-        except StorageError:
-            log.warning("could not remove the file of export %s", export.id, exc_info=True)
-    stale = now - dt.timedelta(seconds=settings.export_stale_after)
-    with _running_lock:
-        here = set(_running)
-    with session_scope(write=False) as session:
-        candidates = list(session.scalars(select(Export.id).where(
-            Export.status.in_(ACTIVE_STATUSES), Export.updated_at < stale)))
-    for export_id in candidates:
-        if export_id in here:
-            continue
-        _mark_failed(export_id, {"WorkerLost": (
-            "The export stopped reporting progress (the server or worker running it stopped); create the "
-            "export again.")}, statuses=ACTIVE_STATUSES)
-        outcome.lost += 1
-    return outcome
-
-
-def requeue_pending() -> int:
-    """At server start: queue again the exports left pending (queued in memory by a server that stopped).
-
-    Safe with several servers and with exports still queued here: running one claims it first
-    (pending -> in_progress, atomically), so each export runs once. Only the in-process executor loses its
-    queue when the process ends; other executors keep theirs.
-    """
-    if get_settings().executor != "inprocess":
-        return 0
-    try:
-        with session_scope(write=False) as session:
-            pending = list(session.scalars(select(Export.id).where(Export.status == ExportStatus.PENDING)
-                                           .order_by(Export.created_at)))
-    except SQLAlchemyError as exc:  # e.g. a database not migrated yet: the server still starts
-        log.warning("could not look for pending exports to queue again: %s", exc.__class__.__name__)
-        return 0
-    for export_id in pending:
-        _submit(export_id)
-    if pending:
-        log.info("queued %d export(s) left pending by a previous run: %s", len(pending), ", ".join(pending))
-    return len(pending)
-
-
-def stop_running() -> int:
-    """At server shutdown: fail the exports running in this process and cancel their pipelines."""
-    with _running_lock:
-        controls = dict(_running)
-    for export_id, control in controls.items():
-        _mark_failed(export_id, {"ServerShutdown": "The server stopped while the export ran; create the "
-                                 "export again."})
-        control.cancel.set()
-    return len(controls)
-
-
-class Sweeper:
-    """A background thread that sweeps every ``SKUPORT_EXPORT_SWEEP_INTERVAL`` seconds."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="skuport-export-sweep", daemon=True)
-
-    def start(self) -> None:
-        """Start sweeping."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop and wait for the thread."""
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                sweep()
-            except Exception:
-                log.exception("export sweep failed")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from skuport.catalog.models import Catalog, Dimension, Schema, Segment
@@ -31,6 +32,7 @@ from skuport.jobs.schemas import (
     RunSummary,
 )
 from skuport.scheduling.cron import check_cron, check_timezone, describe, next_after
+from skuport.scheduling.executor import after_commit, enqueue
 
 JOB_PREFIX = "expjob"
 RUN_PREFIX = "run"
@@ -209,11 +211,14 @@ def _check_refs(session: Session, values: Mapping[str, Any]) -> None:
 
 def _check_spec(session: Session, values: Mapping[str, Any]) -> None:
     """Filters and fields are checked by the pipeline, which knows the columns it writes."""
-    try:
-        from skuport.exporting.pipeline import validate_spec
-    except ImportError:
-        return
+    from skuport.exporting.pipeline import validate_spec
+
     validate_spec(session, _spec(values))
+
+
+def spec_of_job(job: ExportJob, *, changed_since: dt.datetime | None = None) -> Any:
+    """The pipeline's view of a job (``changed_since``: the delta's start)."""
+    return dataclasses.replace(_spec(_values(job)), changed_since=changed_since)
 
 
 def _spec(values: Mapping[str, Any]) -> Any:
@@ -432,11 +437,22 @@ def update_job(
 
 
 def delete_job(session: Session, *, job_id: str) -> None:
-    """Delete the job and its whole run history."""
+    """Delete the job and its whole run history; a run in progress here stops at once, elsewhere at
+    its next heartbeat or fence check (it never delivers after the delete)."""
+    from skuport.jobs.tasks import TASK_NAME
+    from skuport.scheduling.lifecycle import LIFECYCLE
+
     job = get_job(session, job_id=job_id)
+    running = list(session.scalars(select(ExportRun.id).where(
+        ExportRun.job_id == job_id, ExportRun.status == RunStatus.RUNNING)))
     session.execute(delete(ExportRun).where(ExportRun.job_id == job_id))
     session.delete(job)
     session.flush()
+    def cancel() -> None:
+        for run_id in running:
+            LIFECYCLE.cancel(TASK_NAME, run_id, "gone")
+
+    after_commit(session, cancel)
 
 
 def pause_job(
@@ -510,9 +526,9 @@ def job_read(session: Session, job: ExportJob) -> JobRead:
 
 # -- runs ----------------------------------------------------------------------------------------
 def run_read(run: ExportRun) -> RunRead:
-    """The API view of a run; progress only while it runs."""
+    """The API view of a run; progress while it runs, and its final counts after success."""
     progress = None
-    if run.status == RunStatus.RUNNING:
+    if run.status == RunStatus.RUNNING or (run.status == RunStatus.SUCCESS and run.progress_done is not None):
         progress = Progress(done=run.progress_done or 0, total=run.progress_total)
     return RunRead(
         id=run.id,
@@ -582,7 +598,7 @@ def record_external_run(
     if data.id is not None:
         run_id = _client_id(session, ExportRun, data.id, prefix=RUN_PREFIX, kind="Run")
     else:
-        from skuport.scheduling.scheduler import new_run_id
+        from skuport.jobs.scheduler import new_run_id
 
         run_id = new_run_id(data.started_at)
     completed = data.completed_at
@@ -630,15 +646,10 @@ def record_external_run(
     return run
 
 
-def after_commit(session: Session, action: Callable[[], None]) -> None:
-    """Call ``action`` once the session's transaction has committed (never on rollback)."""
-    event.listen(session, "after_commit", lambda _s: action(), once=True)
-
-
 def run_now(session: Session, *, job_id: str, now: dt.datetime | None = None) -> ExportRun:
     """Start a manual run (paused jobs too); 409 while the job has a running run."""
-    from skuport.scheduling.runner import submit_run
-    from skuport.scheduling.scheduler import claim_run
+    from skuport.jobs.scheduler import claim_run
+    from skuport.jobs.tasks import TASK_NAME
 
     now = now or utcnow()
     job = get_job(session, job_id=job_id)
@@ -661,8 +672,7 @@ def run_now(session: Session, *, job_id: str, now: dt.datetime | None = None) ->
             code="already_running",
             details=[{"runId": running}] if running else [],
         )
-    run_id = claim.run.id
-    after_commit(session, lambda: submit_run(run_id))
+    enqueue(session, TASK_NAME, claim.run.id)
     return claim.run
 
 

@@ -1,8 +1,9 @@
-"""The executor interface: where claimed work runs (a thread pool now, procrastinate workers next).
+"""Executors: where queued work runs (a thread pool in this process; procrastinate workers next).
 
-Work is named by a task name and the id of a database row that already holds everything the task
-needs (a run, a one-off export), so any executor — in this process or on another machine — can
-pick it up. Tasks register themselves in :data:`TASKS`.
+Work is named by a task and the id of the row that holds everything it needs (a run, a one-off
+export), so any executor — in this process or on another machine — can pick it up. Work is
+enqueued *inside* the transaction that writes its row: it exists if and only if that row commits.
+Tasks register themselves, with the :class:`WorkKind` of their rows, through :func:`task`.
 """
 
 from __future__ import annotations
@@ -14,32 +15,67 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import lru_cache
 from typing import Protocol
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
 from skuport.config import get_settings
+from skuport.scheduling.lifecycle import LIFECYCLE, WorkKind
 
 log = logging.getLogger(__name__)
 
-TASKS: dict[str, Callable[[str], None]] = {}
+TaskFn = Callable[[str], None]
+TASKS: dict[str, TaskFn] = {}
 """Task name -> function taking the row id (e.g. ``"export-run" -> execute_run``)."""
+KINDS: dict[str, WorkKind] = {}
+"""Task name -> the kind of work its rows are."""
 
 
-def task(name: str) -> Callable[[Callable[[str], None]], Callable[[str], None]]:
-    """Register a function as the task ``name``."""
+def task(kind: WorkKind) -> Callable[[TaskFn], TaskFn]:
+    """Register a function as the task that runs work of ``kind``."""
 
-    def register(func: Callable[[str], None]) -> Callable[[str], None]:
-        TASKS[name] = func
+    def register(func: TaskFn) -> TaskFn:
+        TASKS[kind.task] = func
+        KINDS[kind.task] = kind
         return func
 
     return register
 
 
+def after_commit(session: Session, action: Callable[[], object]) -> None:
+    """Call ``action`` once the session's transaction commits; a rollback forgets it."""
+    pending: list[Callable[[], object]] | None = session.info.get("skuport_after_commit")
+    if pending is None:
+        pending = session.info["skuport_after_commit"] = []
+
+        def committed(_session: Session) -> None:
+            actions = list(pending)
+            pending.clear()
+            for run in actions:
+                try:
+                    run()
+                except Exception:
+                    log.exception("an after-commit action failed")
+
+        event.listen(session, "after_commit", committed)
+        event.listen(session, "after_rollback", lambda _session: pending.clear())
+    pending.append(action)
+
+
 class Executor(Protocol):
     """Runs tasks somewhere other than the caller's thread."""
 
-    def submit(self, task_name: str, ident: str) -> None:
-        """Hand over the task for the row ``ident`` (the row is committed before this call)."""
+    def enqueue(self, session: Session, task_name: str, ident: str) -> None:
+        """Queue ``task_name`` for the row ``ident`` that ``session`` is writing (exists iff it commits)."""
 
     def shutdown(self, *, wait: bool) -> None:
         """Stop accepting work; optionally wait for work in flight."""
+
+
+def _known(task_name: str) -> TaskFn:
+    func = TASKS.get(task_name)
+    if func is None:
+        raise KeyError(f"unknown task {task_name!r} (known: {', '.join(TASKS) or 'none'})")
+    return func
 
 
 class InProcessExecutor:
@@ -49,22 +85,40 @@ class InProcessExecutor:
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="skuport-run")
         self._lock = threading.Lock()
         self._futures: set[Future[None]] = set()
+        self._closed = False
 
-    def submit(self, task_name: str, ident: str) -> None:
-        """Queue the task on the pool; failures are logged (the task records its own outcome)."""
-        func = TASKS.get(task_name)
-        if func is None:
-            raise KeyError(f"unknown task {task_name!r}")
-        future = self._pool.submit(func, ident)
+    def enqueue(self, session: Session, task_name: str, ident: str) -> None:
+        """Start the task on the pool after commit; until it runs, this process heartbeats it."""
+        _known(task_name)
+        after_commit(session, lambda: self._start(task_name, ident))
+
+    def _start(self, task_name: str, ident: str) -> None:
+        kind = KINDS[task_name]
+        if self._closed:
+            log.info("not starting %s %s: shutting down (it stays queued for the next start)", task_name,
+                     ident)
+            return
+        LIFECYCLE.hold_queued(kind, ident)
+        try:
+            future = self._pool.submit(self._run, task_name, ident)
+        except RuntimeError:  # the pool shut down meanwhile: the row stays queued
+            LIFECYCLE.unqueue(kind, ident)
+            return
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
 
+    @staticmethod
+    def _run(task_name: str, ident: str) -> None:
+        try:
+            TASKS[task_name](ident)
+        finally:
+            LIFECYCLE.unqueue(KINDS[task_name], ident)
+
     def _done(self, future: Future[None]) -> None:
         with self._lock:
             self._futures.discard(future)
-        exc = future.exception()
-        if exc is not None:
+        if not future.cancelled() and (exc := future.exception()) is not None:
             log.error("task failed: %s", exc, exc_info=exc)
 
     def pending(self) -> int:
@@ -80,12 +134,39 @@ class InProcessExecutor:
         return not not_done
 
     def shutdown(self, *, wait: bool) -> None:
-        """Stop the pool."""
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Stop the pool; queued tasks that never started stay queued rows for the next start."""
+        self._closed = True
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+
+
+class InMemoryExecutor:
+    """Collects committed work and runs it only when asked: for fast, exact unit tests."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[str, str]] = []
+
+    def enqueue(self, session: Session, task_name: str, ident: str) -> None:
+        """Remember the task once the transaction commits."""
+        _known(task_name)
+        after_commit(session, lambda: self.queued.append((task_name, ident)))
+
+    def run_all(self) -> list[str]:
+        """Run every queued task in this thread, oldest first; returns their ids."""
+        done: list[str] = []
+        while self.queued:
+            task_name, ident = self.queued.pop(0)
+            TASKS[task_name](ident)
+            done.append(ident)
+        return done
+
+    def shutdown(self, *, wait: bool) -> None:
+        """Forget queued work."""
+        self.queued.clear()
 
 
 EXECUTORS: dict[str, Callable[[], Executor]] = {
     "inprocess": lambda: InProcessExecutor(get_settings().run_workers),
+    "memory": InMemoryExecutor,
 }
 
 
@@ -96,3 +177,8 @@ def get_executor() -> Executor:
     if name not in EXECUTORS:
         raise ValueError(f"unknown executor {name!r} (known: {', '.join(EXECUTORS)})")
     return EXECUTORS[name]()
+
+
+def enqueue(session: Session, task_name: str, ident: str) -> None:
+    """Queue work on the process-wide executor inside ``session``'s transaction."""
+    get_executor().enqueue(session, task_name, ident)

@@ -111,8 +111,9 @@ def test_unreachable_endpoint(closed_port: int, make_file: Callable[..., Deliver
     dest = S3Destination(_config(f"http://127.0.0.1:{closed_port}", "exports"))
     with pytest.raises(DeliveryError) as info:
         dest.deliver(make_file(b"x"))
-    assert info.value.message == (f"S3 upload failed: could not connect to http://127.0.0.1:{closed_port}. "
-                                  "Check endpointUrl/region and that the server can reach it.")
+    assert info.value.transient  # a run-level retry may succeed
+    assert info.value.message == (f"S3 PutObject failed: could not connect to http://127.0.0.1:{closed_port}"
+                                  ". Check endpointUrl/region and that the server can reach it.")
 
 
 def test_endpoint_that_never_answers_times_out(black_hole: int, make_file: Callable[..., Delivery]) -> None:
@@ -141,7 +142,8 @@ def test_server_error_mid_upload_aborts_the_multipart_upload(
         dest.deliver(make_file(servers.random_bytes(6 * MiB), "big.csv"))
 
     assert info.value.message == ("S3 UploadPart failed: We encountered an internal error. Please try again "
-                                  "(500). The S3 service failed; the run can be retried.")
+                                  "(500). The S3 service failed or throttled; the run can be retried.")
+    assert info.value.transient
     assert any("partNumber=1" in path for _m, path, _n in proxy.seen), "the first part did go up"
     assert reader.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [], "multipart upload aborted"
     assert "Contents" not in reader.list_objects_v2(Bucket=bucket), "no partial object is visible"

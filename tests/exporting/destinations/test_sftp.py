@@ -53,7 +53,7 @@ def test_password_login_delivers_through_a_part_file(sftp: SftpServer, make_file
 
     assert path == f"sftp://127.0.0.1:{sftp.port}/outbound/feeds/products-2026-03-08.csv"
     assert _remote(sftp, "read", "outbound/feeds/products-2026-03-08.csv") == body
-    assert sftp.state.opened_for_write == ["outbound/feeds/.products-2026-03-08.csv.part"], \
+    assert sftp.state.opened_for_write == ["outbound/feeds/.products-2026-03-08.csv.6dc61abafd1f.part"], \
         "the file was written under a temporary name, never under its final one"
     assert _remote(sftp, "list", "outbound/feeds") == [".", "..", "products-2026-03-08.csv"]
 
@@ -134,7 +134,8 @@ def test_server_error_mid_transfer_removes_the_part_file_and_keeps_the_old_one(
     with pytest.raises(DeliveryError) as info:
         dest.deliver(make_file(random_bytes(3 * MiB), "feed.csv"))
 
-    assert info.value.message.startswith("SFTP write failed: disk quota exceeded (failing/.feed.csv.part).")
+    part = "failing/.feed.csv.6dc61abafd1f.part"  # named after the delivery: a retry replaces it
+    assert info.value.message.startswith(f"SFTP write failed: disk quota exceeded ({part}).")
     assert _remote(sftp, "list", "failing") == [".", "..", "feed.csv"], "the .part file was removed"
     assert _remote(sftp, "read", "failing/feed.csv") == b"yesterday"
 

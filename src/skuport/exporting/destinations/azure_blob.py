@@ -142,12 +142,14 @@ class AzureBlobDestination:
         try:
             with delivery.path.open("rb") as src:
                 while chunk := src.read(self.block_size):
+                    delivery.between_chunks()
                     block_id = _block_id(prefix, len(blocks))
                     stage = functools.partial(blob.stage_block, block_id, chunk, length=len(chunk))
                     self._call("Put Block", stage)
                     blocks.append(BlobBlock(block_id=block_id))
             settings = ContentSettings(content_type=delivery.content_type,
                                        content_encoding=delivery.content_encoding)
+            delivery.before_visible()
             self._call("Put Block List",
                        lambda: blob.commit_block_list(blocks, content_settings=settings))
         except BaseException:
@@ -191,15 +193,20 @@ class AzureBlobDestination:
             else:
                 hint = f"Check the destination settings for container '{container}'."
             text = f"Azure Blob {operation} failed: {reason} ({status}{', ' + code if code else ''}). {hint}"
+            transient = status is not None and (status >= 500 or status in (408, 429))
         elif isinstance(exc, ServiceResponseError) and "timed out" in str(exc).lower():
             text = (f"Azure Blob {operation} failed: timed out after {cfg.timeout_seconds:g} s waiting for "
                     f"{endpoint}. Check network access to the storage account, or raise timeoutSeconds.")
+            transient = True
         elif isinstance(exc, (ServiceRequestError, ServiceResponseError)):
             text = (f"Azure Blob {operation} failed: could not connect to {endpoint}. "
                     "Check the account URL / BlobEndpoint and that the server can reach it.")
+            transient = True
         else:
             text = f"Azure Blob {operation} failed: {type(exc).__name__}: {exc}."
-        return DeliveryError(redact(text, [cfg.connection_string, cfg.sas_token, cfg.account_key]))
+            transient = False
+        return DeliveryError(redact(text, [cfg.connection_string, cfg.sas_token, cfg.account_key]),
+                             transient=transient)
 
     def _endpoint(self) -> str:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +24,38 @@ class DeliveryError(SkuportError):
     status_code = 502
     code = "delivery_failed"
 
+    def __init__(self, message: str | None = None, *, transient: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.transient = transient
+        """True for failures worth another attempt later (connection, timeout, 5xx, throttling)."""
+
 
 class DestinationConfigError(SkuportError):
     """The destination configuration is invalid."""
 
     status_code = 422
     code = "invalid_destination_config"
+
+
+class Fence(Protocol):
+    """The right to make a delivery visible: a run's lease (skuport.scheduling.lifecycle.Lease)."""
+
+    cancel: threading.Event
+
+    def check(self) -> None:
+        """Raise :class:`~skuport.errors.WorkStopped` unless the work may still do something visible."""
+
+
+class _Unfenced:
+    """The fence of a delivery that no lease owns (the CLI, a connection test)."""
+
+    cancel = threading.Event()
+
+    def check(self) -> None:
+        """Always allowed."""
+
+
+UNFENCED: Fence = _Unfenced()
 
 
 @dataclass(frozen=True)
@@ -39,7 +67,23 @@ class Delivery:
     content_type: str
     content_encoding: str | None
     delivery_id: str
-    """Stable across retries of the same scheduled run (webhook-id, idempotency)."""
+    """Stable across retries of the same scheduled run (webhook-id, idempotency, ``.part`` names)."""
+    fence: Fence = UNFENCED
+    """Checked right before every step a reader can see; its cancel is looked at between chunks."""
+
+    def before_visible(self) -> None:
+        """Right before a step a reader can see: raise WorkStopped unless the lease still holds."""
+        self.fence.check()
+
+    def between_chunks(self) -> None:
+        """Between two chunks of a transfer: stop at once if the work was cancelled."""
+        if self.fence.cancel.is_set():
+            self.fence.check()
+
+    @property
+    def part_suffix(self) -> str:
+        """A temporary-name suffix derived from the delivery, so a retry replaces what a failed try left."""
+        return f".{hashlib.sha256(self.delivery_id.encode()).hexdigest()[:12]}.part"
 
 
 class Destination(Protocol):

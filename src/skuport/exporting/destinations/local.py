@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -88,30 +87,34 @@ class LocalDestination:
             ) from None
 
     def deliver(self, delivery: Delivery) -> str:
-        """Copy the file next to its final name, fsync, then rename it into place."""
+        """Copy the file next to its final name, fsync, then rename it into place (under the lease)."""
         target = self._target(delivery.filename)
-        tmp_name: str | None = None
+        tmp: Path | None = None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             # Re-check after creating folders: a symlinked folder must not lead out of the root.
             target = self._target(delivery.filename)
-            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+            # Named after the delivery: a retry overwrites what a killed attempt left.
+            tmp = target.with_name(f".{target.name}{delivery.part_suffix}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as out, delivery.path.open("rb") as src:
-                shutil.copyfileobj(src, out, 1024 * 1024)
+                while chunk := src.read(1024 * 1024):
+                    delivery.between_chunks()
+                    out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, target)
-            tmp_name = None
+            os.chmod(tmp, 0o644)
+            delivery.before_visible()
+            os.replace(tmp, target)
+            tmp = None
         except OSError as exc:
             raise DeliveryError(
                 f"Local write failed: {exc.strerror or exc} for {target}. "
                 "Check free disk space and that the skuport user may write to the folder."
             ) from None
         finally:
-            if tmp_name is not None:
+            if tmp is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
+                    tmp.unlink()
         log.info("delivered %s to %s", delivery.filename, target)
         return target.as_uri()
-

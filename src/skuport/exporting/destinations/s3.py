@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import boto3
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     ReadTimeoutError,
 )
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from skuport.errors import WorkStopped
 from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PART_SIZE = 5 * 1024 * 1024
 """Multipart threshold and part size (S3 refuses parts under 5 MiB except the last)."""
+_THROTTLED = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+                        "ServiceUnavailable", "InternalError", "503", "500"})
 
 
 class S3Config(DestinationConfig):
@@ -122,41 +126,79 @@ class S3Destination:
             raise self._error(exc, "HeadBucket") from None
 
     def deliver(self, delivery: Delivery) -> str:
-        """Upload (multipart above the part size); a failed multipart upload is aborted."""
+        """Upload in parts (one PUT below the part size); the object appears only at the fenced last step.
+
+        Incomplete multipart uploads of the same key (a killed attempt's) are aborted first, and this
+        attempt's own upload is aborted if it fails or loses its lease.
+        """
         key = self._key(delivery.filename)
         extra: dict[str, str] = {"ContentType": delivery.content_type}
         if delivery.content_encoding:
             extra["ContentEncoding"] = delivery.content_encoding
-        transfer = TransferConfig(multipart_threshold=self.part_size, multipart_chunksize=self.part_size,
-                                  max_concurrency=4, use_threads=True)
         client = self._client()
+        bucket = self.config.bucket
+        size = delivery.path.stat().st_size
+        operation = "PutObject"
         try:
-            client.upload_file(str(delivery.path), self.config.bucket, key, ExtraArgs=extra, Config=transfer)
+            self._abort_leftovers(client, key)
+            if size < self.part_size:
+                delivery.before_visible()
+                with delivery.path.open("rb") as body:
+                    client.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+            else:
+                operation = "CreateMultipartUpload"
+                upload_id = client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+                try:
+                    operation = "UploadPart"
+                    parts = self._upload_parts(client, key, upload_id, delivery, size)
+                    delivery.before_visible()
+                    operation = "CompleteMultipartUpload"
+                    client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                                     MultipartUpload={"Parts": parts})
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+                    raise
+        except WorkStopped:
+            raise
         except Exception as exc:
-            multipart = delivery.path.stat().st_size >= self.part_size
-            failed = _client_error(exc)
-            if multipart and (failed is None or failed.operation_name != "CreateMultipartUpload"):
-                self._abort_leftovers(client, key)
-            raise self._error(exc, "upload") from None
+            raise self._error(exc, operation) from None
         path = self.destination_path(delivery.filename)
         log.info("delivered %s to %s", delivery.filename, path)
         return path
 
+    def _upload_parts(self, client: Any, key: str, upload_id: str, delivery: Delivery,
+                      size: int) -> list[dict[str, Any]]:
+        # S3 allows 10,000 parts: grow the part for very large files.
+        part_size = max(self.part_size, -(-size // 9_000))
+        parts: list[dict[str, Any]] = []
+        with delivery.path.open("rb") as src:
+            while chunk := src.read(part_size):
+                delivery.between_chunks()
+                number = len(parts) + 1
+                answer = client.upload_part(Bucket=self.config.bucket, Key=key, UploadId=upload_id,
+                                            PartNumber=number, Body=chunk)
+                parts.append({"ETag": answer["ETag"], "PartNumber": number})
+        return parts
+
     def _abort_leftovers(self, client: Any, key: str) -> None:
-        """Abort multipart uploads of ``key`` left behind (the transfer manager normally does it)."""
+        """Abort incomplete multipart uploads of ``key`` (what a killed or failed attempt left)."""
         try:
             answer = client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=key)
             for upload in answer.get("Uploads", []):
                 if upload.get("Key") == key:
                     client.abort_multipart_upload(Bucket=self.config.bucket, Key=key,
                                                   UploadId=upload["UploadId"])
-        except Exception:  # best effort: the upload already failed and says why
+                    log.info("aborted an incomplete upload of s3://%s/%s left by an earlier attempt",
+                             self.config.bucket, key)
+        except Exception:  # best effort: a bucket policy may forbid listing uploads
             log.debug("could not list or abort multipart uploads of s3://%s/%s", self.config.bucket, key)
 
     def _error(self, exc: BaseException, operation: str) -> DeliveryError:
         """A message naming the operation, the server's answer and what to check."""
         cfg = self.config
         bucket = cfg.bucket
+        transient = False
         client_error = _client_error(exc)
         if client_error is not None:
             err = client_error.response.get("Error", {})
@@ -175,8 +217,9 @@ class S3Destination:
                     301, 400):
                 hint = f"Check the region of bucket '{bucket}'" + (f" (configured: '{cfg.region}')." if
                                                                     cfg.region else ".")
-            elif status and status >= 500:
-                hint = "The S3 service failed; the run can be retried."
+            elif (status and status >= 500) or code in _THROTTLED:
+                hint = "The S3 service failed or throttled; the run can be retried."
+                transient = True
             else:
                 hint = f"Check the destination settings for bucket '{bucket}'."
             text = f"S3 {operation} failed: {message} ({status or code}). {hint}"
@@ -186,17 +229,24 @@ class S3Destination:
         elif isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
             text = (f"S3 {operation} failed: timed out after {cfg.timeout_seconds:g} s talking to "
                     f"{self._endpoint()}. Check network access to the endpoint, or raise timeoutSeconds.")
+            transient = True
         elif isinstance(exc, EndpointConnectionError):
             text = (f"S3 {operation} failed: could not connect to {self._endpoint()}. "
                     "Check endpointUrl/region and that the server can reach it.")
+            transient = True
+        elif isinstance(exc, HTTPClientError):
+            text = (f"S3 {operation} failed: the connection to {self._endpoint()} broke ({exc}). "
+                    "The run can be retried.")
+            transient = True
         elif isinstance(exc, BotoCoreError):
             text = f"S3 {operation} failed: {exc}. Check the destination settings for bucket '{bucket}'."
         elif isinstance(exc, OSError):
             text = (f"S3 {operation} failed: {exc.strerror or exc}. "
                     f"Check network access to {self._endpoint()}.")
+            transient = True
         else:
             text = f"S3 {operation} failed: {type(exc).__name__}: {exc}."
-        return DeliveryError(redact(text, [cfg.secret_access_key]))
+        return DeliveryError(redact(text, [cfg.secret_access_key]), transient=transient)
 
     def _endpoint(self) -> str:
         if self.config.endpoint_url:

@@ -134,12 +134,13 @@ class SftpDestination:
         """Upload to ``.name.part`` beside the target, then rename it over the target."""
         remote = self._remote(delivery.filename)
         folder, name = posixpath.split(remote)
-        part = posixpath.join(folder, f".{name}.part")
+        part = posixpath.join(folder, f".{name}{delivery.part_suffix}")
         with self._session() as sftp:
             if folder:
                 self._makedirs(sftp, folder)
             try:
                 self._op("write", lambda: self._upload(sftp, delivery, part), part)
+                delivery.before_visible()
                 self._op("rename", lambda: sftp.posix_rename(part, remote), remote)
             except BaseException:
                 with contextlib.suppress(Exception):
@@ -155,6 +156,7 @@ class SftpDestination:
         with delivery.path.open("rb") as src, sftp.open(part, "wb") as remote_file:
             remote_file.set_pipelined(True)
             while chunk := src.read(CHUNK):
+                delivery.between_chunks()
                 remote_file.write(chunk)
             remote_file.flush()
             # Pipelined writes' answers are not read until close, which swallows a refusal: read them
@@ -189,7 +191,8 @@ class SftpDestination:
             raise self._fail(f"SFTP {operation} failed: {reason} ({remote}). {hint}") from None
         except (paramiko.SSHException, EOFError) as exc:
             raise self._fail(f"SFTP {operation} failed: the connection broke ({exc or type(exc).__name__}). "
-                             "The run can be retried; check the server's logs if it repeats.") from None
+                             "The run can be retried; check the server's logs if it repeats.",
+                             transient=True) from None
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[paramiko.SFTPClient]:
@@ -200,10 +203,12 @@ class SftpDestination:
             sock = socket.create_connection((cfg.host, cfg.port), timeout=cfg.timeout_seconds)
         except TimeoutError:
             raise self._fail(f"SFTP connect failed: {where} did not answer within {cfg.timeout_seconds:g} s. "
-                             "Check host, port and firewalls, or raise timeoutSeconds.") from None
+                             "Check host, port and firewalls, or raise timeoutSeconds.",
+                             transient=True) from None
         except OSError as exc:
             raise self._fail(f"SFTP connect failed: cannot reach {where} ({exc.strerror or exc}). "
-                             "Check host and port, and that the server accepts connections.") from None
+                             "Check host and port, and that the server accepts connections.",
+                             transient=True) from None
         transport = paramiko.Transport(sock)
         transport.banner_timeout = cfg.timeout_seconds
         transport.handshake_timeout = cfg.timeout_seconds
@@ -284,6 +289,7 @@ class SftpDestination:
         raise self._fail("SFTP privateKey could not be read: expected an OpenSSH or PEM private key "
                          "(Ed25519, ECDSA or RSA), with the right passphrase if it is encrypted.")
 
-    def _fail(self, message: str) -> DeliveryError:
+    def _fail(self, message: str, *, transient: bool = False) -> DeliveryError:
         cfg = self.config
-        return DeliveryError(redact(message, [cfg.password, cfg.private_key, cfg.passphrase]))
+        return DeliveryError(redact(message, [cfg.password, cfg.private_key, cfg.passphrase]),
+                             transient=transient)

@@ -236,6 +236,8 @@ class WebhookDestination:
         target = public_url(cfg.url)
         last = ""
         for attempt in range(1, cfg.max_attempts + 1):
+            # Every POST is visible to the receiver: only while the run still holds its lease.
+            delivery.before_visible()
             try:
                 self._attempt(delivery)
                 log.info("delivered %s to %s (attempt %d)", delivery.filename, target, attempt)
@@ -250,15 +252,23 @@ class WebhookDestination:
                         raise self._fail(
                             f"Webhook {cfg.method} to {target} failed: {exc.reason}, and the receiver asked "
                             f"to retry after {exc.retry_after:.0f} s, longer than skuport waits within one "
-                            f"run ({self.retry_after_cap:.0f} s). The run can be retried later."
+                            f"run ({self.retry_after_cap:.0f} s). The run can be retried later.",
+                            transient=True,
                         ) from None
                     delay = max(delay, exc.retry_after)
                 log.warning("webhook %s to %s, attempt %d/%d: %s; retrying in %.1f s", cfg.method, target,
                             attempt, cfg.max_attempts, exc.reason, delay)
-                self.sleep(delay)
+                self._pause(delivery, delay)
         raise self._fail(f"Webhook {cfg.method} to {target} failed after {cfg.max_attempts} attempt"
                          f"{'s' if cfg.max_attempts != 1 else ''}: {last}. Check that the receiver is up "
-                         "and accepts the file; the run can be retried.")
+                         "and accepts the file; the run can be retried.", transient=True)
+
+    def _pause(self, delivery: Delivery, delay: float) -> None:
+        """Wait before the next attempt; a cancelled run stops waiting at once."""
+        if self.sleep is not time.sleep:
+            self.sleep(delay)
+        elif delivery.fence.cancel.wait(delay):
+            delivery.before_visible()
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, capped."""
@@ -288,7 +298,7 @@ class WebhookDestination:
             with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
                               trust_env=False) as client:
                 response = client.request(cfg.method, cfg.url, headers=headers,
-                                          content=_chunks(delivery.path))
+                                          content=_chunks(delivery))
         except httpx.TimeoutException:
             raise _Retryable(f"no answer within {cfg.timeout_seconds:g} s (timeout)") from None
         except httpx.TransportError as exc:
@@ -320,11 +330,13 @@ class WebhookDestination:
         # Header values often carry tokens; short ones ("true", "text/csv") would only garble messages.
         return [self.config.secret, *(v for v in self.config.headers.values() if len(v) >= 8)]
 
-    def _fail(self, message: str) -> DeliveryError:
-        return DeliveryError(redact(message, self._secrets()))
+    def _fail(self, message: str, *, transient: bool = False) -> DeliveryError:
+        return DeliveryError(redact(message, self._secrets()), transient=transient)
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as src:
+def _chunks(delivery: Delivery) -> Iterator[bytes]:
+    """The body in chunks; a cancelled run stops sending (the receiver sees an incomplete request)."""
+    with delivery.path.open("rb") as src:
         while chunk := src.read(CHUNK):
+            delivery.between_chunks()
             yield chunk

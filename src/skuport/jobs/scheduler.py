@@ -11,54 +11,31 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import secrets
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from skuport.config import Settings, get_settings
 from skuport.db import session_scope, utcnow
 from skuport.jobs.models import ExportJob, ExportRun, RunStatus, RunTrigger
+from skuport.jobs.tasks import TASK_NAME, RunWork
 from skuport.scheduling.cron import latest_at_or_before, next_after
+from skuport.scheduling.executor import Executor, get_executor
+from skuport.scheduling.lifecycle import reap, rowcount
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
-Submit = Callable[[str], None]
-
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-"""Identifies this process on the runs it claims and executes."""
-
-WORKER_LOST = "worker lost"
-SERVER_SHUT_DOWN = "server shut down"
-
-
-def rowcount(result: object) -> int:
-    """Rows an UPDATE or DELETE touched."""
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def new_run_id(scheduled_for: dt.datetime) -> str:
     """A run id that reads as its scheduled time (UTC): ``run-20260308-020000-k3Jx9q``."""
     return f"run-{scheduled_for.astimezone(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
-def retry_backoff(settings: Settings, attempt: int) -> dt.timedelta:
-    """Delay before retrying a run whose attempt ``attempt`` failed: base, doubled each attempt."""
-    return dt.timedelta(seconds=settings.run_retry_backoff * 2 ** max(0, attempt - 1))
-
-
-def retry_at_for(settings: Settings, *, attempt: int, trigger: str, now: dt.datetime) -> dt.datetime | None:
-    """When a run that failed through no fault of its own is retried, or None past the limit."""
-    if trigger == RunTrigger.EXTERNAL or attempt >= settings.run_max_attempts:
-        return None
-    return now + retry_backoff(settings, attempt)
 
 
 @dataclass
@@ -81,7 +58,6 @@ def claim_run(
     attempt: int = 1,
     retry_of: str | None = None,
     record_skip: bool = True,
-    worker: str | None = None,
 ) -> Claim:
     """Insert the run of (job, scheduled_for, attempt); the database decides who wins.
 
@@ -98,7 +74,7 @@ def claim_run(
         started_at=now,
         heartbeat_at=now,
         retry_of=retry_of,
-        worker=worker or WORKER_ID,
+        worker=None,  # queued: the executor's worker claims it
     )
     try:
         with session.begin_nested():
@@ -173,33 +149,31 @@ class TickReport:
     reaped: list[str] = field(default_factory=list)
 
 
-def _default_submit(run_id: str) -> None:
-    from skuport.scheduling.runner import submit_run
-
-    submit_run(run_id)
-
-
 class Scheduler:
     """One scheduler instance; run as many as you like against one PostgreSQL."""
 
     def __init__(
         self,
         *,
-        submit: Submit | None = None,
+        executor: Executor | None = None,
         clock: Clock = utcnow,
         settings: Settings | None = None,
-        worker: str | None = None,
     ) -> None:
-        self.submit = submit or _default_submit
+        self._executor = executor
         self.clock = clock
         self.settings = settings or get_settings()
-        self.worker = worker or WORKER_ID
+        self.kind = RunWork(self.settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def executor(self) -> Executor:
+        """Where claimed runs are queued (the process's executor unless one was given)."""
+        return self._executor or get_executor()
+
     # -- one pass ---------------------------------------------------------------------------
     def tick(self, now: dt.datetime | None = None) -> TickReport:
-        """Reap, retry and start whatever is due at ``now``; submit the started runs."""
+        """Reap, retry and start whatever is due at ``now``; queue the started runs."""
         now = now or self.clock()
         report = TickReport()
         self.reap(now, report)
@@ -246,7 +220,6 @@ class Scheduler:
             return
         latest = max(latest_at_or_before(schedule, timezone, now) or previous, previous)
         following = next_after(schedule, timezone, now)
-        run_id: str | None = None
         with session_scope() as session:
             # Compare-and-set: of several schedulers holding the same view, one moves the job on.
             moved = rowcount(
@@ -278,7 +251,6 @@ class Scheduler:
                 scheduled_for=latest,
                 trigger=RunTrigger.SCHEDULE,
                 now=now,
-                worker=self.worker,
             )
             if claim.run is None:
                 return
@@ -286,17 +258,19 @@ class Scheduler:
                 report.skipped.append(claim.run.id)
                 return
             run_id = claim.run.id
+            self.executor.enqueue(session, TASK_NAME, run_id)
         report.started.append(run_id)
-        self._submit(run_id)
 
     def retry_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
-        """Start the retries whose backoff has passed (one retry per failed attempt)."""
+        """Start the retries whose backoff has passed (one per failed attempt); a paused job's wait."""
         report = report or TickReport()
         with session_scope() as session:
             due = list(
                 session.scalars(
                     select(ExportRun.id)
+                    .join(ExportJob, ExportJob.id == ExportRun.job_id)
                     .where(
+                        ExportJob.active.is_(True),
                         ExportRun.status == RunStatus.FAILED,
                         ExportRun.retry_at.is_not(None),
                         ExportRun.retry_at <= now,
@@ -329,7 +303,8 @@ class Scheduler:
         if row is None:
             return
         job_id, scheduled_for, attempt, retry_of, active, timezone = row
-        run_id: str | None = None
+        if not active:
+            return  # paused: the retry waits for the resume
         with session_scope() as session:
             # Write first (see _schedule_job): take the retry; one scheduler wins it.
             taken = rowcount(
@@ -340,8 +315,8 @@ class Scheduler:
                     .execution_options(synchronize_session=False)
                 )
             )
-            if not taken or not active:
-                return  # another scheduler took it, or the job was paused: no retry
+            if not taken:
+                return  # another scheduler took it
             claim = claim_run(
                 session,
                 job_id=job_id,
@@ -352,7 +327,6 @@ class Scheduler:
                 attempt=attempt + 1,
                 retry_of=retry_of or failed_id,
                 record_skip=False,
-                worker=self.worker,
             )
             if claim.overlap:
                 session.rollback()  # the job is busy: keep the retry for a later tick
@@ -360,66 +334,14 @@ class Scheduler:
             if claim.run is None:
                 return
             run_id = claim.run.id
+            self.executor.enqueue(session, TASK_NAME, run_id)
         report.retried.append(run_id)
-        self._submit(run_id)
 
     def reap(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
         """Fail running runs whose heartbeat stopped ("worker lost", retried) or whose deadline passed."""
         report = report or TickReport()
-        stale_before = now - dt.timedelta(seconds=self.settings.run_stale_after)
-        overdue = or_(
-            ExportRun.heartbeat_at < stale_before,
-            and_(ExportRun.heartbeat_at.is_(None), ExportRun.started_at < stale_before),
-            ExportRun.deadline_at < now,
-        )
-        with session_scope() as session:
-            rows = session.execute(
-                select(
-                    ExportRun.id,
-                    ExportRun.attempt,
-                    ExportRun.trigger,
-                    ExportRun.heartbeat_at,
-                    ExportRun.deadline_at,
-                    ExportRun.started_at,
-                    ExportJob.timeout_seconds,
-                )
-                .join(ExportJob, ExportJob.id == ExportRun.job_id)
-                .where(ExportRun.status == RunStatus.RUNNING, overdue)
-            ).all()
-        for run_id, attempt, trigger, heartbeat_at, deadline_at, started_at, job_timeout in rows:
-            if deadline_at is not None and deadline_at < now:
-                error = f"timed out after {job_timeout or self.settings.run_timeout} s"
-                retry_at = None
-            else:
-                seen = heartbeat_at or started_at
-                error = (
-                    f"{WORKER_LOST}: no heartbeat since {seen:%Y-%m-%d %H:%M:%S} UTC (the process "
-                    "running the export stopped or crashed)"
-                )
-                retry_at = retry_at_for(self.settings, attempt=attempt, trigger=trigger, now=now)
-                if retry_at is not None:
-                    error += f"; retrying at {retry_at:%H:%M:%S} UTC"
-            with session_scope() as session:
-                # Conditional: a heartbeat that arrived since the read, or another reaper, wins.
-                done = rowcount(
-                    session.execute(
-                        update(ExportRun)
-                        .where(ExportRun.id == run_id, ExportRun.status == RunStatus.RUNNING, overdue)
-                        .values(status=RunStatus.FAILED, completed_at=now, error=error, retry_at=retry_at)
-                        .execution_options(synchronize_session=False)
-                    )
-                )
-            if done:
-                report.reaped.append(run_id)
-                log.warning("run %s: %s", run_id, error)
+        report.reaped.extend(reap(self.kind, now=now, stale_after=self.settings.run_stale_after))
         return report
-
-    def _submit(self, run_id: str) -> None:
-        try:
-            self.submit(run_id)
-        except Exception:
-            # The run row stays running without heartbeats, so the reaper fails and retries it.
-            log.exception("could not submit run %s", run_id)
 
     # -- the loop ---------------------------------------------------------------------------
     def start(self) -> None:

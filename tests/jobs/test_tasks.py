@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import and_
 
 from skuport.config import Settings
 from skuport.db import session_scope
 from skuport.exporting.spec import ExportControl, ExportResult, ExportSpec
 from skuport.jobs.models import ExportRun, RunTrigger
-from skuport.scheduling.runner import TRACKER, mark_failed, run_export_job
-from skuport.scheduling.scheduler import Scheduler, claim_run
-from tests.scheduling.conftest import Worker, make_job, runs
+from skuport.jobs.scheduler import Scheduler, claim_run
+from skuport.jobs.tasks import RUNS, run_export_job
+from skuport.scheduling.lifecycle import LIFECYCLE, Failure
+from tests.jobs.conftest import Worker, make_job, runs
 
 UTC = dt.UTC
 
@@ -148,7 +150,7 @@ def test_heartbeat_and_progress_while_running(
         export.release.set()
         worker.join(20)
     body = client.get(f"/api/v1/export-jobs/{job_id}/runs", headers=admin).json()[0]
-    assert body["status"] == "success" and body["progress"] is None
+    assert body["status"] == "success" and body["progress"] == {"done": 3, "total": 3}  # final counts kept
 
 
 def test_a_job_timeout_overrides_the_server_default(settings: Settings, local_root: Path,
@@ -210,7 +212,7 @@ def test_an_unexpected_error_is_recorded_without_internals(settings: Settings, l
     assert error is not None and "KeyError" in error and "/etc/secret-path" not in error
 
 
-def test_shutdown_fails_held_runs_and_schedules_their_retry(
+def test_shutdown_cancels_running_work_after_the_grace_and_schedules_its_retry(
     settings: Settings, local_root: Path, tmp_path: Path
 ) -> None:
     executing_job, queued_job = make_job(now=dt.datetime.now(UTC)), make_job(now=dt.datetime.now(UTC))
@@ -219,32 +221,43 @@ def test_shutdown_fails_held_runs_and_schedules_their_retry(
     worker = threading.Thread(target=run_export_job, args=(executing,), kwargs={"export": export})
     worker.start()
     assert export.started.wait(10)
-    TRACKER.hold(queued)  # submitted to the pool, not started yet
-    TRACKER.shutdown(grace=5)
+    LIFECYCLE.hold_queued(RUNS, queued)  # in the pool's queue, not started yet
+    try:
+        started = time.monotonic()
+        assert LIFECYCLE.drain(grace=0.5, stop_wait=5) == [executing]
+        assert 0.4 < time.monotonic() - started < 5
+        assert run_export_job(queued, export=export) is None  # a draining process claims nothing
+    finally:
+        LIFECYCLE.reset()
     worker.join(10)
-    for run_id in (executing, queued):
-        run = get_run(run_id)
-        assert run.status == "failed", run_id
-        assert run.error is not None and run.error.startswith("server shut down")
-        assert run.retry_at is not None
-    assert TRACKER.held() == []
+    run = get_run(executing)
+    assert run.status == "failed" and run.error is not None and run.error.startswith("server shut down")
+    assert "retrying at" in run.error and run.retry_at is not None
+    # the queued run stays queued for the next start (or another scheduler's reaper)
+    assert (get_run(queued).status, get_run(queued).worker) == ("running", None)
+    assert LIFECYCLE.leases() == []
 
 
-def test_mark_failed_leaves_finished_runs_alone(settings: Settings) -> None:
+def test_a_failure_never_overwrites_an_ended_run(settings: Settings) -> None:
     job_id = make_job(now=dt.datetime.now(UTC))
     run_id = start_run(job_id)
     with session_scope() as session:
         run = session.get(ExportRun, run_id)
         assert run is not None
         run.status = "success"
-    assert mark_failed([run_id], error="server shut down", retry=True) == []
+    with session_scope() as session:
+        running = and_(ExportRun.id == run_id, ExportRun.status == "running")
+        assert RUNS.fail(session, where=running, failure=Failure("ShutDown", "shut down", retry=True),
+                         now=dt.datetime.now(UTC)) == []
     assert get_run(run_id).status == "success"
 
 
 def test_a_run_gone_elsewhere_is_not_executed(settings: Settings, tmp_path: Path) -> None:
     job_id = make_job(now=dt.datetime.now(UTC))
     run_id = start_run(job_id)
-    mark_failed([run_id], error="worker lost", retry=False)
+    with session_scope() as session:
+        RUNS.fail(session, where=ExportRun.id == run_id, failure=Failure("WorkerLost", "worker lost"),
+                  now=dt.datetime.now(UTC))
     export = SlowExport(tmp_path)
     assert run_export_job(run_id, export=export, settings=settings) is None
     assert not export.started.is_set()
@@ -252,7 +265,7 @@ def test_a_run_gone_elsewhere_is_not_executed(settings: Settings, tmp_path: Path
 
 CHILD = textwrap.dedent("""
     import sys, time
-    from skuport.scheduling.runner import run_export_job
+    from skuport.jobs.tasks import run_export_job
 
     def forever(spec, *, control):
         control.progress(1, 2)
@@ -280,7 +293,7 @@ def test_a_killed_worker_process_is_reaped_and_retried(settings: Settings, local
     last = get_run(run_id).heartbeat_at
     assert last is not None and get_run(run_id).status == "running"
     worker = Worker(instant=False)
-    scheduler = Scheduler(submit=worker, settings=settings)
+    scheduler = Scheduler(executor=worker, settings=settings)
     # then within the stale window nothing happens, after it the run is failed and retried
     assert scheduler.tick(last + dt.timedelta(seconds=60)).reaped == []
     assert scheduler.tick(last + dt.timedelta(seconds=91)).reaped == [run_id]

@@ -1,0 +1,123 @@
+"""The background of a server or scheduler process: housekeeping in, the work lifecycle drained out.
+
+At start: sweep temporary files of dead processes, queue again what a stopped in-process executor
+held in memory, and (when ``SKUPORT_SCHEDULER`` says so) start the housekeeping loop: the export-job
+scheduler (ticks, retries), the reaper of every kind of work, and the expiry of one-off export files.
+At stop: stop the loop, then drain (``SKUPORT_SHUTDOWN_GRACE``), so nothing is left running.
+
+This is where domains meet infrastructure: ``scheduling/`` imports no domain, this module wires them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from skuport.config import Settings, get_settings
+from skuport.exporting import workdir
+from skuport.exports.tasks import EXPORTS, expire_files
+from skuport.jobs.scheduler import Scheduler
+from skuport.jobs.tasks import RUNS
+from skuport.scheduling import lifecycle
+from skuport.scheduling.executor import InProcessExecutor, get_executor
+from skuport.scheduling.lifecycle import LIFECYCLE
+
+log = logging.getLogger(__name__)
+
+KINDS = (RUNS, EXPORTS)
+"""Every kind of background work (the reaper and the start-up requeue visit each)."""
+
+
+class Housekeeper:
+    """One thread: the scheduler's pass, the reaper of one-off exports, and the expiry of their files."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.scheduler = Scheduler(settings=settings)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_expiry = 0.0
+
+    def pass_once(self) -> None:
+        """Tick the job scheduler (it reaps runs), reap one-off exports, expire files when due."""
+        self.scheduler.tick()
+        lifecycle.reap(EXPORTS, stale_after=self.settings.run_stale_after)
+        if time.monotonic() - self._last_expiry >= self.settings.export_sweep_interval:
+            self._last_expiry = time.monotonic()
+            expire_files()
+
+    def start(self) -> None:
+        """Run :meth:`pass_once` every ``SKUPORT_SCHEDULER_INTERVAL`` seconds in a daemon thread."""
+        self._thread = threading.Thread(target=self._loop, name="skuport-housekeeping", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.pass_once()
+            except Exception:
+                log.exception("housekeeping pass failed")
+            self._stop.wait(self.settings.scheduler_interval)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop and wait for the current pass to end."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+@dataclass
+class Background:
+    """What :func:`start_background` started."""
+
+    housekeeper: Housekeeper | None
+    requeued: dict[str, list[str]] = field(default_factory=dict)
+
+
+def start_background(settings: Settings | None = None) -> Background:
+    """Sweep, requeue, and start housekeeping when ``SKUPORT_SCHEDULER`` says so."""
+    settings = settings or get_settings()
+    LIFECYCLE.reset()
+    workdir.sweep()
+    background = Background(housekeeper=None)
+    executor = get_executor()
+    if isinstance(executor, InProcessExecutor):
+        # Its queue lived in the memory of a process that stopped: queue that work again here.
+        for kind in KINDS:
+            try:
+                background.requeued[kind.task] = lifecycle.requeue(kind, executor.enqueue)
+            except SQLAlchemyError as exc:  # e.g. a database not migrated yet: the server still starts
+                log.warning("could not look for queued %s work: %s", kind.task, type(exc).__name__)
+        for task, idents in background.requeued.items():
+            if idents:
+                log.info("queued again %d %s item(s) left by a stopped process: %s", len(idents), task,
+                         ", ".join(idents[:20]))
+    if settings.scheduler:
+        background.housekeeper = Housekeeper(settings)
+        background.housekeeper.start()
+        log.info("embedded scheduler started (tick every %.1f s)", settings.scheduler_interval)
+    return background
+
+
+def stop_background(background: Background, settings: Settings | None = None) -> list[str]:
+    """Stop housekeeping, let running work finish within the grace, then cancel it ("shut down", retried)."""
+    settings = settings or get_settings()
+    if background.housekeeper is not None:
+        background.housekeeper.stop()
+    running = LIFECYCLE.leases()
+    if running:
+        log.info("shutting down: %d export(s) running get %.0f s to finish", len(running),
+                 settings.shutdown_grace)
+    failed = LIFECYCLE.drain(grace=settings.shutdown_grace, stop_wait=settings.shutdown_stop_wait)
+    if failed:
+        log.warning("shut down: %d export(s) cancelled and failed, to be retried: %s", len(failed),
+                    ", ".join(failed))
+    if get_executor.cache_info().currsize:
+        get_executor().shutdown(wait=False)
+        get_executor.cache_clear()
+    LIFECYCLE.reset()  # a process that starts its server again (tests) takes work again
+    return failed

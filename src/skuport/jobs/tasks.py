@@ -1,0 +1,264 @@
+"""The ``export-run`` task: run one queued run of an export job under its lease and record the outcome.
+
+A run row holds everything needed (job, scheduled time, attempt), so any executor can pick it up.
+The run is claimed through the one work lifecycle (:mod:`skuport.scheduling.lifecycle`): the lease
+is heartbeated with progress, checked right before every step the destination's reader can see,
+and a cancel (timeout, delete, shutdown) stops the pipeline at its next batch and the delivery at
+its next chunk or attempt. Transient failures are retried with backoff, permanent ones are not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from skuport.config import Settings, get_settings
+from skuport.db import utcnow
+from skuport.errors import SkuportError, WorkStopped
+from skuport.exporting.spec import ExportCancelled, ExportControl, ExportResult, ExportSpec
+from skuport.jobs.models import ExportJob, ExportRun, RunStatus, RunTrigger
+from skuport.scheduling.executor import task
+from skuport.scheduling.lifecycle import LIFECYCLE, SHUT_DOWN, Failure, Lease, WorkKind, rowcount
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "export-run"
+
+ExportFn = Callable[..., ExportResult]
+
+
+def retry_backoff(settings: Settings, attempt: int) -> dt.timedelta:
+    """Delay before retrying a run whose attempt ``attempt`` failed: base, doubled each attempt."""
+    return dt.timedelta(seconds=settings.run_retry_backoff * 2 ** max(0, attempt - 1))
+
+
+def retry_at_for(settings: Settings, *, attempt: int, trigger: str, now: dt.datetime) -> dt.datetime | None:
+    """When a run that failed through no fault of its own is retried, or None past the limit."""
+    if trigger == RunTrigger.EXTERNAL or attempt >= settings.run_max_attempts:
+        return None
+    return now + retry_backoff(settings, attempt)
+
+
+class RunWork(WorkKind):
+    """Export runs as work: queued and running share the status ``running`` (a worker marks the claim)."""
+
+    task: ClassVar[str] = TASK_NAME
+    model: ClassVar[Any] = ExportRun
+    queued: ClassVar[str] = RunStatus.RUNNING
+    running: ClassVar[str] = RunStatus.RUNNING
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (fixed for tests, else the process's)."""
+        return self._settings or get_settings()
+
+    def timeout(self, session: Session, ident: str) -> float:
+        """The job's own hard timeout, else the server's."""
+        from skuport.jobs.service import run_timeout
+
+        job = session.scalars(select(ExportJob).join(ExportRun, ExportRun.job_id == ExportJob.id)
+                              .where(ExportRun.id == ident)).first()
+        return run_timeout(job, self.settings) if job is not None else max(1, self.settings.run_timeout)
+
+    def fail(self, session: Session, *, where: ColumnElement[bool], failure: Failure,
+             now: dt.datetime) -> list[str]:
+        """Fail the matching running runs; a retryable failure gets ``retryAt`` while attempts remain."""
+        rows = session.execute(
+            select(ExportRun.id, ExportRun.attempt, ExportRun.trigger, ExportJob.active)
+            .join(ExportJob, ExportJob.id == ExportRun.job_id).where(where)).all()
+        changed: list[str] = []
+        for run_id, attempt, trigger, active in rows:
+            retry_at = (retry_at_for(self.settings, attempt=attempt, trigger=trigger, now=now)
+                        if failure.retry else None)
+            error = failure.message + _retry_note(failure, retry_at, attempt=attempt, trigger=trigger,
+                                                  active=active, settings=self.settings)
+            done = rowcount(session.execute(
+                update(ExportRun).where(and_(where, ExportRun.id == run_id))
+                .values(status=RunStatus.FAILED, completed_at=now, heartbeat_at=now, error=error,
+                        retry_at=retry_at)
+                .execution_options(synchronize_session=False)))
+            if done:
+                changed.append(run_id)
+        return changed
+
+
+def _retry_note(failure: Failure, retry_at: dt.datetime | None, *, attempt: int, trigger: str,
+                active: bool, settings: Settings) -> str:
+    """What the run history says about the retry: when, which attempt, or why not."""
+    limit = settings.run_max_attempts
+    if retry_at is not None:
+        note = f"; retrying at {retry_at:%H:%M:%S} UTC (attempt {attempt + 1} of {limit})"
+        return note + ("; the job is paused: the retry runs once it is resumed" if not active else "")
+    if not failure.retry:
+        return ""
+    if trigger == RunTrigger.EXTERNAL:
+        return "; not retried (an external run)"
+    return f"; not retried: attempt {attempt} of {limit} was the last"
+
+
+RUNS = RunWork()
+"""The kind of work an export run is."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the export needs, read from the database before the long work starts."""
+
+    run_id: str
+    delivery_id: str
+    job_id: str
+    scheduled_for: dt.datetime
+    timezone: str
+    destination_type: str
+    destination_config: Mapping[str, Any]
+    filename_template: str
+    spec: ExportSpec
+    secrets: tuple[str, ...]
+
+
+@task(RUNS)
+def execute_run(run_id: str) -> None:
+    """Run the export of one queued run and record success or an actionable failure."""
+    run_export_job(run_id)
+
+
+def run_export_job(run_id: str, *, export: ExportFn | None = None,
+                   settings: Settings | None = None) -> str | None:
+    """Claim and execute ``run_id``; returns the final status (None when it was not ours to run)."""
+    lease = LIFECYCLE.claim(RunWork(settings) if settings is not None else RUNS, run_id)
+    if lease is None:
+        return None
+    plan: _Plan | None = None
+    try:
+        plan = _prepare(run_id)
+        if plan is None:
+            LIFECYCLE.release(lease)
+            return None
+        path, record_count, file_size = _export_and_deliver(plan, lease, export)
+    except BaseException as exc:
+        failure = classify(exc, lease, plan.secrets if plan else ())
+        if isinstance(exc, SkuportError | WorkStopped | ExportCancelled):
+            log.warning("run %s failed: %s", run_id, failure.message)
+        else:
+            log.error("run %s failed: %s", run_id, failure.message, exc_info=exc)
+        LIFECYCLE.fail(lease, failure)
+        if not isinstance(exc, Exception):
+            raise
+        return RunStatus.FAILED
+    ended = LIFECYCLE.finish(lease, {
+        "status": RunStatus.SUCCESS, "completed_at": utcnow(), "record_count": record_count,
+        "file_size": file_size, "destination_path": path, "error": None,
+        "progress_done": record_count, "progress_total": record_count})
+    if not ended:
+        log.warning("run %s: delivered to %s, but the run had been ended meanwhile", run_id, path)
+        return None
+    log.info("run %s: %d records, %d bytes delivered to %s", run_id, record_count, file_size, path)
+    return RunStatus.SUCCESS
+
+
+def _prepare(run_id: str) -> _Plan | None:
+    from skuport.db import session_scope
+    from skuport.jobs.service import decrypted_destination_config, secret_values, spec_of_job
+
+    with session_scope(write=False) as session:
+        run = session.get(ExportRun, run_id)
+        job = session.get(ExportJob, run.job_id) if run is not None else None
+        if run is None or job is None:
+            return None
+        changed_since = None
+        if job.delta:
+            changed_since = session.scalar(
+                select(ExportRun.scheduled_for)
+                .where(ExportRun.job_id == job.id, ExportRun.status == RunStatus.SUCCESS,
+                       ExportRun.id != run.id)
+                .order_by(ExportRun.scheduled_for.desc())
+                .limit(1)
+            )
+        config = decrypted_destination_config(job)
+        return _Plan(
+            run_id=run.id,
+            delivery_id=run.retry_of or run.id,
+            job_id=job.id,
+            scheduled_for=run.scheduled_for,
+            timezone=job.timezone,
+            destination_type=job.destination_type,
+            destination_config=config,
+            filename_template=job.filename_template,
+            spec=spec_of_job(job, changed_since=changed_since),
+            secrets=secret_values(job.destination_type, config),
+        )
+
+
+def _export_and_deliver(plan: _Plan, lease: Lease, export: ExportFn | None) -> tuple[str, int, int]:
+    from skuport.exporting.destinations import get_destination
+    from skuport.exporting.destinations.base import Delivery
+    from skuport.exporting.destinations.filenames import render_filename
+
+    if export is None:
+        from skuport.exporting.pipeline import run_export
+
+        export = run_export
+    # Render (and so validate) the name before the long export, and keep it stable across retries.
+    filename = render_filename(
+        plan.filename_template,
+        scheduled_for=plan.scheduled_for,
+        tz=plan.timezone,
+        job_id=plan.job_id,
+        run_id=plan.delivery_id,
+    )
+    destination = get_destination(plan.destination_type, plan.destination_config)
+    result = export(plan.spec, control=ExportControl(progress=lease.progress, cancel=lease.cancel))
+    try:
+        path = destination.deliver(
+            Delivery(
+                path=result.path,
+                filename=filename,
+                content_type=result.content_type,
+                content_encoding=result.content_encoding,
+                delivery_id=plan.delivery_id,
+                fence=lease,
+            )
+        )
+    finally:
+        result.path.unlink(missing_ok=True)
+    return path, result.record_count, result.file_size
+
+
+_STOPPED = {
+    "timeout": "timed out after {timeout:g} s (the export was cancelled and nothing was delivered; raise the "
+               "job's timeoutSeconds or SKUPORT_RUN_TIMEOUT, or narrow the job's selection)",
+    "shutdown": f"{SHUT_DOWN} while the export was running (nothing was delivered)",
+    "gone": "the run was ended elsewhere (reaped, or its job deleted) while exporting; nothing was delivered",
+}
+
+
+def classify(exc: BaseException, lease: Lease, secrets: Iterable[str]) -> Failure:
+    """The failure to record: an actionable message, and whether another attempt may succeed."""
+    from skuport.secrets import redact
+
+    reason = lease.reason if lease.cancel.is_set() else None
+    if isinstance(exc, WorkStopped | ExportCancelled) or reason is not None:
+        reason = reason or str(getattr(exc, "reason", None) or "cancelled")
+        template = _STOPPED.get(reason, "the run was cancelled ({reason}); nothing was delivered")
+        return Failure("Stopped", template.format(timeout=lease.timeout, reason=reason),
+                       retry=reason == "shutdown")
+    if isinstance(exc, SkuportError):
+        return Failure(type(exc).__name__, redact(exc.message, secrets),
+                       retry=bool(getattr(exc, "transient", False)))
+    if isinstance(exc, OperationalError):
+        return Failure("DatabaseError", "the database did not answer (lost connection or timeout)",
+                       retry=True)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return Failure("ShutDown", f"{SHUT_DOWN} while the export was running", retry=True)
+    return Failure(type(exc).__name__, f"Export failed with an internal error ({type(exc).__name__}); the "
+                   "details are in the server log. Retry the run; if it fails again, report it.")
