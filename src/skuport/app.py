@@ -121,12 +121,13 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     """Start the embedded scheduler when configured; on shutdown never leave this process's runs running."""
     from starlette.concurrency import run_in_threadpool
 
-    from skuport.background import start_background, stop_background
+    from skuport.background import exit_on_next_signal, start_background, stop_background
 
     background = start_background()
     try:
         yield
     finally:
+        exit_on_next_signal()  # the drain below can take the grace: a second signal ends it
         await run_in_threadpool(stop_background, background)
 
 

@@ -11,8 +11,11 @@ This is where domains meet infrastructure: ``scheduling/`` imports no domain, th
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -121,3 +124,32 @@ def stop_background(background: Background, settings: Settings | None = None) ->
         get_executor.cache_clear()
     LIFECYCLE.reset()  # a process that starts its server again (tests) takes work again
     return failed
+
+
+def exit_on_next_signal() -> bool:
+    """While draining: a further SIGTERM or SIGINT ends the process at once (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+
+    def now(signum: int, _frame: object) -> None:
+        log.warning("%s again while shutting down: exiting at once", signal.Signals(signum).name)
+        os._exit(1)
+
+    signal.signal(signal.SIGTERM, now)
+    signal.signal(signal.SIGINT, now)
+    return True
+
+
+def stop_on_signals(stop: threading.Event, on_first: Callable[[], None] | None = None) -> None:
+    """The first SIGTERM or SIGINT sets ``stop`` (a graceful drain follows); the next ends at once."""
+
+    def first(signum: int, _frame: object) -> None:
+        log.info("%s: stopping; running exports get %.0f s (SKUPORT_SHUTDOWN_GRACE) to finish, send it again "
+                 "to exit at once", signal.Signals(signum).name, get_settings().shutdown_grace)
+        exit_on_next_signal()
+        stop.set()
+        if on_first is not None:
+            on_first()
+
+    signal.signal(signal.SIGTERM, first)
+    signal.signal(signal.SIGINT, first)

@@ -85,19 +85,17 @@ def scheduler_command(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run only the scheduler and reaper (scale-out mode: any number of replicas on one PostgreSQL)."""
-    import signal
     import threading
 
     _apply_overrides(data_dir, database_url)
     _configure_logging(log_level)
-    from skuport.background import start_background, stop_background
+    from skuport.background import start_background, stop_background, stop_on_signals
     from skuport.bootstrap import bootstrap
 
     bootstrap()
     scheduler_settings = get_settings().model_copy(update={"scheduler": True})
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop_on_signals(stop)
     background = start_background(scheduler_settings)
     stop.wait()
     stop_background(background, scheduler_settings)

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     )
     webhook_allow_private: bool = False
     webhook_allow_list: str = ""
-    executor: str = "inprocess"
+    executor: str = Field(default="inprocess", description="inprocess (thread pool) or memory (tests).")
     run_workers: int = 2
     export_workers: int = Field(default=1, description="Processes flattening one large export (1: none).")
     export_engine: Literal["auto", "rows"] = Field(
@@ -77,7 +77,6 @@ class Settings(BaseSettings):
     export_max_active_per_user: int = Field(default=5, description="Exports pending or running per user.")
     export_metadata_max_bytes: int = Field(default=4096, description="Largest metadata object, as JSON.")
     export_sweep_interval: int = Field(default=300, description="Seconds between expired-file sweeps.")
-    export_stale_after: int = Field(default=900, description="Seconds without progress before 'worker lost'.")
     export_s3_bucket: str | None = None
     export_s3_prefix: str = "exports/"
     export_s3_region: str | None = None

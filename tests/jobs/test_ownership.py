@@ -7,6 +7,7 @@ hangs, a job deleted mid-retry, a shutdown, a kill -9, a refused connection.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -322,3 +323,32 @@ def test_a_reaped_run_is_fenced_out_of_its_delivery(
     assert max(arrivals(receiver)) <= reaped + 0.05
     assert get_run(run_id).error == "worker lost (reaped elsewhere)"  # the reaper's outcome stands
     assert RUNS.task == "export-run"
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tiny tmpfs filled to the last byte (mounting needs root, as on CI)."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        with contextlib.suppress(OSError), (mount / "filler").open("wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a full tmpfs needs root (CI runs as root)")
+def test_a_full_temporary_folder_is_reported_as_such(
+        client: TestClient, admin: dict[str, str], records: None, env: Path, full_disk: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKUPORT_TMP_DIR", str(full_disk))
+    get_settings.cache_clear()
+    job_id = make(client, admin, "local", {"path": "full"})
+    run = ended(run_now(client, admin, job_id))
+    assert run.status == "failed" and run.error is not None
+    assert run.error.startswith(f"Could not write the export file: no space left on the device in {full_disk}")
+    assert "SKUPORT_TMP_DIR" in run.error and "internal error" not in run.error

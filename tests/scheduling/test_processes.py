@@ -110,3 +110,38 @@ def test_sigterm_of_the_owner_mid_delivery_delivers_each_scheduled_time_once(
     assert codes == [0, 0]
     with session_scope() as session:
         assert session.get(ExportRun, done[0].id) is not None
+
+
+def test_a_second_sigterm_ends_a_draining_scheduler_at_once(database_url: str, tmp_path: Path) -> None:
+    from tests.exporting.destinations import servers
+
+    receiver = servers.Receiver()
+    receiver.script = [("sleep", 20, 200)]  # a delivery that would hold the drain for its whole grace
+    job_id = make_job(now=dt.datetime.now(dt.UTC), schedule="0 0 1 1 *", destinationType="webhook",
+                      destinationConfig={"url": receiver.url(), "timeoutSeconds": 30})
+    with session_scope() as session:
+        session.execute(update(ExportJob).where(ExportJob.id == job_id)
+                        .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)))
+    env = {**os.environ, "SKUPORT_DATABASE_URL": database_url, "SKUPORT_SCHEDULER_INTERVAL": "0.2",
+           "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true", "SKUPORT_SHUTDOWN_GRACE": "30",
+           "SKUPORT_LOG_LEVEL": "warning"}
+    process = subprocess.Popen([sys.executable, "-m", "skuport.cli", "scheduler"], env=env, cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not receiver.requests:
+            time.sleep(0.05)
+        assert receiver.requests, "no delivery started"
+        process.send_signal(signal.SIGTERM)
+        time.sleep(1.5)
+        assert process.poll() is None, "the first SIGTERM drains: the running delivery gets its grace"
+        second = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 1
+        assert time.monotonic() - second < 5
+        assert b"again while shutting down" in (process.stderr.read() if process.stderr else b"")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        receiver.stop()

@@ -109,8 +109,8 @@ class LocalDestination:
             tmp = None
         except OSError as exc:
             raise DeliveryError(
-                f"Local write failed: {exc.strerror or exc} for {target}. "
-                "Check free disk space and that the skuport user may write to the folder."
+                f"Local write failed: {exc.strerror or exc} for {target}. Check free disk space and that "
+                "the skuport user may write to the folder, or set SKUPORT_LOCAL_ROOT to another folder."
             ) from None
         finally:
             if tmp is not None:
