@@ -350,5 +350,6 @@ def test_a_full_temporary_folder_is_reported_as_such(
     job_id = make(client, admin, "local", {"path": "full"})
     run = ended(run_now(client, admin, job_id))
     assert run.status == "failed" and run.error is not None
-    assert run.error.startswith(f"Could not write the export file: no space left on the device in {full_disk}")
+    expected = f"Could not write the export file: no space left on the device in {full_disk}"
+    assert run.error.startswith(expected)
     assert "SKUPORT_TMP_DIR" in run.error and "internal error" not in run.error
