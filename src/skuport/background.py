@@ -44,11 +44,18 @@ class Housekeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_expiry = 0.0
+        self._last_stalled = 0.0
 
     def pass_once(self) -> None:
         """Tick the job scheduler (it reaps runs), reap one-off exports, expire files when due."""
         self.scheduler.tick()
-        lifecycle.reap(EXPORTS, stale_after=self.settings.run_stale_after)
+        durable = self.settings.executor == "procrastinate"
+        lifecycle.reap(EXPORTS, stale_after=self.settings.run_stale_after, include_queued=not durable)
+        if durable and time.monotonic() - self._last_stalled >= min(30.0, self.settings.run_stale_after):
+            from skuport.scheduling.pgqueue import sweep_stalled
+
+            self._last_stalled = time.monotonic()
+            sweep_stalled(self.settings)
         if time.monotonic() - self._last_expiry >= self.settings.export_sweep_interval:
             self._last_expiry = time.monotonic()
             expire_files()

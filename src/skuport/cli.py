@@ -69,6 +69,7 @@ def serve(
     os.environ["SKUPORT_SCHEDULER"] = "true" if scheduler else "false"
     _apply_overrides(data_dir, database_url)
     _configure_logging(log_level)
+    _check_executor()
     if migrate:
         from skuport.bootstrap import bootstrap
 
@@ -92,6 +93,7 @@ def scheduler_command(
     from skuport.background import start_background, stop_background, stop_on_signals
     from skuport.bootstrap import bootstrap
 
+    _check_executor()
     bootstrap()
     scheduler_settings = get_settings().model_copy(update={"scheduler": True})
     stop = threading.Event()
@@ -99,6 +101,56 @@ def scheduler_command(
     background = start_background(scheduler_settings)
     stop.wait()
     stop_background(background, scheduler_settings)
+
+
+def _check_executor() -> None:
+    """Refuse to start with an executor this database cannot carry (a clear message, exit 2)."""
+    settings = get_settings()
+    if settings.executor == "procrastinate":
+        from skuport.scheduling.pgqueue import ExecutorUnavailable, conninfo
+
+        try:
+            conninfo(settings.resolved_database_url)
+        except ExecutorUnavailable as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+
+@app.command("worker")
+def worker_command(
+    concurrency: Annotated[
+        int, typer.Option(envvar="SKUPORT_WORKER_CONCURRENCY", min=1, help="Exports run at once.")
+    ] = 1,
+    queues: Annotated[
+        str | None,
+        typer.Option(envvar="SKUPORT_WORKER_QUEUES", help="procrastinate queues, comma-separated (default: "
+                     "skuport)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(envvar="SKUPORT_LOG_LEVEL", help="Log level.")] = "info",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run export runs and one-off exports from the queue (scale-out: SKUPORT_EXECUTOR=procrastinate).
+
+    Any number of workers on any machine share one PostgreSQL. SIGTERM lets running exports finish
+    within SKUPORT_SHUTDOWN_GRACE, then cancels them (retried elsewhere); a second SIGTERM ends at once.
+    """
+    import os
+
+    os.environ["SKUPORT_EXECUTOR"] = "procrastinate"
+    _apply_overrides(data_dir, database_url)
+    _configure_logging(log_level)
+    get_settings.cache_clear()
+    _check_executor()
+    import skuport.background  # noqa: F401  (registers every task)
+    from skuport.bootstrap import bootstrap
+    from skuport.exporting import workdir
+    from skuport.scheduling.pgqueue import run_worker
+
+    bootstrap()
+    workdir.sweep()
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
+    run_worker(settings=get_settings(), concurrency=concurrency, queues=names)
 
 
 @db_app.command("upgrade")

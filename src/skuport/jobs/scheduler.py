@@ -340,7 +340,8 @@ class Scheduler:
     def reap(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
         """Fail running runs whose heartbeat stopped ("worker lost", retried) or whose deadline passed."""
         report = report or TickReport()
-        report.reaped.extend(reap(self.kind, now=now, stale_after=self.settings.run_stale_after))
+        report.reaped.extend(reap(self.kind, now=now, stale_after=self.settings.run_stale_after,
+                                  include_queued=self.settings.executor != "procrastinate"))
         return report
 
     # -- the loop ---------------------------------------------------------------------------

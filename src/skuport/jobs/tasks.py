@@ -70,6 +70,11 @@ class RunWork(WorkKind):
                               .where(ExportRun.id == ident)).first()
         return run_timeout(job, self.settings) if job is not None else max(1, self.settings.run_timeout)
 
+    def lock(self, session: Session, ident: str) -> str | None:
+        """Runs of one job never run at the same time."""
+        job_id = session.scalar(select(ExportRun.job_id).where(ExportRun.id == ident))
+        return f"export-job:{job_id}" if job_id else None
+
     def fail(self, session: Session, *, where: ColumnElement[bool], failure: Failure,
              now: dt.datetime) -> list[str]:
         """Fail the matching running runs; a retryable failure gets ``retryAt`` while attempts remain."""

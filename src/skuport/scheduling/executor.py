@@ -71,7 +71,8 @@ class Executor(Protocol):
         """Stop accepting work; optionally wait for work in flight."""
 
 
-def _known(task_name: str) -> TaskFn:
+def known(task_name: str) -> TaskFn:
+    """The function of ``task_name``; a KeyError naming the known tasks otherwise."""
     func = TASKS.get(task_name)
     if func is None:
         raise KeyError(f"unknown task {task_name!r} (known: {', '.join(TASKS) or 'none'})")
@@ -89,7 +90,7 @@ class InProcessExecutor:
 
     def enqueue(self, session: Session, task_name: str, ident: str) -> None:
         """Start the task on the pool after commit; until it runs, this process heartbeats it."""
-        _known(task_name)
+        known(task_name)
         after_commit(session, lambda: self._start(task_name, ident))
 
     def _start(self, task_name: str, ident: str) -> None:
@@ -147,7 +148,7 @@ class InMemoryExecutor:
 
     def enqueue(self, session: Session, task_name: str, ident: str) -> None:
         """Remember the task once the transaction commits."""
-        _known(task_name)
+        known(task_name)
         after_commit(session, lambda: self.queued.append((task_name, ident)))
 
     def run_all(self) -> list[str]:
@@ -164,9 +165,16 @@ class InMemoryExecutor:
         self.queued.clear()
 
 
+def _procrastinate() -> Executor:
+    from skuport.scheduling.pgqueue import get_queue
+
+    return get_queue()
+
+
 EXECUTORS: dict[str, Callable[[], Executor]] = {
     "inprocess": lambda: InProcessExecutor(get_settings().run_workers),
     "memory": InMemoryExecutor,
+    "procrastinate": _procrastinate,
 }
 
 

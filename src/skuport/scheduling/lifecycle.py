@@ -88,6 +88,10 @@ class WorkKind(ABC):
              now: dt.datetime) -> list[str]:
         """Record ``failure`` on the rows matching ``where`` (retrying when it says so); ids changed."""
 
+    def lock(self, session: Session, ident: str) -> str | None:
+        """A lock name: queued work sharing it never runs at the same time (None: no lock)."""
+        return None
+
     def queued_here(self, ident: str) -> ColumnElement[bool]:
         """The row while it waits in an executor's queue."""
         m = self.model
@@ -320,14 +324,21 @@ LIFECYCLE = Lifecycle()
 # --- the reaper ----------------------------------------------------------------------------------------
 
 
-def reap(kind: WorkKind, *, now: dt.datetime | None = None, stale_after: float | None = None) -> list[str]:
-    """Fail work whose heartbeat stopped (worker lost, retried) or whose deadline passed (timed out)."""
+def reap(kind: WorkKind, *, now: dt.datetime | None = None, stale_after: float | None = None,
+         include_queued: bool = True) -> list[str]:
+    """Fail work whose heartbeat stopped (worker lost, retried) or whose deadline passed (timed out).
+
+    ``include_queued``: queued work counts as lost when its heartbeat stops too, as it does where the
+    queue lives in a process's memory; a durable queue (procrastinate) keeps queued work for a worker.
+    """
     now = now or utcnow()
     stale_after = get_settings().run_stale_after if stale_after is None else stale_after
     m = kind.model
     stale_before = now - dt.timedelta(seconds=stale_after)
     lost = and_(m.status.in_({kind.queued, kind.running}),
                 or_(m.heartbeat_at < stale_before, m.heartbeat_at.is_(None)))
+    if not include_queued:
+        lost = and_(lost, m.worker.is_not(None))
     overdue = and_(m.status == kind.running, m.deadline_at < now)
     with session_scope(write=False) as session:
         rows = session.execute(select(m.id, m.heartbeat_at, m.deadline_at)

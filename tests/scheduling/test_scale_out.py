@@ -1,0 +1,159 @@
+"""Scale-out on the real PostgreSQL: `skuport scheduler` and `skuport worker` as real processes.
+
+Work is deferred as procrastinate jobs in the transaction that writes its run; workers on other
+processes claim it under the one lifecycle. A worker killed with -9 loses its run to the reaper, the
+run is retried on the other worker at the same destination path, and its procrastinate job never
+stays ``doing``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text, update
+
+from skuport.db import get_engine, session_scope
+from skuport.jobs.models import ExportJob, ExportRun
+from tests.conftest import TEST_DB
+from tests.exporting.destinations import servers
+from tests.jobs.conftest import make_job, runs
+
+pytestmark = [
+    pytest.mark.skipif(TEST_DB != "postgres", reason="procrastinate's queue lives in PostgreSQL: the "
+                       "PostgreSQL pass of the suite runs these"),
+    pytest.mark.slow,
+]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fleet(database_url: str, tmp_path: Path) -> Iterator[Any]:
+    """Start processes the way the deployment guide does; SIGTERM (then kill) them all at the end."""
+    env = {**os.environ, "SKUPORT_DATABASE_URL": database_url, "SKUPORT_EXECUTOR": "procrastinate",
+           "SKUPORT_SCHEDULER_INTERVAL": "0.2", "SKUPORT_LOCAL_ROOT": str(tmp_path / "root"),
+           "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true", "SKUPORT_RUN_HEARTBEAT_INTERVAL": "0.5",
+           "SKUPORT_RUN_STALE_AFTER": "4", "SKUPORT_RUN_RETRY_BACKOFF": "1", "SKUPORT_SHUTDOWN_GRACE": "2",
+           "SKUPORT_LOG_LEVEL": "warning"}
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*command: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen([sys.executable, "-m", "skuport.cli", *command], env=env, cwd=REPO,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def due_now(job_id: str) -> None:
+    with session_scope() as session:
+        session.execute(update(ExportJob).where(ExportJob.id == job_id)
+                        .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)))
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)
+
+
+def procrastinate_statuses() -> dict[str, int]:
+    with get_engine().connect() as conn:
+        rows = conn.execute(text("SELECT status, count(*) FROM procrastinate_jobs GROUP BY status")).all()
+    return {str(status): int(count) for status, count in rows}
+
+
+def test_two_schedulers_and_two_workers_run_and_deliver_each_tick_once(fleet: Any, tmp_path: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    jobs = [make_job(now=now, schedule="0 0 1 1 *", destinationConfig={"path": f"feed-{i}"},
+                     filenameTemplate="feed-{jobId}.csv") for i in range(20)]
+    for job_id in jobs:
+        due_now(job_id)
+    for command in (("worker",), ("worker", "--concurrency", "2"), ("scheduler",), ("scheduler",)):
+        fleet(*command)
+
+    def all_done() -> bool:
+        return all(any(r.status == "success" for r in runs(job_id)) for job_id in jobs)
+
+    wait_until(all_done, 90, "every job's run succeeded")
+    time.sleep(1.5)  # the schedulers keep ticking: nothing is claimed twice
+    for index, job_id in enumerate(jobs):
+        done = runs(job_id)
+        assert [(r.status, r.attempt) for r in done] == [("success", 1)], done
+        files = list((tmp_path / "root" / f"feed-{index}").iterdir())
+        assert [f.name for f in files] == [f"feed-{job_id}.csv"]
+    workers = {str(r.worker).split(":")[1] for job_id in jobs for r in runs(job_id)}
+    assert len(workers) == 2, "both worker processes ran exports"
+    assert procrastinate_statuses() == {"succeeded": 20}
+
+
+def test_a_worker_killed_mid_delivery_loses_its_run_to_the_other_worker(fleet: Any) -> None:
+    receiver = servers.Receiver()
+    receiver.script = [("sleep", 60, 200)]  # the first delivery hangs; the retry is answered at once
+    secret = "whsec_" + "c2VjcmV0LWZvci10aGUtc2NhbGUtb3V0LXRlc3Q="
+    try:
+        job_id = make_job(now=dt.datetime.now(dt.UTC), schedule="0 0 1 1 *", destinationType="webhook",
+                          destinationConfig={"url": receiver.url(), "secret": secret, "timeoutSeconds": 120})
+        due_now(job_id)
+        workers = [fleet("worker"), fleet("worker")]
+        fleet("scheduler")
+        wait_until(lambda: bool(receiver.requests), 60, "the first delivery started")
+        (first,) = runs(job_id)
+        owner = next(w for w in workers if f":{w.pid}:" in str(first.worker))
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        wait_until(lambda: any(r.status == "success" for r in runs(job_id)), 60, "the retry succeeded")
+        lost, retry = runs(job_id)
+        assert lost.status == "failed" and lost.error is not None and lost.error.startswith("worker lost")
+        assert (retry.trigger, retry.attempt, retry.retry_of) == ("retry", 2, lost.id)
+        assert str(retry.worker) != str(lost.worker) and f":{owner.pid}:" not in str(retry.worker)
+        assert retry.destination_path == lost.destination_path or lost.destination_path is None
+        # the same webhook-id both times: the receiver can tell the repeat
+        assert [r.headers["webhook-id"] for r in receiver.requests] == [lost.id, lost.id]
+        wait_until(lambda: "doing" not in procrastinate_statuses(), 30, "no procrastinate job left doing")
+        assert procrastinate_statuses().get("failed") == 1
+    finally:
+        receiver.stop()
+    with session_scope() as session:
+        assert session.get(ExportRun, lost.id) is not None
+
+
+def test_sigterm_of_a_worker_lets_its_delivery_finish_within_the_grace(fleet: Any) -> None:
+    receiver = servers.Receiver()
+    receiver.script = [("sleep", 1.5, 200)]
+    try:
+        job_id = make_job(now=dt.datetime.now(dt.UTC), schedule="0 0 1 1 *", destinationType="webhook",
+                          destinationConfig={"url": receiver.url(), "timeoutSeconds": 30})
+        due_now(job_id)
+        worker = fleet("worker")
+        fleet("scheduler")
+        wait_until(lambda: bool(receiver.requests), 60, "the delivery started")
+        stopped = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, worker.stderr.read() if worker.stderr else b""
+        assert time.monotonic() - stopped < 10
+        (run,) = runs(job_id)
+        assert run.status == "success" and len(receiver.requests) == 1
+        assert procrastinate_statuses() == {"succeeded": 1}
+    finally:
+        receiver.stop()
