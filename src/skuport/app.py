@@ -9,12 +9,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skuport import __version__
+from skuport.api import ErrorEnvelope
+from skuport.auth.deps import CurrentUser
 from skuport.errors import SkuportError
 
 log = logging.getLogger("skuport")
@@ -158,6 +160,27 @@ def create_app() -> FastAPI:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": ErrorEnvelope}})
+    def readyz() -> Any:
+        """Ready to serve: the database answers and its migrations are current (503 saying why if not)."""
+        from skuport.metrics import readiness
+
+        try:
+            return readiness()
+        except Exception as exc:
+            message = (str(exc) if isinstance(exc, RuntimeError)
+                       else f"the database did not answer ({type(exc).__name__})")
+            return _envelope(503, "not_ready", message)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+                        401: {"model": ErrorEnvelope}})
+    def metrics(_user: CurrentUser) -> PlainTextResponse:
+        """Prometheus metrics of the whole fleet, computed from the database (any role's bearer token)."""
+        from skuport.metrics import CONTENT_TYPE, render
+
+        return PlainTextResponse(render(), media_type=CONTENT_TYPE)
 
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +21,10 @@ app.add_typer(token_app, name="token")
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from skuport.logs import configure
     from skuport.secrets import install_log_redaction
+
+    configure(level, get_settings().log_format)
 
     install_log_redaction()  # destination secrets never reach a log line, whoever logs them
 

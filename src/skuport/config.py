@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json: one object per line with jobId, runId, exportId, attempt."
+    )
     token_ttl: str = "24h"
     plan_sku_limit: int = Field(default=0, description="Maximum number of records; 0 means no limit.")
     local_root: Path | None = Field(default=None, description="Root folder of the local destination.")

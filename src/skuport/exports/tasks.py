@@ -44,6 +44,10 @@ class ExportWork(WorkKind):
         """Claiming starts the export."""
         return {"started_at": now, "updated_at": now}
 
+    def log_fields(self, session: Session, ident: str) -> dict[str, Any]:
+        """``exportId``."""
+        return {"exportId": ident}
+
     def timeout(self, session: Session, ident: str) -> float:
         """One-off exports share the server's hard timeout."""
         return max(1, get_settings().run_timeout)

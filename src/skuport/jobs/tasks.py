@@ -70,6 +70,11 @@ class RunWork(WorkKind):
                               .where(ExportRun.id == ident)).first()
         return run_timeout(job, self.settings) if job is not None else max(1, self.settings.run_timeout)
 
+    def log_fields(self, session: Session, ident: str) -> dict[str, Any]:
+        """``jobId`` and ``runId``."""
+        job_id = session.scalar(select(ExportRun.job_id).where(ExportRun.id == ident))
+        return {"jobId": job_id, "runId": ident}
+
     def lock(self, session: Session, ident: str) -> str | None:
         """Runs of one job never run at the same time."""
         job_id = session.scalar(select(ExportRun.job_id).where(ExportRun.id == ident))

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from skuport.config import get_settings
 from skuport.db import get_engine, session_scope, utcnow
 from skuport.errors import WorkStopped
+from skuport.logs import WORK
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,10 @@ class WorkKind(ABC):
     def fail(self, session: Session, *, where: ColumnElement[bool], failure: Failure,
              now: dt.datetime) -> list[str]:
         """Record ``failure`` on the rows matching ``where`` (retrying when it says so); ids changed."""
+
+    def log_fields(self, session: Session, ident: str) -> dict[str, Any]:
+        """The ids every log line about this work carries (e.g. ``runId`` and ``jobId``)."""
+        return {"workId": ident}
 
     def lock(self, session: Session, ident: str) -> str | None:
         """A lock name: queued work sharing it never runs at the same time (None: no lock)."""
@@ -181,6 +186,8 @@ class Lifecycle:
             if not claimed:
                 return None
             attempt = session.scalar(select(m.attempt).where(m.id == ident))
+            fields = kind.log_fields(session, ident)
+        WORK.set({**fields, "attempt": int(attempt or 1), "worker": WORKER_ID})
         lease = Lease(kind=kind, ident=ident, worker=WORKER_ID, attempt=int(attempt or 1), timeout=timeout,
                       wake=self._wake)
         with self._lock:
@@ -211,6 +218,7 @@ class Lifecycle:
         """Forget the lease (its outcome is recorded, or someone else's stands)."""
         with self._lock:
             self._leases.pop((lease.kind.task, lease.ident), None)
+        WORK.set(None)
         lease.ended.set()
 
     # -- work queued in this process ----------------------------------------------------------------
