@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -173,14 +173,15 @@ def create_app() -> FastAPI:
                        else f"the database did not answer ({type(exc).__name__})")
             return _envelope(503, "not_ready", message)
 
-    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse,
-             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
-                        401: {"model": ErrorEnvelope}})
-    def metrics(_user: CurrentUser) -> PlainTextResponse:
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": "Prometheus text format"},
+                        401: {"model": ErrorEnvelope, "description": "No or an invalid bearer token"}})
+    def metrics(_user: CurrentUser) -> Response:
         """Prometheus metrics of the whole fleet, computed from the database (any role's bearer token)."""
         from skuport.metrics import CONTENT_TYPE, render
 
-        return PlainTextResponse(render(), media_type=CONTENT_TYPE)
+        return Response(render(), media_type=CONTENT_TYPE)
 
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")

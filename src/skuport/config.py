@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         "(`skuport serve` turns it on unless SKUPORT_SCHEDULER=false).",
     )
     scheduler_interval: float = Field(default=5.0, description="Seconds between scheduler ticks.")
+    scheduler_batch_size: int = Field(
+        default=500, ge=1, description="Due jobs claimed per transaction in a scheduler pass (1: one by one)."
+    )
     scheduler_catchup_grace: int = Field(
         default=3600,
         description="Seconds a missed tick may be late and still get its one catch-up run after downtime.",

@@ -74,6 +74,11 @@ class Worker:
         """Record the run after the commit (as a real executor would start it)."""
         after_commit(session, lambda: self._queued(ident))
 
+    def enqueue_many(self, session: Session, task_name: str, idents: list[str]) -> None:
+        """Record each run after the commit."""
+        for ident in idents:
+            self.enqueue(session, task_name, ident)
+
     def _queued(self, run_id: str) -> None:
         self.submitted.append(run_id)
         if self.instant:

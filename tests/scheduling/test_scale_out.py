@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def fleet(database_url: str, tmp_path: Path) -> Iterator[Any]:
     """Start processes the way the deployment guide does; SIGTERM (then kill) them all at the end."""
-    env = {**os.environ, "SKUPORT_DATABASE_URL": database_url, "SKUPORT_EXECUTOR": "procrastinate",
+    base = {"SKUPORT_DATABASE_URL": database_url, "SKUPORT_EXECUTOR": "procrastinate",
            "SKUPORT_SCHEDULER_INTERVAL": "0.2", "SKUPORT_LOCAL_ROOT": str(tmp_path / "root"),
            "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true", "SKUPORT_RUN_HEARTBEAT_INTERVAL": "0.5",
            "SKUPORT_RUN_STALE_AFTER": "4", "SKUPORT_RUN_RETRY_BACKOFF": "1", "SKUPORT_SHUTDOWN_GRACE": "2",
@@ -46,7 +46,8 @@ def fleet(database_url: str, tmp_path: Path) -> Iterator[Any]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*command: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-m", "skuport.cli", *command], env=env, cwd=REPO,
+        process = subprocess.Popen([sys.executable, "-m", "skuport.cli", *command],
+                                   env={**os.environ, **base}, cwd=REPO,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         started.append(process)
         return process
@@ -157,3 +158,85 @@ def test_sigterm_of_a_worker_lets_its_delivery_finish_within_the_grace(fleet: An
         assert procrastinate_statuses() == {"succeeded": 1}
     finally:
         receiver.stop()
+
+
+def _serve(fleet: Any, port: int) -> None:
+    import httpx
+
+    fleet("serve", "--no-scheduler", "--no-migrate", "--port", str(port))
+    wait_until(lambda: _answers(httpx, f"http://127.0.0.1:{port}/readyz"), 60, f"the API on port {port}")
+
+
+def _answers(httpx: Any, url: str) -> bool:
+    try:
+        return bool(httpx.get(url, timeout=1).status_code == 200)
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_one_off_export_created_on_one_api_replica_downloads_from_the_other(
+        fleet: Any, admin: dict[str, str], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    import httpx
+
+    from skuport.demo import load_seed_records
+
+    with session_scope() as session:
+        load_seed_records(session)
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="a",
+                 aws_secret_access_key="b").create_bucket(Bucket="skuport-exports")
+    storage = {"STORAGE": "s3", "S3_BUCKET": "skuport-exports", "S3_ENDPOINT_URL": moto_endpoint,
+               "S3_REGION": "us-east-1", "S3_ACCESS_KEY_ID": "a", "S3_SECRET_ACCESS_KEY": "b"}
+    for name, value in storage.items():
+        monkeypatch.setenv(f"SKUPORT_EXPORT_{name}", value)
+    first, second = servers.free_port(), servers.free_port()
+    _serve(fleet, first)
+    _serve(fleet, second)
+    fleet("worker")
+    created = httpx.post(f"http://127.0.0.1:{first}/api/v1/exports", headers=admin,
+                         json={"format": "csv", "schemaId": "schema-apparel"}, timeout=10)
+    assert created.status_code == 202, created.text
+    export_id = created.json()["id"]
+
+    def on_second() -> dict[str, Any]:
+        return dict(httpx.get(f"http://127.0.0.1:{second}/api/v1/exports/{export_id}", headers=admin,
+                              timeout=10).json())
+
+    wait_until(lambda: on_second()["status"] == "completed", 60, "the export completed")
+    body = on_second()
+    download = httpx.get(body["downloadUrl"], timeout=10)  # signed: no token needed
+    assert download.status_code == 200 and download.content.startswith(b"id,")
+    assert len(download.content) == body["fileSize"] and body["downloadUrl"].startswith(
+        f"http://127.0.0.1:{second}/")
+    assert procrastinate_statuses() == {"succeeded": 1}
+
+
+def test_a_fleet_delivers_every_tick_of_100_minutely_jobs_once_for_three_minutes(
+        fleet: Any, tmp_path: Path, admin: dict[str, str]) -> None:
+    import httpx
+
+    start = dt.datetime.now(dt.UTC)
+    jobs = [make_job(now=start, schedule="* * * * *", destinationConfig={"path": "minutely"},
+                     filenameTemplate="{jobId}-{datetime}.csv") for _ in range(100)]
+    for job_id in jobs:
+        due_now(job_id)  # the current minute's tick is due at once, then every minute
+    port = servers.free_port()
+    _serve(fleet, port)
+    for command in (("worker",), ("worker",), ("scheduler",), ("scheduler",)):
+        fleet(*command)
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3, seconds=2)
+    while dt.datetime.now(dt.UTC) < end:
+        time.sleep(1)
+    wait_until(lambda: all(r.status != "running" for job_id in jobs for r in runs(job_id)), 60,
+               "every run ended")
+    delivered = sorted(p.name for p in (tmp_path / "root" / "minutely").iterdir())
+    ticks: list[tuple[str, dt.datetime]] = []
+    for job_id in jobs:
+        done = runs(job_id)
+        assert all((r.status, r.attempt) == ("success", 1) for r in done), [(r.status, r.error) for r in done]
+        ticks.extend((job_id, r.scheduled_for) for r in done)
+    assert len(ticks) == len(set(ticks))  # one run per (job, scheduled time)
+    assert all(sum(1 for job, _ in ticks if job == job_id) >= 3 for job_id in jobs)  # three minutes' ticks
+    assert len(delivered) == len(ticks)  # one file per (job, scheduled time), none twice
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=admin, timeout=10).text
+    assert f'skuport_runs{{status="success",trigger="schedule"}} {float(len(ticks))}' in scraped

@@ -15,8 +15,9 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,19 @@ from skuport.scheduling.lifecycle import reap, rowcount
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], dt.datetime]
+
+
+_DUE_PAGE = 2000
+"""Due jobs read per query in one scheduler pass."""
+
+
+def _insert_ignoring_conflicts(session: Session) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` into export_runs, in the session's SQL dialect."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(ExportRun).on_conflict_do_nothing()
+    return sqlite.insert(ExportRun).on_conflict_do_nothing()
 
 
 def new_run_id(scheduled_for: dt.datetime) -> str:
@@ -182,27 +196,85 @@ class Scheduler:
         return report
 
     def schedule_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
-        """Claim the latest due tick of every active job whose next run time has come."""
+        """Claim the latest due tick of every active job whose next run time has come.
+
+        Due jobs are claimed ``SKUPORT_SCHEDULER_BATCH_SIZE`` at a time: one transaction moves them on,
+        inserts their runs (the unique row still decides each tick) and queues them all at once.
+        """
         report = report or TickReport()
-        with session_scope() as session:
-            due = list(
-                session.scalars(
-                    select(ExportJob.id)
+        seen: set[str] = set()
+        while True:
+            with session_scope(write=False) as session:
+                rows = [row for row in session.execute(
+                    select(ExportJob.id, ExportJob.next_run_at, ExportJob.schedule, ExportJob.timezone)
                     .where(
                         ExportJob.active.is_(True),
                         ExportJob.next_run_at.is_not(None),
                         ExportJob.next_run_at <= now,
                     )
                     .order_by(ExportJob.next_run_at)
-                    .limit(500)
-                )
-            )
-        for job_id in due:
-            try:
-                self._schedule_job(job_id, now, report)
-            except Exception:
-                log.exception("scheduling job %s failed", job_id)
-        return report
+                    .limit(_DUE_PAGE)
+                ).all() if row[0] not in seen]
+            if not rows:
+                return report
+            seen.update(row[0] for row in rows)
+            size = max(1, self.settings.scheduler_batch_size)
+            for start in range(0, len(rows), size):
+                chunk = rows[start:start + size]
+                try:
+                    if size == 1:
+                        self._schedule_job(chunk[0][0], now, report)
+                    else:
+                        self._schedule_batch(chunk, now, report)
+                except Exception:
+                    log.exception("scheduling jobs %s failed", ", ".join(row[0] for row in chunk))
+
+    def _schedule_batch(self, rows: list[Any], now: dt.datetime, report: TickReport) -> None:
+        grace = dt.timedelta(seconds=self.settings.scheduler_catchup_grace)
+        moves: list[dict[str, Any]] = []
+        claims: list[dict[str, Any]] = []
+        for job_id, previous, schedule, timezone in rows:
+            latest = max(latest_at_or_before(schedule, timezone, now) or previous, previous)
+            following = next_after(schedule, timezone, now)
+            moves.append({"job": job_id, "previous": previous, "following": following})
+            if now - latest > grace:
+                log.warning("job %s: missed tick %s is older than the catch-up grace; not replayed", job_id,
+                            latest.isoformat())
+                report.missed.append(job_id)
+                continue
+            claims.append({"id": new_run_id(latest), "job_id": job_id, "status": RunStatus.RUNNING,
+                           "trigger": RunTrigger.SCHEDULE, "attempt": 1, "scheduled_for": latest,
+                           "started_at": now, "heartbeat_at": now, "worker": None, "timezone": timezone})
+        conflicts: list[dict[str, Any]] = []
+        with session_scope() as session:
+            table: Any = ExportJob.__table__
+            # Compare-and-set: of several schedulers holding the same view, one moves each job on.
+            session.connection().execute(
+                update(table)
+                .where(table.c.id == bindparam("job"), table.c.next_run_at == bindparam("previous"),
+                       table.c.active.is_(True))
+                .values(next_run_at=bindparam("following")), moves)
+            if claims:
+                inserted = set(session.scalars(
+                    _insert_ignoring_conflicts(session)
+                    .values([{k: v for k, v in c.items() if k != "timezone"} for c in claims])
+                    .returning(ExportRun.id)))
+                started = [c["id"] for c in claims if c["id"] in inserted]
+                conflicts = [c for c in claims if c["id"] not in inserted]
+                self.executor.enqueue_many(session, TASK_NAME, started)
+                report.started.extend(started)
+        for claim in conflicts:  # taken by another scheduler, or the job is busy: the one-by-one path
+            with session_scope() as session:
+                outcome = claim_run(session, job_id=claim["job_id"], timezone=claim["timezone"],
+                                    scheduled_for=claim["scheduled_for"], trigger=RunTrigger.SCHEDULE,
+                                    now=now)
+                if outcome.run is None:
+                    continue
+                if outcome.run.status == RunStatus.SKIPPED:
+                    report.skipped.append(outcome.run.id)
+                else:  # the conflicting run ended meanwhile
+                    self.executor.enqueue(session, TASK_NAME, outcome.run.id)
+                    report.started.append(outcome.run.id)
 
     def _schedule_job(self, job_id: str, now: dt.datetime, report: TickReport) -> None:
         # Read in one transaction, write in the next with the write first: on SQLite (WAL) a

@@ -77,8 +77,12 @@ class RunWork(WorkKind):
 
     def lock(self, session: Session, ident: str) -> str | None:
         """Runs of one job never run at the same time."""
-        job_id = session.scalar(select(ExportRun.job_id).where(ExportRun.id == ident))
-        return f"export-job:{job_id}" if job_id else None
+        return self.locks(session, [ident]).get(ident)
+
+    def locks(self, session: Session, idents: list[str]) -> dict[str, str | None]:
+        """One query for many runs."""
+        rows = session.execute(select(ExportRun.id, ExportRun.job_id).where(ExportRun.id.in_(idents)))
+        return {run_id: f"export-job:{job_id}" for run_id, job_id in rows}
 
     def fail(self, session: Session, *, where: ColumnElement[bool], failure: Failure,
              now: dt.datetime) -> list[str]:

@@ -67,6 +67,9 @@ class Executor(Protocol):
     def enqueue(self, session: Session, task_name: str, ident: str) -> None:
         """Queue ``task_name`` for the row ``ident`` that ``session`` is writing (exists iff it commits)."""
 
+    def enqueue_many(self, session: Session, task_name: str, idents: list[str]) -> None:
+        """:meth:`enqueue` for many rows at once (a scheduler pass)."""
+
     def shutdown(self, *, wait: bool) -> None:
         """Stop accepting work; optionally wait for work in flight."""
 
@@ -92,6 +95,11 @@ class InProcessExecutor:
         """Start the task on the pool after commit; until it runs, this process heartbeats it."""
         known(task_name)
         after_commit(session, lambda: self._start(task_name, ident))
+
+    def enqueue_many(self, session: Session, task_name: str, idents: list[str]) -> None:
+        """Start each after commit."""
+        for ident in idents:
+            self.enqueue(session, task_name, ident)
 
     def _start(self, task_name: str, ident: str) -> None:
         kind = KINDS[task_name]
@@ -150,6 +158,11 @@ class InMemoryExecutor:
         """Remember the task once the transaction commits."""
         known(task_name)
         after_commit(session, lambda: self.queued.append((task_name, ident)))
+
+    def enqueue_many(self, session: Session, task_name: str, idents: list[str]) -> None:
+        """Remember each once the transaction commits."""
+        for ident in idents:
+            self.enqueue(session, task_name, ident)
 
     def run_all(self) -> list[str]:
         """Run every queued task in this thread, oldest first; returns their ids."""

@@ -88,13 +88,30 @@ class ProcrastinateExecutor:
     def enqueue(self, session: Session, task_name: str, ident: str) -> None:
         """Insert the job on ``session``'s own connection: it commits or rolls back with the row."""
         known(task_name)
+        self._open()
+        lock = KINDS[task_name].lock(session, ident)
+        raw = session.connection().connection.driver_connection
+        self._app.configure_task(task_name, connection=raw, lock=lock, queue=QUEUE).defer(ident=ident)
+
+    def enqueue_many(self, session: Session, task_name: str, idents: list[str]) -> None:
+        """One multi-row INSERT of procrastinate jobs on ``session``'s connection."""
+        from procrastinate.jobs import Job
+
+        if not idents:
+            return
+        known(task_name)
+        self._open()
+        locks = KINDS[task_name].locks(session, idents)
+        jobs = [Job(id=None, queue=QUEUE, lock=locks.get(ident), queueing_lock=None, task_name=task_name,
+                    task_kwargs={"ident": ident}) for ident in idents]
+        raw = session.connection().connection.driver_connection
+        self._app.job_manager.batch_defer_jobs(jobs=jobs, connection=raw)
+
+    def _open(self) -> None:
         with self._lock:
             if not self._opened:
                 self._app.open()
                 self._opened = True
-        lock = KINDS[task_name].lock(session, ident)
-        raw = session.connection().connection.driver_connection
-        self._app.configure_task(task_name, connection=raw, lock=lock, queue=QUEUE).defer(ident=ident)
 
     def shutdown(self, *, wait: bool) -> None:
         """Close the defer-only app's pool."""

@@ -1,0 +1,329 @@
+"""Scale-out benchmarks on the real PostgreSQL (procrastinate executor), figures in bench/README.md.
+
+    .venv/bin/python bench/scale_bench.py scheduler --jobs 10000
+    .venv/bin/python bench/scale_bench.py throughput --exports 100 --records 20000
+    .venv/bin/python bench/scale_bench.py overhead --runs 500
+
+- ``scheduler``: N active jobs due in the same minute; one scheduler pass. For each run: the time
+  from the pass's start to its procrastinate job being committed (p50/p99), beside the per-job claim
+  path (``--batch 1``) as the baseline. Then 2 ``skuport worker`` processes start and the time from
+  queued to started is measured for a sample of the runs.
+- ``throughput``: the same batch of exports (N exports of M records) run by 1 worker process and by 2
+  (concurrency 1 each) and by the embedded thread pool: runs per minute and the ratio.
+- ``overhead``: what the queue adds per run: defer in the writer's transaction, fetch, finish.
+
+Each scenario creates its own database on the server named by ``--admin-url`` and drops it after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[1]
+ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def database(admin_url: str) -> Iterator[str]:
+    """A fresh database, migrated; yields its SQLAlchemy URL."""
+    name = f"skuport_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    url = f"{base}/{name}"
+    os.environ["SKUPORT_DATABASE_URL"] = url
+    os.environ["SKUPORT_EXECUTOR"] = "procrastinate"
+    from skuport.bootstrap import bootstrap
+    from skuport.config import get_settings
+    from skuport.db import reset_engine
+
+    get_settings.cache_clear()
+    reset_engine()
+    bootstrap()
+    try:
+        yield url
+    finally:
+        reset_engine()
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def add_jobs(count: int, *, due: dt.datetime, schedule: str = "* * * * *", **job: Any) -> list[str]:
+    """Insert ``count`` active local-destination jobs due at ``due`` (one bulk insert)."""
+    from sqlalchemy import insert
+
+    from skuport.db import session_scope
+    from skuport.jobs.models import ExportJob
+
+    ids = [f"expjob-bench-{i:05d}" for i in range(count)]
+    rows = [
+        {
+            "id": job_id,
+            "name": job_id,
+            "destination_type": "local",
+            "destination_config": {"path": f"bench/{job_id}"},
+            "format": "csv",
+            "schedule": schedule,
+            "timezone": "UTC",
+            "include_variants": True,
+            "compress": False,
+            "filename_template": "{jobId}-{datetime}.csv",
+            "active": True,
+            "delta": False,
+            "next_run_at": due,
+            **job,
+        }
+        for job_id in ids
+    ]
+    with session_scope() as session:
+        session.execute(insert(ExportJob), rows)
+    return ids
+
+
+def event_times(kind: str) -> dict[int, float]:
+    """procrastinate job id -> wall time (epoch seconds) of its ``kind`` event (deferred, started, …)."""
+    from sqlalchemy import text
+
+    from skuport.db import get_engine
+
+    with get_engine().connect() as conn:
+        rows = conn.execute(
+            text("SELECT job_id, extract(epoch FROM at) FROM procrastinate_events WHERE type = :kind"),
+            {"kind": kind},
+        ).all()
+    return {int(job_id): float(at) for job_id, at in rows}
+
+
+def scheduler(args: argparse.Namespace) -> dict[str, Any]:
+    """One pass over N due jobs: tick -> queued latency, per-job path beside the batched one."""
+    from skuport.config import get_settings
+    from skuport.jobs.scheduler import Scheduler
+
+    out: dict[str, Any] = {"jobs": args.jobs}
+    for batch in (1, 500):
+        with database(args.admin_url):
+            now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+            add_jobs(args.jobs, due=now)
+            settings = get_settings().model_copy(update={"scheduler_batch_size": batch})
+            started = time.time()
+            report = Scheduler(settings=settings).schedule_due(now + dt.timedelta(seconds=1))
+            elapsed = time.time() - started
+            queued = [at - started for at in event_times("deferred").values()]
+            assert len(report.started) == args.jobs == len(queued), (len(report.started), len(queued))
+            result: dict[str, Any] = {
+                "pass_s": round(elapsed, 2),
+                "tick_to_queued_p50_s": round(percentile(queued, 50), 3),
+                "tick_to_queued_p99_s": round(percentile(queued, 99), 3),
+            }
+            if batch != 1 and args.sample:
+                result.update(queued_to_started(args.sample))
+            out[f"batch_{batch}"] = result
+            print(json.dumps({f"batch_{batch}": result}), flush=True)
+    return out
+
+
+def workers(
+    count: int, *, concurrency: int = 1, env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
+    """Start ``skuport worker`` processes."""
+    environment = {**os.environ, "SKUPORT_LOG_LEVEL": "warning", **(env or {})}
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "skuport.cli", "worker", "--concurrency", str(concurrency)],
+            env=environment,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM and wait."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(60)
+
+
+def queued_to_started(sample: int) -> dict[str, Any]:
+    """Start 2 workers; time from queued to started for the first ``sample`` runs they start."""
+    deferred = event_times("deferred")
+    fleet = workers(2)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and len(event_times("started")) < sample:
+            time.sleep(0.2)
+    finally:
+        stop(fleet)
+    started = event_times("started")
+    waits = sorted(started[job] - deferred[job] for job in started if job in deferred)[:sample]
+    first_start = min(started.values()) - min(deferred.values())
+    return {
+        "sample": len(waits),
+        "queued_to_first_started_s": round(first_start, 3),
+        "started_per_s_2_workers": round(len(started) / (max(started.values()) - min(started.values())), 1),
+    }
+
+
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """N exports of M records by 1 and 2 worker processes, and by the embedded thread pool."""
+    out: dict[str, Any] = {"exports": args.exports, "records": args.records}
+    for mode, count in (("1 worker", 1), ("2 workers", 2), ("embedded pool (2 threads)", 0)):
+        with database(args.admin_url) as url:
+            from skuport.demo import load_demo
+
+            load_demo(records=args.records, seed=7)
+            root = Path(os.environ.get("TMPDIR", "/tmp")) / f"skuport-bench-{secrets.token_hex(3)}"
+            env = {"SKUPORT_LOCAL_ROOT": str(root), "SKUPORT_DATABASE_URL": url}
+            os.environ.update(env)
+            seconds = _run_batch(args.exports, count, env)
+            out[mode] = {"seconds": round(seconds, 1), "runs_per_min": round(args.exports / seconds * 60, 1)}
+            print(json.dumps({mode: out[mode]}), flush=True)
+            subprocess.run(["rm", "-rf", str(root)], check=False)
+    out["ratio_2_to_1"] = round(out["2 workers"]["runs_per_min"] / out["1 worker"]["runs_per_min"], 2)
+    return out
+
+
+def _run_batch(exports: int, worker_count: int, env: dict[str, str]) -> float:
+    from sqlalchemy import func, select
+
+    from skuport.config import get_settings
+    from skuport.db import session_scope
+    from skuport.jobs.models import ExportRun, RunStatus
+    from skuport.jobs.scheduler import Scheduler
+    from skuport.scheduling.executor import InProcessExecutor
+
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    add_jobs(
+        exports,
+        due=now,
+        schedule="0 0 1 1 *",
+        schema_id="schema-apparel",
+        dimension_scope={"dim-language": "seg-en", "dim-market": "seg-dk"},
+    )
+    embedded = worker_count == 0
+    executor = InProcessExecutor(2) if embedded else None
+    fleet = [] if embedded else workers(worker_count, env=env)
+    time.sleep(0 if embedded else 3)  # workers connected and listening
+    started = time.monotonic()
+    Scheduler(executor=executor, settings=get_settings()).schedule_due(now + dt.timedelta(seconds=1))
+
+    def succeeded() -> int:
+        with session_scope(write=False) as session:
+            return int(
+                session.scalar(
+                    select(func.count()).select_from(ExportRun).where(ExportRun.status == RunStatus.SUCCESS)
+                )
+                or 0
+            )
+
+    try:
+        while succeeded() < exports:
+            time.sleep(0.2)
+        return time.monotonic() - started
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True)
+        stop(fleet)
+
+
+def overhead(args: argparse.Namespace) -> dict[str, Any]:
+    """Per run: the defer inside the writer's transaction, then fetch and finish by one worker.
+
+    defer: one scheduler pass with the procrastinate executor minus the same pass with the in-memory
+    executor (which only records). fetch: from the worker finishing one job to starting the next, on
+    one worker with concurrency 1. finish: from our task's end (the run's completedAt) to procrastinate
+    recording the job succeeded.
+    """
+    from sqlalchemy import text
+
+    from skuport.config import get_settings
+    from skuport.db import get_engine
+    from skuport.jobs.scheduler import Scheduler
+    from skuport.scheduling.executor import InMemoryExecutor
+
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    passes: dict[str, float] = {}
+    for name, executor in (("memory", InMemoryExecutor()), ("procrastinate", None)):
+        with database(args.admin_url) as url:
+            add_jobs(args.runs, due=now)
+            settings = get_settings().model_copy(update={"scheduler_batch_size": args.batch})
+            started = time.perf_counter()
+            Scheduler(executor=executor, settings=settings).schedule_due(now + dt.timedelta(seconds=1))
+            passes[name] = time.perf_counter() - started
+            if executor is not None:
+                continue
+            root = Path(os.environ.get("TMPDIR", "/tmp")) / f"skuport-bench-{secrets.token_hex(3)}"
+            fleet = workers(1, env={"SKUPORT_LOCAL_ROOT": str(root), "SKUPORT_DATABASE_URL": url})
+            try:
+                while len(event_times("succeeded")) < args.runs:
+                    time.sleep(0.2)
+            finally:
+                stop(fleet)
+            with get_engine().connect() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT extract(epoch FROM s.at), extract(epoch FROM d.at), "
+                        "extract(epoch FROM r.completed_at) FROM procrastinate_jobs j "
+                        "JOIN procrastinate_events s ON s.job_id = j.id AND s.type = 'started' "
+                        "JOIN procrastinate_events d ON d.job_id = j.id AND d.type = 'succeeded' "
+                        "JOIN export_runs r ON r.id = j.args->>'ident' ORDER BY s.at"
+                    )
+                ).all()
+            subprocess.run(["rm", "-rf", str(root)], check=False)
+    fetches = [float(rows[i][0]) - float(rows[i - 1][1]) for i in range(1, len(rows))]
+    finishes = [float(done) - float(completed) for _, done, completed in rows]
+    return {
+        "runs": args.runs,
+        "batch": args.batch,
+        "defer_ms_per_run": round((passes["procrastinate"] - passes["memory"]) / args.runs * 1000, 3),
+        "fetch_ms_p50": round(statistics.median(fetches) * 1000, 2),
+        "finish_ms_p50": round(statistics.median(finishes) * 1000, 2),
+    }
+
+
+def main() -> None:
+    """Parse the command line and run one scenario."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--admin-url", default=os.environ.get("SKUPORT_BENCH_PG_ADMIN", ADMIN))
+    sub = parser.add_subparsers(dest="scenario", required=True)
+    one = sub.add_parser("scheduler")
+    one.add_argument("--jobs", type=int, default=10_000)
+    one.add_argument("--sample", type=int, default=1000, help="runs whose queued -> started is measured")
+    two = sub.add_parser("throughput")
+    two.add_argument("--exports", type=int, default=100)
+    two.add_argument("--records", type=int, default=20_000)
+    three = sub.add_parser("overhead")
+    three.add_argument("--runs", type=int, default=500)
+    three.add_argument("--batch", type=int, default=1, help="jobs claimed per transaction (1: one by one)")
+    args = parser.parse_args()
+    result = {"scheduler": scheduler, "throughput": throughput, "overhead": overhead}[args.scenario](args)
+    print(json.dumps({args.scenario: result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
