@@ -75,15 +75,6 @@ class RunWork(WorkKind):
         job_id = session.scalar(select(ExportRun.job_id).where(ExportRun.id == ident))
         return {"jobId": job_id, "runId": ident}
 
-    def lock(self, session: Session, ident: str) -> str | None:
-        """Runs of one job never run at the same time."""
-        return self.locks(session, [ident]).get(ident)
-
-    def locks(self, session: Session, idents: list[str]) -> dict[str, str | None]:
-        """One query for many runs."""
-        rows = session.execute(select(ExportRun.id, ExportRun.job_id).where(ExportRun.id.in_(idents)))
-        return {run_id: f"export-job:{job_id}" for run_id, job_id in rows}
-
     def fail(self, session: Session, *, where: ColumnElement[bool], failure: Failure,
              now: dt.datetime) -> list[str]:
         """Fail the matching running runs; a retryable failure gets ``retryAt`` while attempts remain."""

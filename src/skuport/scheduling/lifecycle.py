@@ -93,14 +93,6 @@ class WorkKind(ABC):
         """The ids every log line about this work carries (e.g. ``runId`` and ``jobId``)."""
         return {"workId": ident}
 
-    def lock(self, session: Session, ident: str) -> str | None:
-        """A lock name: queued work sharing it never runs at the same time (None: no lock)."""
-        return None
-
-    def locks(self, session: Session, idents: list[str]) -> dict[str, str | None]:
-        """:meth:`lock` of many rows."""
-        return {ident: self.lock(session, ident) for ident in idents}
-
     def queued_here(self, ident: str) -> ColumnElement[bool]:
         """The row while it waits in an executor's queue."""
         m = self.model

@@ -4,8 +4,13 @@ The queue lives in the PostgreSQL we already use: :meth:`ProcrastinateExecutor.e
 procrastinate job **on the connection and in the transaction** that writes the run or export row,
 so the work exists if and only if the row commits. procrastinate only carries the work to a worker;
 everything else stays in the one work lifecycle: the lease, heartbeats, fencing, retries (in our
-tables — procrastinate's own ``retry`` is never used), reaping. A lock per export job keeps two runs
-of one job from running at once.
+tables — procrastinate's own ``retry`` is never used), reaping.
+
+No procrastinate ``lock`` is set: two runs of one job never overlap because the run table refuses a
+second running run of a job (a partial unique index), before anything is queued. procrastinate's
+fetch query checks locks with a correlated subquery: with 10,000 queued jobs of distinct locks one
+fetch took 5.6 s on the benchmark machine (bench/README.md), so a worker would start one run every
+5.6 s.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from skuport.config import Settings, get_settings
-from skuport.scheduling.executor import KINDS, TASKS, known
+from skuport.scheduling.executor import TASKS, known
 from skuport.scheduling.lifecycle import LIFECYCLE
 
 log = logging.getLogger(__name__)
@@ -89,9 +94,8 @@ class ProcrastinateExecutor:
         """Insert the job on ``session``'s own connection: it commits or rolls back with the row."""
         known(task_name)
         self._open()
-        lock = KINDS[task_name].lock(session, ident)
         raw = session.connection().connection.driver_connection
-        self._app.configure_task(task_name, connection=raw, lock=lock, queue=QUEUE).defer(ident=ident)
+        self._app.configure_task(task_name, connection=raw, queue=QUEUE).defer(ident=ident)
 
     def enqueue_many(self, session: Session, task_name: str, idents: list[str]) -> None:
         """One multi-row INSERT of procrastinate jobs on ``session``'s connection."""
@@ -101,8 +105,7 @@ class ProcrastinateExecutor:
             return
         known(task_name)
         self._open()
-        locks = KINDS[task_name].locks(session, idents)
-        jobs = [Job(id=None, queue=QUEUE, lock=locks.get(ident), queueing_lock=None, task_name=task_name,
+        jobs = [Job(id=None, queue=QUEUE, lock=None, queueing_lock=None, task_name=task_name,
                     task_kwargs={"ident": ident}) for ident in idents]
         raw = session.connection().connection.driver_connection
         self._app.job_manager.batch_defer_jobs(jobs=jobs, connection=raw)
