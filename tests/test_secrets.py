@@ -35,10 +35,11 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[UseKeys]:
 def test_secret_fields_are_encrypted_and_nothing_else(keys: UseKeys) -> None:
     keys("key-one")
     stored = secrets.encrypt_config("s3", S3)
-    assert {k: v for k, v in stored.items() if k != "secretAccessKey"} == {
-        k: v for k, v in S3.items() if k != "secretAccessKey"}
-    assert set(stored["secretAccessKey"]) == {"$enc"}
-    assert S3["secretAccessKey"] not in json.dumps(stored)
+    secret = {"accessKeyId", "secretAccessKey"}  # the key id too: it names the account
+    assert {k: v for k, v in stored.items() if k not in secret} == {
+        k: v for k, v in S3.items() if k not in secret}
+    assert set(stored["secretAccessKey"]) == set(stored["accessKeyId"]) == {"$enc"}
+    assert S3["secretAccessKey"] not in json.dumps(stored) and S3["accessKeyId"] not in json.dumps(stored)
     assert secrets.decrypt_config("s3", stored) == S3
 
 

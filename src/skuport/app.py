@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skuport import __version__
 from skuport.api import ErrorEnvelope
@@ -115,7 +115,24 @@ class BodyLimit:
                     )
                     await response(scope, receive, send)
                     return
+            receive = self._counting(receive)
         await self.app(scope, receive, send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        """``receive`` that refuses the body as soon as it passes the limit, however it is framed
+        (chunked bodies carry no Content-Length): nothing past the limit is read into memory."""
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise StarletteHTTPException(413, f"The request body is over {self.limit} bytes.")
+            return message
+
+        return counted
 
 
 @asynccontextmanager

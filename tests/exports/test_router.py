@@ -291,6 +291,19 @@ def test_the_signed_url_downloads_without_a_token(client: TestClient, admin: dic
     assert client.get(f"{API}/{done['id']}/download").status_code == 401
 
 
+def test_a_signed_url_stops_working_once_its_owner_is_disabled(client: TestClient, admin: dict[str, str],
+                                                                catalogue: list[str]) -> None:
+    from tests.factories import make_user
+
+    editor = make_user("user-leaver", "role-editor")
+    done = run(client, editor, format="csv")
+    url = signed_path(done["downloadUrl"])
+    assert client.get(url).status_code == 200
+    assert client.patch("/api/v1/users/user-leaver", json={"active": False}, headers=admin).status_code == 200
+    refused = client.get(url)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "link_revoked"
+
+
 @pytest.mark.parametrize("tamper", ["signature", "expires", "id", "drop-signature"])
 def test_tampered_urls_are_refused(client: TestClient, admin: dict[str, str], catalogue: list[str],
                                    tamper: str) -> None:

@@ -87,6 +87,19 @@ def run_now(client: TestClient, admin: dict[str, str], job_id: str) -> str:
     return str(response.json()["id"])
 
 
+def queued_run(job_id: str) -> str:
+    """A run claimed for the job and not handed to any executor (the test runs it)."""
+    from skuport.jobs.models import RunTrigger
+    from skuport.jobs.scheduler import claim_run
+
+    now = dt.datetime.now(UTC)
+    with session_scope() as session:
+        claim = claim_run(session, job_id=job_id, timezone="UTC", scheduled_for=now,
+                          trigger=RunTrigger.SCHEDULE, now=now, record_skip=False)
+        assert claim.run is not None
+        return claim.run.id
+
+
 def get_run(run_id: str) -> ExportRun:
     with session_scope() as session:
         run = session.get(ExportRun, run_id)
@@ -167,15 +180,7 @@ class SlowExport:
 def test_a_run_95_percent_done_finishes_within_the_shutdown_grace(
         client: TestClient, admin: dict[str, str], env: Path) -> None:
     job_id = make(client, admin, "local", {"path": "grace"})
-    with session_scope() as session:
-        from skuport.jobs.models import RunTrigger
-        from skuport.jobs.scheduler import claim_run
-
-        now = dt.datetime.now(UTC)
-        claim = claim_run(session, job_id=job_id, timezone="UTC", scheduled_for=now,
-                          trigger=RunTrigger.MANUAL, now=now, record_skip=False)
-        assert claim.run is not None
-        run_id = claim.run.id
+    run_id = queued_run(job_id)
     export = SlowExport(env, seconds=1.5)
     worker = threading.Thread(target=run_export_job, args=(run_id,), kwargs={"export": export})
     worker.start()
@@ -251,15 +256,7 @@ CHILD = textwrap.dedent("""
 def test_after_kill_9_and_restart_no_temporary_or_part_file_remains(
         client: TestClient, admin: dict[str, str], records: None, env: Path) -> None:
     job_id = make(client, admin, "local", {"path": "killed"})
-    with session_scope() as session:
-        from skuport.jobs.models import RunTrigger
-        from skuport.jobs.scheduler import claim_run
-
-        now = dt.datetime.now(UTC)
-        claim = claim_run(session, job_id=job_id, timezone="UTC", scheduled_for=now,
-                          trigger=RunTrigger.SCHEDULE, now=now, record_skip=False)
-        assert claim.run is not None
-        run_id = claim.run.id
+    run_id = queued_run(job_id)
     folder = env / "root" / "killed"
     child = subprocess.Popen([sys.executable, "-c", CHILD, run_id], env=dict(os.environ), cwd=REPO)
     try:

@@ -621,3 +621,23 @@ def test_filters_and_fields_use_the_one_filter_syntax(client: TestClient, admin:
     for bad in ({"filters": {"no-such-attribute": 1}}, {"fields": ["sku", "no-such-column"]}):
         response = client.post("/api/v1/export-jobs", json={**SEED_CREATE, **bad}, headers=admin)
         assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(("config", "template", "field"), [
+    ({"path": "/".join(["d"] * 2000)}, None, "destinationConfig.path"),
+    ({"path": "p" * 5000}, None, "destinationConfig.path"),
+    ({"path": "x" * 300}, None, "destinationConfig.path"),
+    ({"path": "feeds"}, "f" * 300 + ".csv", "filenameTemplate"),
+    ({"path": "feeds"}, "{jobId}-{runId}-" + "n" * 100 + ".csv", "filenameTemplate"),
+])
+def test_unbounded_local_paths_are_refused_naming_the_field(
+        client: TestClient, admin: dict[str, str], config: dict[str, str], template: str | None,
+        field: str) -> None:
+    body = {**SEED_CREATE, "destinationType": "local", "destinationConfig": config}
+    if template is not None:
+        body["filenameTemplate"] = template
+    response = client.post("/api/v1/export-jobs", json=body, headers=admin)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert field in {d.get("field") for d in error["details"]}, error
+    assert len(response.text) < 5000  # the refusal does not echo a huge path back

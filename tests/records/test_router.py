@@ -665,3 +665,17 @@ def test_both_stored_forms_stay_in_step(client: TestClient, admin: dict) -> None
         assert orjson.loads(record.cells_json) == cells_of(values)
         assert orjson.loads(record.cells_json)["price"] == {"@": 5}
         assert "description" not in orjson.loads(record.cells_json)
+
+
+@pytest.mark.parametrize("price", [2**63, -(2**63) - 1, 2**70])
+def test_a_number_beyond_64_bits_is_a_422_naming_the_attribute(client: TestClient, admin: dict,
+                                                                price: int) -> None:
+    body = {**WINDBREAKER, "values": {**WINDBREAKER["values"], "price": [{"scope": {}, "value": price}]}}
+    refused = error(client.post(f"{API}/records", json=body, headers=admin), 422, "invalid_values")
+    assert "price" in str(refused) and "64-bit" in refused["message"] + str(refused["details"])
+    record = create(client, admin)
+    patched = client.patch(f"{API}/records/{record['id']}/values/price", headers=admin,
+                           json={"scopedValues": [{"scope": {}, "value": price}]})
+    assert patched.status_code == 422 and "price" in patched.text
+    kept = client.get(f"{API}/records/{record['id']}", headers=admin).json()
+    assert kept["values"]["price"] == WINDBREAKER["values"]["price"]  # nothing stored

@@ -133,3 +133,14 @@ def test_describe() -> None:
     assert describe("0 2 * * *") == "At 02:00"
     assert describe("* * * * *") == "Every minute"
     assert describe("0 3 * * 1") == "At 03:00, only on Monday"
+
+
+@pytest.mark.parametrize("name", ["Europe", "America", "x" * 300, "localtime", "posix/Europe/Paris",
+                                  "right/UTC", "../etc/passwd", "", " UTC"])
+def test_only_iana_zone_names_are_time_zones(name: str) -> None:
+    from skuport.errors import ValidationFailed
+    from skuport.scheduling.cron import check_timezone
+
+    with pytest.raises(ValidationFailed) as refused:
+        check_timezone(name)
+    assert refused.value.details[0]["field"] == "timezone" and len(refused.value.message) < 200

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from skuport.auth.models import Role, User
-from skuport.auth.roles import BUILTIN_ROLES
+from skuport.auth.roles import BUILTIN_ROLES, RoleId
 from skuport.auth.schemas import UserCreate, UserUpdate
 from skuport.errors import Conflict, ValidationFailed, not_found
 from skuport.ids import new_id
@@ -72,6 +72,7 @@ def create_user(session: Session, *, data: UserCreate) -> User:
 def update_user(session: Session, *, user_id: str, data: UserUpdate) -> User:
     """Change the fields the request carries."""
     user = get_user(session, user_id=user_id)
+    was_admin = _is_active_admin(user)
     if data.role_ids is not None:
         _check_roles(session, data.role_ids)
         user.role_ids = list(dict.fromkeys(data.role_ids))
@@ -81,8 +82,24 @@ def update_user(session: Session, *, user_id: str, data: UserUpdate) -> User:
         user.email = data.email
     if data.active is not None:
         user.active = data.active
+    if was_admin and not _is_active_admin(user):
+        _keep_an_admin(session, leaving=user)
     session.flush()
     return user
+
+
+def _is_active_admin(user: User) -> bool:
+    return bool(user.active) and RoleId.ADMIN in (user.role_ids or [])
+
+
+def _keep_an_admin(session: Session, *, leaving: User) -> None:
+    """Refuse the change that would leave no active admin (recovery would need database access)."""
+    # Locks the users' rows (PostgreSQL) so two admins demoting each other at once cannot both win.
+    others = session.scalars(select(User).where(User.id != leaving.id, User.active.is_(True))
+                             .with_for_update()).all()
+    if not any(_is_active_admin(other) for other in others):
+        raise Conflict(f"User '{leaving.id}' is the last active admin: give another user the role "
+                       f"'{RoleId.ADMIN}' first.", code="last_admin")
 
 
 def upsert_user(session: Session, *, user_id: str, name: str, role_ids: list[str]) -> User:

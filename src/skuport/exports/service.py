@@ -29,7 +29,7 @@ from skuport.auth.roles import RoleId
 from skuport.auth.tokens import parse_ttl
 from skuport.config import Settings, get_settings
 from skuport.db import session_scope, utcnow
-from skuport.errors import Conflict, SkuportError, TooManyRequests, ValidationFailed, not_found
+from skuport.errors import Conflict, Forbidden, SkuportError, TooManyRequests, ValidationFailed, not_found
 from skuport.exports import signing
 from skuport.exports.models import ACTIVE_STATUSES, Export, ExportStatus
 from skuport.exports.schemas import ExportCreate, ExportRead, Progress
@@ -317,6 +317,11 @@ def open_download(session: Session, *, export_id: str, user: Principal | None,
         export = _find(session, export_id)
         if export is None:
             raise not_found("Export", export_id)
+        owner = session.get(User, export.user_id)
+        if owner is None or not owner.active:
+            # A signed link acts for its owner: disabling the owner revokes the links they shared.
+            raise Forbidden("This download link's owner is disabled; the link no longer works.",
+                            code="link_revoked")
     else:
         export = _visible(session, export_id=export_id, user=user)
     expire_if_due(export)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,8 +181,6 @@ class Scheduler:
         self.clock = clock
         self.settings = settings or get_settings()
         self.kind = RunWork(self.settings)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def executor(self) -> Executor:
@@ -423,27 +420,3 @@ class Scheduler:
         report.reaped.extend(reap(self.kind, now=now, stale_after=self.settings.run_stale_after,
                                   include_queued=self.settings.executor != "procrastinate"))
         return report
-
-    # -- the loop ---------------------------------------------------------------------------
-    def start(self) -> None:
-        """Tick every ``scheduler_interval`` seconds in a daemon thread."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="skuport-scheduler", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("scheduler tick failed")
-            self._stop.wait(self.settings.scheduler_interval)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the loop and wait for the current tick to end."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None

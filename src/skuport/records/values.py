@@ -72,6 +72,10 @@ class AttributeSpec:
     validation: Mapping[str, Any]
 
 
+_INT64 = 2**63
+"""Integers are stored exactly as signed 64-bit numbers."""
+
+
 def is_empty(value: Any) -> bool:
     """Whether a value counts as 'no value' (an empty string or list)."""
     return value is None or value == "" or value == []
@@ -102,6 +106,8 @@ def _check_value(spec: AttributeSpec, value: Any) -> str | None:
             return "must be an integer"
         if isinstance(value, float) and not math.isfinite(value):
             return "must be a finite number"
+        if isinstance(value, int) and not -_INT64 <= value < _INT64:
+            return "is outside the range kept exactly (a 64-bit integer: ±9223372036854775807)"
         if "min" in rules and value < rules["min"]:
             return f"must be at least {rules['min']}"
         if "max" in rules and value > rules["max"]:

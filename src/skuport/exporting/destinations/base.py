@@ -141,6 +141,14 @@ def join_key(prefix: str, filename: str) -> str:
     return f"{prefix}/{filename}" if prefix else filename
 
 
+MAX_PATH_LENGTH = 1024
+"""Longest destination path or file name template accepted (file systems allow about 4096)."""
+MAX_PATH_DEPTH = 32
+"""Most folder levels in a destination path."""
+MAX_NAME_BYTES = 255
+"""Longest single path part, in bytes (every common file system's limit)."""
+
+
 def check_relative_path(value: str, *, what: str, allow_empty: bool = True) -> str:
     """Refuse a path that could leave its base: absolute, ``..``, backslashes, NUL or control characters."""
     if not value:
@@ -154,6 +162,12 @@ def check_relative_path(value: str, *, what: str, allow_empty: bool = True) -> s
     parts = value.strip("/").split("/")
     if ".." in parts or ".." in value:
         raise ValueError(f"{what} must not contain '..'")
+    if len(value) > MAX_PATH_LENGTH:
+        raise ValueError(f"{what} must be at most {MAX_PATH_LENGTH} characters")
+    if len(parts) > MAX_PATH_DEPTH:
+        raise ValueError(f"{what} must have at most {MAX_PATH_DEPTH} folder levels")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
+        raise ValueError(f"each part of {what} must be at most {MAX_NAME_BYTES} bytes (file systems' limit)")
     return value
 
 

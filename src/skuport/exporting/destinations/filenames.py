@@ -6,10 +6,12 @@ import datetime as dt
 import string
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from skuport.exporting.destinations.base import DestinationConfigError, check_relative_path
+from skuport.exporting.destinations.base import MAX_NAME_BYTES, DestinationConfigError, check_relative_path
 
 PLACEHOLDERS = ("date", "datetime", "jobId", "runId")
 MAX_LENGTH = 512
+_EXPANDS_TO = {"date": 10, "datetime": 15, "jobId": 80, "runId": 80}
+"""The longest text each placeholder is replaced by (ids are at most 80 characters)."""
 
 
 def _refuse(template: str, reason: str) -> DestinationConfigError:
@@ -47,6 +49,12 @@ def validate_filename_template(template: str) -> str:
             raise _refuse(template, f"unknown placeholder {{{name}}}; use {allowed}")
         if spec or conversion:
             raise _refuse(template, f"placeholder {{{name}}} takes no format or conversion")
+    for part in template.split("/"):
+        longest = len(part.encode()) + sum(
+            (_EXPANDS_TO[name] - len(name) - 2) * part.count("{" + name + "}") for name in PLACEHOLDERS)
+        if longest > MAX_NAME_BYTES:
+            raise _refuse(template, f"the part '{part[:40]}' can grow to {longest} bytes once its "
+                          f"placeholders are filled in; each part must stay within {MAX_NAME_BYTES}")
     return template
 
 

@@ -1,0 +1,72 @@
+"""Attacks on input bounds, against a live `skuport serve`: every one refused with the error envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live import LiveServer, live_server
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    """One live server (SQLite, demo world) for this module."""
+    with live_server(None) as live:
+        yield live
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _server_pid(server: LiveServer) -> int:
+    port = server.url.rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"serve" in cmdline and port.encode() in cmdline:
+                return int(proc.name)
+    raise AssertionError("server process not found")
+
+
+def test_a_50_mb_chunked_body_is_refused_with_413_in_flat_memory(server: LiveServer) -> None:
+    pid = _server_pid(server)
+    before = _rss_kib(pid)
+
+    def body() -> Iterator[bytes]:  # a generator: httpx sends it chunked, with no Content-Length
+        chunk = b"[" + b"1," * (MiB // 2 - 1) + b"1]"
+        for _ in range(50):
+            yield chunk
+
+    response = httpx.post(f"{server.url}/api/v1/records", content=body(), timeout=60,
+                          headers={**server.headers, "Content-Type": "application/json"})
+    growth_mib = (_rss_kib(pid) - before) / 1024
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert growth_mib < 20, f"server RSS grew {growth_mib:.1f} MiB"
+
+
+def test_a_declared_oversized_body_is_refused_before_reading(server: LiveServer) -> None:
+    response = httpx.post(f"{server.url}/api/v1/records", content=b"x" * (11 * MiB), timeout=60,
+                          headers={**server.headers, "Content-Type": "application/json"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America", "x" * 300, "localtime", "posix/Europe/Paris"])
+def test_a_time_zone_that_is_not_an_iana_name_is_a_422(server: LiveServer, zone: str) -> None:
+    response = httpx.post(f"{server.url}/api/v1/export-jobs", headers=server.headers, timeout=10, json={
+        "name": "tz", "destinationType": "local", "destinationConfig": {"path": "tz"}, "format": "csv",
+        "schedule": "0 2 * * *", "timezone": zone})
+    assert response.status_code == 422, response.text
+    assert "timezone" in {d.get("field") for d in response.json()["error"]["details"]}
