@@ -679,3 +679,24 @@ def test_a_number_beyond_64_bits_is_a_422_naming_the_attribute(client: TestClien
     assert patched.status_code == 422 and "price" in patched.text
     kept = client.get(f"{API}/records/{record['id']}", headers=admin).json()
     assert kept["values"]["price"] == WINDBREAKER["values"]["price"]  # nothing stored
+
+
+@pytest.mark.parametrize(("query", "field"), [
+    ("dimensionScope[dim-nope]=seg-da", "dimensionScope.dim-nope"),
+    ("dimensionScope[dim-language]=seg-nope", "dimensionScope.dim-language"),
+    ("updatedSince=0.5", "updatedSince"),
+    ("updatedSince=1700000000", "updatedSince"),
+    ("updatedSince=yesterday", "updatedSince"),
+])
+def test_a_listing_never_silently_ignores_what_it_cannot_read(client: TestClient, admin: dict, query: str,
+                                                              field: str) -> None:
+    refused = error(client.get(f"{API}/records?{query}", headers=admin), 422, "invalid_filter")
+    assert field in {d.get("field") for d in refused["details"]}
+
+
+def test_updated_since_reads_iso_times_with_or_without_offset(client: TestClient, admin: dict) -> None:
+    create(client, admin)
+    for value in ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00", "2000-01-01T01:00:00%2B01:00", "2000-01-01"):
+        listed = client.get(f"{API}/records?updatedSince={value}", headers=admin)
+        assert listed.status_code == 200 and listed.json()["total"] == 1, value
+    assert client.get(f"{API}/records?updatedSince=2999-01-01T00:00:00Z", headers=admin).json()["total"] == 0

@@ -7,7 +7,7 @@ schema that data uses cannot be removed, and an attribute's type cannot change u
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -1035,3 +1035,21 @@ def delete_category(session: Session, *, category_id: str) -> None:
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Category) and obj.id in doomed:
             session.expunge(obj)
+
+
+def dimension_scope_problems(session: Session,
+                             scope: Mapping[str, str] | None) -> list[tuple[str, dict[str, Any]]]:
+    """What is wrong with a ``dimensionScope`` (unknown dimensions or segments): (message, detail) pairs."""
+    problems: list[tuple[str, dict[str, Any]]] = []
+    for dim_id, seg_id in (scope or {}).items():
+        field = f"dimensionScope.{dim_id}"
+        if session.get(Dimension, dim_id) is None:
+            problems.append((f"{field}: dimension '{dim_id}' does not exist.",
+                             {"field": field, "message": "unknown dimension", "value": dim_id}))
+        elif session.get(Segment, (dim_id, seg_id)) is None:
+            known = session.scalars(
+                select(Segment.id).where(Segment.dimension_id == dim_id).order_by(Segment.sort_order)
+            ).all()
+            problems.append((f"{field}: '{seg_id}' is not a segment of {dim_id} (known: {', '.join(known)}).",
+                             {"field": field, "message": "unknown segment", "value": seg_id}))
+    return problems

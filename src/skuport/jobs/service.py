@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from skuport.catalog.models import Catalog, Dimension, Schema, Segment
+from skuport.catalog.models import Catalog, Schema
+from skuport.catalog.service import dimension_scope_problems
 from skuport.config import Settings, get_settings
 from skuport.db import utcnow
 from skuport.errors import Conflict, SkuportError, ValidationFailed, not_found
@@ -194,17 +195,9 @@ def _check_refs(session: Session, values: Mapping[str, Any]) -> None:
     if catalog_id is not None and session.get(Catalog, catalog_id) is None:
         messages.append(f"catalogId: catalog '{catalog_id}' does not exist.")
         errors.append({"field": "catalogId", "message": "unknown catalog", "value": catalog_id})
-    for dim_id, seg_id in (values.get("dimension_scope") or {}).items():
-        field = f"dimensionScope.{dim_id}"
-        if session.get(Dimension, dim_id) is None:
-            messages.append(f"{field}: dimension '{dim_id}' does not exist.")
-            errors.append({"field": field, "message": "unknown dimension", "value": dim_id})
-        elif session.get(Segment, (dim_id, seg_id)) is None:
-            known = session.scalars(
-                select(Segment.id).where(Segment.dimension_id == dim_id).order_by(Segment.sort_order)
-            ).all()
-            messages.append(f"{field}: '{seg_id}' is not a segment of {dim_id} (known: {', '.join(known)}).")
-            errors.append({"field": field, "message": "unknown segment", "value": seg_id})
+    for message, detail in dimension_scope_problems(session, values.get("dimension_scope")):
+        messages.append(message)
+        errors.append(detail)
     if errors:
         raise ValidationFailed(messages[0], details=errors)
 

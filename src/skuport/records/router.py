@@ -77,6 +77,21 @@ def _dump_values(values: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {alias: [v.model_dump() for v in scoped] for alias, scoped in values.items()}
 
 
+def _iso_time(value: str | None, *, field: str) -> dt.datetime | None:
+    """An ISO 8601 time (UTC when it has no offset); a number such as a Unix time is refused."""
+    if value is None:
+        return None
+    try:
+        if not value[:4].isdigit() or not value[4:5] == "-":
+            raise ValueError(value)
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(f"{field} must be an ISO 8601 time such as 2026-03-08T02:00:00Z, not "
+                               f"'{value[:40]}'.", code="invalid_filter",
+                               details=[{"field": field, "value": value[:40]}]) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
 def _dimension_scope(request: Request) -> dict[str, str] | None:
     scope: dict[str, str] = {}
     for key, value in request.query_params.multi_items():
@@ -102,20 +117,21 @@ def list_records(
         str | None, Query(alias="parentId", max_length=80, description="Only the variants of this record.")
     ] = None,
     include_variants: Annotated[bool, Query(alias="includeVariants")] = True,
-    updated_since: Annotated[dt.datetime | None, Query(alias="updatedSince")] = None,
+    updated_since: Annotated[
+        str | None, Query(alias="updatedSince", max_length=40,
+                          description="ISO 8601 time, e.g. 2026-03-08T02:00:00Z (UTC when no offset).")
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> RecordList:
     """List records, filtered, in creation order, with the total for pagination."""
-    if updated_since is not None and updated_since.tzinfo is None:
-        updated_since = updated_since.replace(tzinfo=dt.UTC)
     items, total = service.list_records(
         session,
         schema_id=schema_id,
         lifecycle_state_id=lifecycle_state_id,
         parent_id=parent_id,
         include_variants=include_variants,
-        updated_since=updated_since,
+        updated_since=_iso_time(updated_since, field="updatedSince"),
         filters=parse_query_filters(request.query_params.multi_items()),
         dimension_scope=_dimension_scope(request),
         offset=offset,

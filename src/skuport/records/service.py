@@ -347,7 +347,12 @@ def list_records(
     offset: int = 0,
     limit: int = 50,
 ) -> tuple[Sequence[Record], int]:
-    """A page of records in creation order, and the total matching."""
+    """A page of records in creation order, and the total matching; a 422 for an unknown scope."""
+    from skuport.catalog.service import dimension_scope_problems
+
+    problems = dimension_scope_problems(session, dimension_scope)
+    if problems:
+        raise ValidationFailed(problems[0][0], code="invalid_filter", details=[d for _, d in problems])
     clauses = []
     if schema_id:
         clauses.append(Record.schema_id == schema_id)
