@@ -21,10 +21,14 @@ app.add_typer(token_app, name="token")
 
 
 def _configure_logging(level: str) -> None:
+    import logging
+
     from skuport.logs import configure
     from skuport.secrets import install_log_redaction
 
     configure(level, get_settings().log_format)
+    # httpx logs every request's full URL at INFO; a webhook URL may carry credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     install_log_redaction()  # destination secrets never reach a log line, whoever logs them
 
@@ -77,7 +81,9 @@ def serve(
         bootstrap()
     from skuport.app import create_app
 
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level.lower())
+    # log_config=None: uvicorn's access and error lines go through our handlers (one format, redacted:
+    # a signed download URL is logged without its signature).
+    uvicorn.run(create_app(), host=host, port=port, log_level=log_level.lower(), log_config=None)
 
 
 @app.command("scheduler")

@@ -150,6 +150,10 @@ _PATTERNS = [
     re.compile(r"(?i)((?:password|passphrase|secret|secretAccessKey|sasToken|accountKey)[\"']?\s*[:=]\s*[\"']?)"
                r"[^\s\"',;}]+"),
     re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+    # A signed download URL in an access log line: the signature is what grants the download.
+    re.compile(r"([?&]signature=)[^&\s\"']+"),
+    # Credentials in a URL's user info (https://user:password@host/…).
+    re.compile(r"(https?://)[^/\s:@\"']+:[^/\s@\"']+(?=@)"),
 ]
 
 

@@ -70,3 +70,26 @@ def test_a_time_zone_that_is_not_an_iana_name_is_a_422(server: LiveServer, zone:
         "schedule": "0 2 * * *", "timezone": zone})
     assert response.status_code == 422, response.text
     assert "timezone" in {d.get("field") for d in response.json()["error"]["details"]}
+
+
+def test_signed_download_urls_are_logged_without_their_signature() -> None:
+    with live_server(None, {"SKUPORT_LOG_LEVEL": "info"}) as server:  # access lines are logged at info
+        _download_and_read_the_log(server)
+
+
+def _download_and_read_the_log(server: LiveServer) -> None:
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    created = httpx.post(f"{server.url}/api/v1/exports", headers=server.headers, timeout=10,
+                         json={"format": "csv", "schemaId": "schema-apparel"}).json()
+    deadline = time.monotonic() + 30
+    while (body := httpx.get(f"{server.url}/api/v1/exports/{created['id']}", headers=server.headers,
+                             timeout=10).json())["status"] != "completed":
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+    assert httpx.get(body["downloadUrl"], timeout=10).status_code == 200
+    signature = parse_qs(urlsplit(body["downloadUrl"]).query)["signature"][0]
+    log = (Path(server.env["SKUPORT_DATA_DIR"]) / "server.log").read_text()
+    assert f"/api/v1/exports/{created['id']}/download" in log  # the access line is there
+    assert signature not in log and "signature=********" in log
