@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from skuport.config import get_settings
 from skuport.errors import SkuportError
-from skuport.exporting.destinations import secret_fields
+from skuport.exporting.destinations import secret_fields, secret_urls
 from skuport.exporting.destinations.base import MASK
 
 ENCRYPTED = "$enc"
@@ -101,8 +102,33 @@ def decrypt_config(type_: str, config: Mapping[str, Any] | None) -> dict[str, An
 
 
 def mask_config(type_: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``config`` as the API shows it: every secret present is ``"********"`` (secrets are write-only)."""
-    return _map_secrets(type_, config, lambda _value: MASK)
+    """``config`` as the API shows it: every secret present is ``"********"`` (secrets are write-only);
+    a secret URL keeps its scheme, host and path, with its credentials masked."""
+    result = _map_secrets(type_, config, lambda _value: MASK)
+    for field in secret_urls(type_):
+        value = (config or {}).get(field)
+        if value is not None:
+            result[field] = mask_url(decrypt_value(value[ENCRYPTED]) if is_encrypted(value) else str(value))
+    return result
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its user info and every query value masked: ``https://********@host/p?token=********``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = MASK + "@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(f"{name}={MASK}" if value else name
+                     for name, value in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment and MASK))
+
+
+def url_credentials(url: str) -> list[str]:
+    """The secret parts of a URL (password, user, query values) for redacting a receiver's reply."""
+    parts = urlsplit(url)
+    found = [parts.password or "", parts.username or ""]
+    found.extend(value for _name, value in parse_qsl(parts.query))
+    return [value for value in found if len(value) >= 4]
 
 
 def rotate_config(type_: str, config: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -641,3 +641,40 @@ def test_unbounded_local_paths_are_refused_naming_the_field(
     error = response.json()["error"]
     assert field in {d.get("field") for d in error["details"]}, error
     assert len(response.text) < 5000  # the refusal does not echo a huge path back
+
+
+def test_credentials_in_a_webhook_url_are_secret(client: TestClient, admin: dict[str, str],
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
+    from skuport.secrets import install_log_redaction
+
+    url = "https://feed-user:Pa55-w0rd-x@hooks.example.com/hook?token=tok-123456789&v=2"
+    body = {**SEED_CREATE, "destinationType": "webhook",
+            "destinationConfig": {"url": url, "headers": {"X-Api-Key": "key-abcdefgh"}}}
+    created = client.post("/api/v1/export-jobs", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    shown = created.json()["destinationConfig"]
+    assert shown["url"] == "https://********@hooks.example.com/hook?token=********&v=********"
+    assert shown["headers"] == {"X-Api-Key": "********"}
+    job_id = created.json()["id"]
+    listed = client.get("/api/v1/export-jobs", headers=admin).text
+    assert "Pa55-w0rd-x" not in listed and "tok-123456789" not in listed
+    with session_scope() as session:  # encrypted at rest
+        stored = session.get(ExportJob, job_id)
+        assert stored is not None and "Pa55-w0rd-x" not in json.dumps(stored.destination_config)
+    # sent back as shown (a PUT of what GET returned), the credentials stay
+    put = client.put(f"/api/v1/export-jobs/{job_id}", headers=admin,
+                     json={**body, "destinationConfig": shown})
+    assert put.status_code == 200, put.text
+    from skuport.jobs.service import decrypted_destination_config
+
+    with session_scope() as session:
+        job = session.get(ExportJob, job_id)
+        assert job is not None and decrypted_destination_config(job)["url"] == url
+    # and never in a log line
+    install_log_redaction(caplog.handler)
+    import logging
+
+    logging.getLogger("skuport.test").warning("posting to %s", url)
+    assert "Pa55-w0rd-x" not in caplog.text and "tok-123456789" not in caplog.text

@@ -108,6 +108,11 @@ def _keep_masked_secrets(new: Any, old: Any, path: str = "destinationConfig") ->
             _keep_masked_secrets(v, old_list[i] if i < len(old_list) else None, f"{path}[{i}]")
             for i, v in enumerate(new)
         ]
+    if isinstance(new, str) and MASK in new and new != MASK and isinstance(old, str):
+        from skuport.secrets import mask_url
+
+        if mask_url(old) == new:
+            return old  # a secret URL sent back as shown: its credentials stay
     if new == MASK:
         if old is None or old == MASK:
             raise ValidationFailed(

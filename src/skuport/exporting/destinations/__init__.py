@@ -59,6 +59,11 @@ def secret_fields(type_: str) -> frozenset[str]:
     return destination_class(type_).secret_fields
 
 
+def secret_urls(type_: str) -> frozenset[str]:
+    """Secret config keys of ``type_`` that hold URLs: shown with only their credentials masked."""
+    return frozenset(getattr(destination_class(type_), "secret_urls", frozenset()))
+
+
 __all__ = [
     "DESTINATIONS",
     "Delivery",
@@ -69,6 +74,7 @@ __all__ = [
     "get_destination",
     "render_filename",
     "secret_fields",
+    "secret_urls",
     "validate_config",
     "validate_filename_template",
 ]

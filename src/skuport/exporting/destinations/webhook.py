@@ -203,7 +203,10 @@ class WebhookDestination:
 
     config_model: ClassVar[type[BaseModel]] = WebhookConfig
     type: ClassVar[str] = "webhook"
-    secret_fields: ClassVar[frozenset[str]] = frozenset({"secret", "headers.*"})
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "secret", "headers.*"})
+    secret_urls: ClassVar[frozenset[str]] = frozenset({"url"})
+    """The URL may carry credentials (user info, a token in the query): encrypted at rest, and shown
+    with those parts masked (``https://********@host/hook?token=********``)."""
     backoff_base: float = 1.0
     backoff_cap: float = 30.0
     retry_after_cap: float = 120.0
@@ -328,7 +331,10 @@ class WebhookDestination:
 
     def _secrets(self) -> list[str | None]:
         # Header values often carry tokens; short ones ("true", "text/csv") would only garble messages.
-        return [self.config.secret, *(v for v in self.config.headers.values() if len(v) >= 8)]
+        from skuport.secrets import url_credentials
+
+        return [self.config.secret, *(v for v in self.config.headers.values() if len(v) >= 8),
+                *url_credentials(self.config.url)]
 
     def _fail(self, message: str, *, transient: bool = False) -> DeliveryError:
         return DeliveryError(redact(message, self._secrets()), transient=transient)
