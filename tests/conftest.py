@@ -21,6 +21,9 @@ os.environ["SKUPORT_DATA_DIR"] = str(_tmp / "data")
 os.environ["SKUPORT_SECRET_KEY"] = "test-secret-key-not-for-production"
 os.environ.pop("SKUPORT_DATABASE_URL", None)
 os.environ.pop("SKUPORT_PLAN_SKU_LIMIT", None)
+# The real servers of the tests (moto, Azurite, SFTP, receivers) listen on loopback: allowed here, while
+# the network guard's own tests (tests/security, the webhook refusals) turn the allowance off again.
+os.environ["SKUPORT_ALLOW_PRIVATE_NETWORKS"] = "true"
 
 from fastapi.testclient import TestClient  # noqa: E402
 

@@ -37,8 +37,14 @@ class Settings(BaseSettings):
     tmp_dir: Path | None = Field(
         default=None, description="Folder of temporary export files (default: tmp/ in the data dir)."
     )
-    webhook_allow_private: bool = False
-    webhook_allow_list: str = ""
+    allow_private_networks: bool = Field(
+        default=False, description="Allow destinations on loopback, private, link-local, metadata addresses."
+    )
+    network_allow_list: str = Field(
+        default="", description="Hosts, .domains and CIDRs that destinations may reach although internal."
+    )
+    webhook_allow_private: bool = Field(default=False, description="Alias of allow_private_networks.")
+    webhook_allow_list: str = Field(default="", description="Added to network_allow_list.")
     executor: str = Field(default="inprocess", description="inprocess (thread pool) or memory (tests).")
     run_workers: int = 2
     export_workers: int = Field(default=1, description="Processes flattening one large export (1: none).")

@@ -29,10 +29,10 @@ def test_unknown_type_is_a_422_naming_the_known_ones(bad_type: object) -> None:
 
 
 def test_secret_fields_per_type() -> None:
-    assert secret_fields("s3") == {"secretAccessKey"}
+    assert secret_fields("s3") == {"accessKeyId", "secretAccessKey"}
     assert secret_fields("azure-blob") == {"connectionString", "sasToken", "accountKey"}
     assert secret_fields("sftp") == {"password", "privateKey", "passphrase"}
-    assert secret_fields("webhook") == {"secret", "headers.*"}
+    assert secret_fields("webhook") == {"url", "secret", "headers.*"}
     assert secret_fields("local") == frozenset()
 
 

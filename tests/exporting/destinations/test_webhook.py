@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 from skuport.exporting.destinations import get_destination, validate_config
 from skuport.exporting.destinations import webhook as webhook_module
 from skuport.exporting.destinations.base import Delivery, DeliveryError, DestinationConfigError
+from skuport.exporting.destinations.network import NetworkRefused
 from skuport.exporting.destinations.webhook import WebhookDestination
 from skuport.secrets import decrypt_config, encrypt_config, install_log_redaction
 from tests.exporting.destinations.servers import Receiver, random_bytes, standard_webhooks_signature
@@ -184,33 +185,40 @@ def test_slow_receiver_times_out(receiver: Receiver, make_file: Make) -> None:
 
 def test_loopback_receiver_is_refused_by_default(receiver: Receiver, make_file: Make,
                                                  settings_env: Callable[..., None]) -> None:
-    settings_env(webhook_allow_private="false", webhook_allow_list="")
-    with pytest.raises(DeliveryError) as info:
-        WebhookDestination({"url": receiver.url()}).deliver(make_file(b"a"))
-    assert info.value.message.startswith("Webhook refused: 127.0.0.1 resolves to 127.0.0.1, a private, "
-                                         "loopback, link-local or metadata address.")
+    destination = WebhookDestination({"url": receiver.url()})  # made while the operator allowed it
+    settings_env(allow_private_networks="false", webhook_allow_private="false", webhook_allow_list="")
+    with pytest.raises(DestinationConfigError, match="refused by the network policy"):
+        validate_config("webhook", {"url": receiver.url()})  # create and PUT
+    # checked again right before connecting (a DNS answer can change between create and run)
+    with pytest.raises(NetworkRefused) as info:
+        destination.deliver(make_file(b"a"))
+    assert info.value.message.startswith("Webhook: 127.0.0.1 is refused by the network policy")
     assert receiver.requests == [], "nothing was sent"
 
 
 @pytest.mark.parametrize("url", ["http://localhost:9/hook", "http://169.254.169.254/latest/meta-data/",
                                  "http://10.0.0.8/hook", "http://[::1]:9/hook", "http://[::ffff:127.0.0.1]:9/",
-                                 "http://192.168.1.20/", "http://100.100.100.200/", "http://0.0.0.0:9/"])
+                                 "http://192.168.1.20/", "http://100.100.100.200/", "http://0.0.0.0:9/",
+                                 "http://0x7f000001:9/", "http://2130706433:9/", "http://0177.0.0.1:9/"])
 def test_internal_addresses_are_refused_on_the_resolved_address(
         url: str, make_file: Make, settings_env: Callable[..., None]) -> None:
-    settings_env(webhook_allow_private="false", webhook_allow_list="")
-    with pytest.raises(DeliveryError, match=r"Webhook refused: .* resolves to "):
+    settings_env(allow_private_networks="false", webhook_allow_private="false", webhook_allow_list="")
+    with pytest.raises(DestinationConfigError, match="refused by the network policy"):
+        validate_config("webhook", {"url": url, "maxAttempts": 1})  # create and PUT
+    with pytest.raises(NetworkRefused):  # and a delivery, right before connecting
         WebhookDestination({"url": url, "maxAttempts": 1}).deliver(make_file(b"a"))
 
 
 def test_allow_list_admits_a_network_or_a_host(receiver: Receiver, make_file: Make,
                                                settings_env: Callable[..., None]) -> None:
-    settings_env(webhook_allow_private="false", webhook_allow_list="hooks.internal, 127.0.0.0/8")
+    settings_env(allow_private_networks="false", webhook_allow_private="false",
+                 webhook_allow_list="hooks.internal, 127.0.0.0/8")
     WebhookDestination({"url": receiver.url()}).deliver(make_file(b"by network"))
     settings_env(webhook_allow_list="localhost")
     WebhookDestination({"url": f"http://localhost:{receiver.port}/hook"}).deliver(make_file(b"by host"))
     assert [r.body for r in receiver.requests] == [b"by network", b"by host"]
     settings_env(webhook_allow_list="10.0.0.0/8")
-    with pytest.raises(DeliveryError, match="Webhook refused"):
+    with pytest.raises(NetworkRefused, match="refused by the network policy"):
         WebhookDestination({"url": receiver.url()}).deliver(make_file(b"a"))
 
 
@@ -218,7 +226,8 @@ def test_connection_goes_to_the_checked_address(receiver: Receiver, make_file: M
                                                 settings_env: Callable[..., None],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """DNS rebinding: the name is resolved once, checked, and the connection is pinned to that address."""
-    settings_env(webhook_allow_private="false", webhook_allow_list="127.0.0.1/32")
+    settings_env(allow_private_networks="false", webhook_allow_private="false",
+                 webhook_allow_list="127.0.0.1/32")
     lookups: list[str] = []
     real = socket.getaddrinfo
 
@@ -282,8 +291,8 @@ def test_retry_after_parsing() -> None:
 
 def test_connection_test_applies_the_address_policy(receiver: Receiver, closed_port: int,
                                                     settings_env: Callable[..., None]) -> None:
-    settings_env(webhook_allow_private="false", webhook_allow_list="")
-    with pytest.raises(DeliveryError, match="Webhook refused"):
+    settings_env(allow_private_networks="false", webhook_allow_private="false", webhook_allow_list="")
+    with pytest.raises(DeliveryError, match="Webhook connection test failed: refused by the network policy"):
         WebhookDestination({"url": receiver.url()}).test_connection()
     settings_env(webhook_allow_private="true")
     WebhookDestination({"url": receiver.url()}).test_connection()

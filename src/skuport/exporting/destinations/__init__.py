@@ -50,7 +50,7 @@ def get_destination(type_: str, config: Mapping[str, Any]) -> Destination:
 def validate_config(type_: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
     """The config, validated and normalised (camelCase keys, unset options left out); 422 if invalid."""
     cls = destination_class(type_)
-    model: BaseModel = parse_config(cls.config_model, config, type_=type_)
+    model: BaseModel = parse_config(cls.config_model, config, type_=type_, check_network=True)
     return model.model_dump(by_alias=True, exclude_none=True)
 
 

@@ -19,8 +19,9 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings, ExponentialRetry
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from skuport.exporting.destinations import network
 from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
@@ -48,6 +49,20 @@ class AzureBlobConfig(DestinationConfig):
     account_key: str | None = None
     timeout_seconds: float = Field(default=60, gt=0, le=600)
 
+    @field_validator("account_url")
+    @classmethod
+    def _guarded_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if network.at_create(info):
+            network.check_url(value)
+        return value
+
+    @field_validator("connection_string")
+    @classmethod
+    def _guarded_endpoint(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if network.at_create(info):
+            network.check_url(_blob_endpoint(value))
+        return value
+
     @field_validator("path")
     @classmethod
     def _relative(cls, value: str) -> str:
@@ -68,6 +83,15 @@ def _without_query(url: str) -> str:
     """``url`` without its query string (a SAS token lives there)."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _blob_endpoint(connection_string: str | None) -> str | None:
+    """The BlobEndpoint of a connection string (None: the account's public endpoint)."""
+    for part in (connection_string or "").split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "blobendpoint":
+            return value.strip()
+    return None
 
 
 def _account_name(account_url: str) -> str:
@@ -128,13 +152,22 @@ class AzureBlobDestination:
 
     def test_connection(self) -> None:
         """Stage one uncommitted block on a probe blob (proves write access), then remove it."""
+        self._guard()
         blob = self._blob(".skuport-connection-test")
         self._call("Put Block", lambda: blob.stage_block(_block_id("probe", 0), b"skuport"))
         with contextlib.suppress(Exception):
             blob.delete_blob()
 
+    def _guard(self) -> None:
+        """The network guard, right before connecting (the account's endpoint or a custom one)."""
+        cfg = self.config
+        endpoint = _blob_endpoint(cfg.connection_string) if cfg.connection_string else cfg.account_url
+        if endpoint:
+            network.check_connect_url(endpoint, what="Azure Blob")
+
     def deliver(self, delivery: Delivery) -> str:
         """Stage the file in blocks, then commit the list; uncommitted blocks of a new blob are removed."""
+        self._guard()
         blob = self._blob(delivery.filename)
         existed = self._call("Get Blob Properties", blob.exists)
         prefix = uuid.uuid4().hex[:16]

@@ -117,14 +117,19 @@ class DestinationConfig(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_config(model: type[M], config: Mapping[str, Any] | None, *, type_: str) -> M:
-    """Validate ``config`` against ``model``; a DestinationConfigError (422) lists what is wrong."""
+def parse_config(model: type[M], config: Mapping[str, Any] | None, *, type_: str,
+                 check_network: bool = False) -> M:
+    """Validate ``config`` against ``model``; a DestinationConfigError (422) lists what is wrong.
+
+    ``check_network``: also pass configured addresses through the network guard (create and PUT; a
+    delivery checks again right before it connects, pinned to what it checked).
+    """
     if config is not None and not isinstance(config, Mapping):
         raise DestinationConfigError(f"destinationConfig for '{type_}' must be an object.",
                                      details=[{"field": "destinationConfig", "message": "must be an object",
                                                "type": "dict_type"}])
     try:
-        return model.model_validate(dict(config or {}))
+        return model.model_validate(dict(config or {}), context={"check_network": check_network})
     except ValidationError as exc:
         details = [{"field": ".".join(["destinationConfig", *(str(p) for p in err["loc"])]),
                     "message": err["msg"].removeprefix("Value error, "), "type": err["type"]}

@@ -18,9 +18,10 @@ from botocore.exceptions import (
     NoCredentialsError,
     ReadTimeoutError,
 )
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from skuport.errors import WorkStopped
+from skuport.exporting.destinations import network
 from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
@@ -49,6 +50,13 @@ class S3Config(DestinationConfig):
     access_key_id: str | None = None
     secret_access_key: str | None = None
     timeout_seconds: float = Field(default=60, gt=0, le=600)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _guarded(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if network.at_create(info):
+            network.check_url(value)
+        return value
 
     @field_validator("path")
     @classmethod
@@ -88,6 +96,8 @@ class S3Destination:
         self._cached_client: Any = None
 
     def _client(self) -> Any:
+        if self.config.endpoint_url:  # AWS's own endpoints are public; a custom one passes the guard
+            network.check_connect_url(self.config.endpoint_url, what="S3")
         if self._cached_client is None:
             self._cached_client = self._new_client()
         return self._cached_client

@@ -15,8 +15,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import paramiko
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from skuport.exporting.destinations import network
 from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
@@ -45,6 +46,13 @@ class SftpConfig(DestinationConfig):
     host_key_fingerprint: str | None = Field(default=None, pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$")
     trust_unknown_host_key: bool = False
     timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @field_validator("host")
+    @classmethod
+    def _guarded(cls, value: str, info: ValidationInfo) -> str:
+        if network.at_create(info):
+            network.check_host(value, 22)
+        return value
 
     @field_validator("path")
     @classmethod
@@ -199,8 +207,10 @@ class SftpDestination:
         """A logged-in SFTP session whose server presented the expected host key."""
         cfg = self.config
         where = f"{cfg.host}:{cfg.port}"
+        address = network.resolve_checked(cfg.host, cfg.port, what="SFTP connect")
         try:
-            sock = socket.create_connection((cfg.host, cfg.port), timeout=cfg.timeout_seconds)
+            # Connect to the address the guard checked, whatever DNS says by now.
+            sock = socket.create_connection((address, cfg.port), timeout=cfg.timeout_seconds)
         except TimeoutError:
             raise self._fail(f"SFTP connect failed: {where} did not answer within {cfg.timeout_seconds:g} s. "
                              "Check host, port and firewalls, or raise timeoutSeconds.",

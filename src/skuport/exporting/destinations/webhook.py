@@ -20,9 +20,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
 import httpx
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from skuport.config import get_settings
+from skuport.exporting.destinations import network
 from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
@@ -54,7 +54,7 @@ class WebhookConfig(DestinationConfig):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str, info: ValidationInfo) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
             raise ValueError("url must be an http:// or https:// URL with a host name")
@@ -62,6 +62,8 @@ class WebhookConfig(DestinationConfig):
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
             raise ValueError("url has an invalid port") from None
+        if network.at_create(info):
+            network.check_url(value)
         return value
 
     @field_validator("method", mode="before")
@@ -120,46 +122,14 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path or "/", "", ""))
 
 
-def _is_internal(ip: IPAddress) -> bool:
-    """Private, loopback, link-local (cloud metadata), shared, reserved, unspecified or multicast."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global or ip.is_multicast
-
-
-def _allowed(host: str, ip: IPAddress) -> bool:
-    settings = get_settings()
-    if settings.webhook_allow_private:
-        return True
-    for entry in (e.strip().lower() for e in settings.webhook_allow_list.split(",")):
-        if not entry:
-            continue
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            if host == entry or (entry.startswith(".") and host.endswith(entry)):
-                return True
-    return False
-
-
 def resolve_checked(host: str, port: int) -> str:
-    """Resolve ``host`` and return one address to connect to; refuse internal addresses unless allowed."""
-    host = host.lower().strip("[]")
+    """Resolve ``host`` to one address to connect to, through the network guard."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise _Retryable(f"could not resolve {host} ({exc.strerror})") from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if _is_internal(ip) and not _allowed(host, ip):
-            raise DeliveryError(
-                f"Webhook refused: {host} resolves to {ip}, a private, loopback, link-local or metadata "
-                "address. If this receiver is meant to be internal, set SKUPORT_WEBHOOK_ALLOW_PRIVATE=true "
-                "or add the host or its network to SKUPORT_WEBHOOK_ALLOW_LIST."
-            )
-    return addresses[0]
+        return network.resolve_checked(host, port, what="Webhook")
+    except network.NetworkRefused:
+        raise
+    except DeliveryError as exc:  # the name did not resolve: worth another attempt
+        raise _Retryable(exc.message) from None
 
 
 class _Retryable(Exception):
@@ -227,6 +197,8 @@ class WebhookDestination:
             address = resolve_checked(parts.hostname or "", port)
             with socket.create_connection((address, port), timeout=self.config.timeout_seconds):
                 pass
+        except network.NetworkRefused:
+            raise self._fail(f"Webhook connection test failed: {network.POLICY}.") from None
         except _Retryable as exc:
             raise self._fail(f"Webhook connection test failed: {exc.reason}. Check the url.") from None
         except OSError as exc:

@@ -1,0 +1,126 @@
+"""The one network guard: every outbound address a user configures is checked here.
+
+Loopback, private, link-local (cloud metadata), shared, reserved, unspecified and multicast
+addresses — IPv4 and IPv6, mapped forms, and the decimal, octal and hex spellings of IPv4 that the
+resolver accepts — are refused unless the operator allows them (``SKUPORT_ALLOW_PRIVATE_NETWORKS``,
+or hosts and CIDRs in ``SKUPORT_NETWORK_ALLOW_LIST``; the webhook-only settings of earlier versions
+still work). Checked when a destination is created or replaced (a name that does not resolve yet is
+accepted), and again right before connecting, where the connection is pinned to the checked address
+when the client allows it (webhook, SFTP). A refusal says no more than "refused by the network policy":
+it must not tell an open port from a closed one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from pydantic import ValidationInfo
+
+from skuport.config import get_settings
+from skuport.exporting.destinations.base import DeliveryError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+POLICY = "refused by the network policy"
+HINT = ("internal addresses (loopback, private, link-local, metadata) are refused; an operator can allow "
+        "them with SKUPORT_ALLOW_PRIVATE_NETWORKS=true or by listing the host or its network in "
+        "SKUPORT_NETWORK_ALLOW_LIST")
+
+
+class NetworkRefused(DeliveryError):
+    """The destination's address is refused by the network policy (never retried)."""
+
+    status_code = 422
+    code = "network_refused"
+
+
+def is_internal(ip: IPAddress) -> bool:
+    """Private, loopback, link-local (cloud metadata), shared, reserved, unspecified or multicast."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def allowed(host: str, ip: IPAddress) -> bool:
+    """True when the operator allows this internal address (everything, or the host or its network)."""
+    settings = get_settings()
+    if settings.allow_private_networks or settings.webhook_allow_private:
+        return True
+    entries = f"{settings.network_allow_list},{settings.webhook_allow_list}".split(",")
+    for entry in (e.strip().lower() for e in entries):
+        if not entry:
+            continue
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            if host == entry or (entry.startswith(".") and host.endswith(entry)):
+                return True
+    return False
+
+
+def _addresses(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def _refused(host: str, addresses: list[str]) -> bool:
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if is_internal(ip) and not allowed(host, ip):
+            return True
+    return False
+
+
+def at_create(info: ValidationInfo) -> bool:
+    """True while a config is validated for create or PUT (not when a delivery rebuilds it)."""
+    return bool(info.context and info.context.get("check_network"))
+
+
+def check_host(host: str | None, port: int = 443) -> None:
+    """At create and PUT: raise ValueError when ``host`` resolves to a refused address.
+
+    A name that does not resolve (yet) is accepted: it is checked again when connecting.
+    """
+    if not host:
+        return
+    host = host.lower().strip("[]")
+    try:
+        addresses = _addresses(host, port)
+    except (socket.gaierror, UnicodeError, OSError):
+        return
+    if _refused(host, addresses):
+        raise ValueError(f"{POLICY}: {HINT}")
+
+
+def check_url(url: str | None) -> None:
+    """:func:`check_host` for the host of ``url``."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return  # a bad port is the URL validator's to report
+    check_host(parts.hostname, port)
+
+
+def resolve_checked(host: str, port: int, *, what: str) -> str:
+    """Right before connecting: one checked address to connect to; NetworkRefused or a transient error."""
+    host = host.lower().strip("[]")
+    try:
+        addresses = _addresses(host, port)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise DeliveryError(f"{what}: could not resolve {host} ({reason}). Check the host name; the run "
+                            "can be retried.", transient=True) from None
+    if _refused(host, addresses):
+        raise NetworkRefused(f"{what}: {host} is {POLICY} ({HINT}).")
+    return addresses[0]
+
+
+def check_connect_url(url: str, *, what: str) -> None:
+    """:func:`resolve_checked` for the host of ``url`` (clients that connect by name themselves)."""
+    parts = urlsplit(url)
+    resolve_checked(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), what=what)
