@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -43,6 +44,23 @@ def runs(job_id: str) -> list[ExportRun]:
             .filter(ExportRun.job_id == job_id)
             .order_by(ExportRun.scheduled_for, ExportRun.attempt)
         )
+
+
+def get_run(run_id: str) -> ExportRun:
+    """The run as stored."""
+    with session_scope() as session:
+        run = session.get(ExportRun, run_id)
+        assert run is not None
+        return run
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not met within {timeout} s")
+        time.sleep(0.05)
 
 
 def job(job_id: str) -> ExportJob:

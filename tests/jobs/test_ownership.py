@@ -33,7 +33,7 @@ from skuport.jobs.scheduler import Scheduler
 from skuport.jobs.tasks import RUNS, run_export_job
 from skuport.scheduling.lifecycle import LIFECYCLE
 from tests.exporting.destinations import servers
-from tests.jobs.conftest import Worker, runs
+from tests.jobs.conftest import Worker, get_run, runs, wait_until
 
 UTC = dt.UTC
 REPO = Path(__file__).resolve().parents[2]
@@ -100,19 +100,8 @@ def queued_run(job_id: str) -> str:
         return claim.run.id
 
 
-def get_run(run_id: str) -> ExportRun:
-    with session_scope() as session:
-        run = session.get(ExportRun, run_id)
-        assert run is not None
-        return run
 
 
-def wait_until(predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.05)
 
 
 def ended(run_id: str) -> ExportRun:

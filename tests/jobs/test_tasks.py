@@ -28,7 +28,7 @@ from skuport.jobs.models import ExportRun, RunTrigger
 from skuport.jobs.scheduler import Scheduler, claim_run
 from skuport.jobs.tasks import RUNS, run_export_job
 from skuport.scheduling.lifecycle import LIFECYCLE, Failure
-from tests.jobs.conftest import Worker, make_job, runs
+from tests.jobs.conftest import Worker, get_run, make_job, runs, wait_until
 
 UTC = dt.UTC
 
@@ -50,19 +50,8 @@ def start_run(job_id: str, *, now: dt.datetime | None = None) -> str:
         return claim.run.id
 
 
-def get_run(run_id: str) -> ExportRun:
-    with session_scope() as session:
-        run = session.get(ExportRun, run_id)
-        assert run is not None
-        return run
 
 
-def wait_until(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 class SlowExport:

@@ -25,7 +25,7 @@ from skuport.db import get_engine, session_scope
 from skuport.jobs.models import ExportJob, ExportRun
 from tests.conftest import TEST_DB
 from tests.exporting.destinations import servers
-from tests.jobs.conftest import make_job, runs
+from tests.jobs.conftest import make_job, runs, wait_until
 
 pytestmark = [
     pytest.mark.skipif(TEST_DB != "postgres", reason="procrastinate's queue lives in PostgreSQL: the "
@@ -70,12 +70,6 @@ def due_now(job_id: str) -> None:
                         .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)))
 
 
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
 
 
 def procrastinate_statuses() -> dict[str, int]:
