@@ -64,7 +64,7 @@ def test_export_options_come_from_environment_variables(world: None, tmp_path) -
             "SKUPORT_EXPORT_FORMAT": "jsonl",
             "SKUPORT_EXPORT_SCHEMA": "schema-apparel",
             "SKUPORT_EXPORT_SCOPE": "dim-language=seg-da",
-            "SKUPORT_EXPORT_FIELDS": "sku,product-name",
+            "SKUPORT_EXPORT_FIELDS": "id,sku,product-name",
         },
     )
     assert result.exit_code == 0, result.output

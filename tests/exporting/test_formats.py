@@ -20,6 +20,7 @@ from skuport.exporting.formats import FORMATS
 from skuport.exporting.formats.base import join_list, xml_name
 from skuport.exporting.formats.xlsx import column_letters
 from skuport.exporting.pipeline import run_export
+from skuport.exporting.plan import FIXED_COLUMNS
 from skuport.exporting.spec import ExportResult, ExportSpec
 from tests.exporting.factories import g, make_record
 
@@ -47,7 +48,7 @@ def products(world: None) -> None:
 
 def run(tmp_path: Path, fmt: str, **options: Any) -> ExportResult:
     return run_export(ExportSpec(format=fmt, schema_id="schema-apparel", dimension_scope=EN_DK,
-                                 fields=FIELDS, **options), out_dir=tmp_path)
+                                 fields=(*FIXED_COLUMNS, *FIELDS), **options), out_dir=tmp_path)
 
 
 def content(result: ExportResult) -> bytes:

@@ -100,13 +100,24 @@ def test_without_scope_one_column_per_attribute_and_scope(jacket: str, tmp_path:
 
 
 def test_fields_order_header_language_and_dry_data(jacket: str, tmp_path: Path) -> None:
+    # fields names the file's columns: exactly those, in that order, system fields included
     (row,) = export(tmp_path, dimension_scope=EN_DK, fields=("sku", "price", "product-name"))
-    assert list(row) == ["id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt",
-                         "sku", "price", "product-name"]
+    assert row == {"sku": "RJ-1", "price": "750.5", "product-name": "Rain jacket"}
+    (row,) = export(tmp_path, dimension_scope=EN_DK, fields=("sku", "id", "price", "categories", "updatedAt"))
+    assert list(row) == ["sku", "id", "price", "categories", "updatedAt"]
+    assert row["id"] == "ent-jacket" and row["updatedAt"].endswith("Z")
+    # without a scope an attribute keeps its columns together, where fields puts it
+    (row,) = export(tmp_path, fields=("price", "sku"))
+    assert list(row) == ["price", "price[dim-market=seg-dk]", "price[dim-market=seg-de]", "sku"]
     (row,) = export(tmp_path, dimension_scope={"dim-language": "seg-da"}, fields=("sku", "product-name"),
                     header_language="seg-da", dry_data=True)
-    assert row == {"schemaId": "schema-apparel", "lifecycleStateId": "state-draft", "Varenummer": "RJ-1",
-                   "Produktnavn": "Jakke"}
+    assert row == {"Varenummer": "RJ-1", "Produktnavn": "Jakke"}
+    # without fields, every record field leads as before
+    (row,) = export(tmp_path, dimension_scope=EN_DK)
+    assert list(row)[:6] == ["id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt"]
+    with pytest.raises(ValidationFailed) as err:
+        export(tmp_path, fields=("sku", "nope"))
+    assert "'nope' is neither an attribute" in err.value.message and "lifecycleStateId" in err.value.message
 
 
 def test_filters_states_and_max_records(world: None, tmp_path: Path) -> None:
@@ -204,7 +215,7 @@ def test_empty_result_still_writes_a_valid_file(world: None, tmp_path: Path) -> 
 @pytest.mark.parametrize(("options", "field", "words"), [
     ({"format": "pdf"}, "format", "unknown format 'pdf'"),
     ({"schema_id": "schema-nope"}, "schemaId", "schema 'schema-nope' does not exist"),
-    ({"fields": ("sku", "nope")}, "fields", "'nope' is not an attribute"),
+    ({"fields": ("sku", "nope")}, "fields", "'nope' is neither an attribute"),
     ({"fields": ("sku", "sku")}, "fields", "more than once"),
     ({"dimension_scope": {"dim-planet": "seg-mars"}}, "dimensionScope", "dimension 'dim-planet'"),
     ({"dimension_scope": {"dim-market": "seg-en"}}, "dimensionScope", "'seg-en' is not a segment"),

@@ -15,7 +15,8 @@ def test_build_spec_passes_every_option_to_the_pipeline() -> None:
     spec = service.build_spec(export)
     assert (spec.format, spec.schema_id, spec.catalog_id, spec.include_variants) == (
         "xml", "schema-apparel", "catalog-webshop", False)
-    assert spec.lifecycle_state_ids == ("state-draft",) and spec.fields == ("sku",)
+    # includes: lifecycleState adds its column to the named fields
+    assert spec.lifecycle_state_ids == ("state-draft",) and spec.fields == ("sku", "lifecycleStateId")
     assert spec.filters == {"sku_eq": "A"} and spec.dimension_scope == {"dim-language": "seg-da"}
     assert spec.includes == ("categories",)  # lifecycleState is always a column
     assert spec.header_language == "seg-da" and spec.compress and spec.dry_data

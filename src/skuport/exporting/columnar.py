@@ -133,6 +133,8 @@ class ColumnarEncoder:
             values.append((column, candidates[0] if len(candidates) == 1 else pl.coalesce(candidates)))
         if plan.categories_column:
             values.append((by_key[CATEGORIES_COLUMN], pl.col("categories")))
+        if plan.permutation is not None:
+            values = [values[i] for i in plan.permutation]
         if len(values) != len(plan.columns):
             raise ValueError("the columnar engine cannot write this column plan")
         render: Callable[[Sequence[tuple[Column, pl.Expr]]], list[pl.Expr]] = {

@@ -28,7 +28,7 @@ from skuport.errors import ValidationFailed
 from skuport.exporting import columnar, parallel, workdir
 from skuport.exporting import select as selection
 from skuport.exporting.formats import FORMATS, Format
-from skuport.exporting.plan import AttributeInfo, ColumnPlan, kind_of
+from skuport.exporting.plan import SYSTEM_FIELDS, AttributeInfo, ColumnPlan, kind_of
 from skuport.exporting.sink import Sink
 from skuport.exporting.spec import ExportCancelled, ExportControl, ExportResult, ExportSpec
 from skuport.records.filters import filter_clauses
@@ -99,10 +99,11 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
     attributes = _attributes(session, spec.schema_id)
     by_alias = {a.alias: a for a in attributes}
     if spec.fields is not None:
-        unknown = [f for f in spec.fields if f not in by_alias]
+        unknown = [f for f in spec.fields if f not in by_alias and f not in SYSTEM_FIELDS]
         where = f"schema '{spec.schema_id}'" if spec.schema_id else "any schema"
         for alias in unknown:
-            problems.append(_problem("fields", f"'{alias}' is not an attribute of {where}."))
+            problems.append(_problem("fields", f"'{alias}' is neither an attribute of {where} nor a record "
+                                               f"field ({', '.join(SYSTEM_FIELDS)})."))
         doubles = sorted({f for f in spec.fields if list(spec.fields).count(f) > 1})
         if doubles:
             problems.append(_problem("fields", f"fields name {', '.join(doubles)} more than once."))
@@ -151,7 +152,8 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
                       header_language=spec.header_language, dry_data=spec.dry_data,
                       deleted_column=spec.changed_since is not None,
                       categories_column="categories" in spec.includes,
-                      completeness=_completeness(session) if "completeness" in spec.includes else None)
+                      completeness=_completeness(session) if "completeness" in spec.includes else None,
+                      fields=spec.fields)
     clauses = selection.record_clauses(
         schema_id=spec.schema_id, include_variants=spec.include_variants,
         lifecycle_state_ids=spec.lifecycle_state_ids, category_ids=category_ids,

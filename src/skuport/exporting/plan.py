@@ -37,6 +37,8 @@ CATEGORIES_COLUMN = "categories"
 """Column added by ``includes=("categories",)``: the record's category ids, in assignment order."""
 COMPLETENESS_COLUMN = "completeness"
 """Column added by ``includes=("completeness",)``: percentage complete for the record's current state."""
+SYSTEM_FIELDS = (*FIXED_COLUMNS, CATEGORIES_COLUMN)
+"""Record fields an export's ``fields`` may name beside attribute aliases."""
 
 # Index of each fixed column in the raw row the selection yields.
 RAW_INDEX = {"id": 1, "parentId": 2, "schemaId": 3, "lifecycleStateId": 4, "createdAt": 6, "updatedAt": 7}
@@ -130,8 +132,16 @@ class ColumnPlan:
         deleted_column: bool = False,
         categories_column: bool = False,
         completeness: Callable[[str, str | None, Mapping[str, Any]], Any] | None = None,
+        fields: Sequence[str] | None = None,
     ) -> None:
-        self.fixed = [name for name in FIXED_COLUMNS if not (dry_data and name in DRY_DATA_DROPS)]
+        aliases = {a.alias for a in attributes}
+        if fields is None:
+            self.fixed = [name for name in FIXED_COLUMNS if not (dry_data and name in DRY_DATA_DROPS)]
+        else:
+            # ``fields`` names the columns of the file, system fields included, and nothing else.
+            named = set(fields) - aliases
+            self.fixed = [name for name in FIXED_COLUMNS if name in named]
+            categories_column = categories_column or CATEGORIES_COLUMN in named
         columns = [Column(key=name, header=name, kind=Kind.TEXT) for name in self.fixed]
         self.deleted_column = deleted_column
         self.categories_column = categories_column
@@ -179,7 +189,19 @@ class ColumnPlan:
             columns.append(Column(key=CATEGORIES_COLUMN, header=CATEGORIES_COLUMN, kind=Kind.LIST))
         if completeness is not None:
             columns.append(Column(key=COMPLETENESS_COLUMN, header=COMPLETENESS_COLUMN, kind=Kind.NUMBER))
-        self.columns = columns
+        self._natural = columns
+        self.permutation: list[int] | None = None
+        """Natural column order -> file order, when ``fields`` orders them differently."""
+        if fields is not None:
+            groups: dict[str, list[int]] = {}
+            for i, column in enumerate(columns):
+                groups.setdefault(column.alias or column.key, []).append(i)
+            order = [i for name in fields for i in groups.pop(name, [])]
+            order += [i for rest in groups.values() for i in rest]  # _deleted, includes not named
+            if order != list(range(len(columns))):
+                self.permutation = order
+        self.columns = self._permute(columns)
+        """The columns in file order."""
         self._slots = slots
         self._fixed_index = [RAW_INDEX[name] for name in self.fixed]
         self._resolved = dimension_scope is not None
@@ -200,8 +222,12 @@ class ColumnPlan:
 
     @property
     def attribute_columns(self) -> list[Column]:
-        """The attribute columns, in file order."""
-        return self.columns[self.attr_offset:self.attr_offset + self.attr_count]
+        """The attribute columns, in the plan's natural order (fixed, attributes, extras)."""
+        return self._natural[self.attr_offset:self.attr_offset + self.attr_count]
+
+    def _permute(self, row: list[Any]) -> list[Any]:
+        """A row (or column list) in natural order, put in file order."""
+        return row if self.permutation is None else [row[i] for i in self.permutation]
 
     def cell_sources(self) -> list[tuple[Column, str, tuple[str, ...]]]:
         """For each attribute column: (column, alias, cells keys to try, most specific first).
@@ -283,7 +309,7 @@ class ColumnPlan:
         if self.completeness is not None:
             constants["completeness"] = self.completeness
             cells.append("completeness(raw[3], raw[4], v)")
-        lines += [f"        append([{', '.join(cells)}])", "    return out"]
+        lines += [f"        append([{', '.join(self._permute(cells))}])", "    return out"]
         namespace: dict[str, Any] = dict(constants)
         exec(compile("\n".join(lines), "<skuport column plan>", "exec"), namespace)  # plan-generated code
         return namespace["flatten"]
@@ -300,6 +326,8 @@ class ColumnPlan:
                 self._compiled[text] = self._compile(text)
             return self._compiled[text](rows, categories, orjson.loads, [])
         out = self._flatten_generic(rows, categories)
+        if self.permutation is not None:
+            out = [self._permute(row) for row in out]
         return _as_text(out, self.columns) if text else out
 
     def _flatten_generic(self, rows: Iterable[Sequence[Any]],
@@ -358,7 +386,7 @@ class ColumnPlan:
             row.append(None)
         if self.completeness is not None:
             row.append(None)
-        return row
+        return self._permute(row)
 
 
 def _parse(key: str) -> dict[str, str]:

@@ -63,7 +63,7 @@ def file_ttl(settings: Settings) -> dt.timedelta:
     return parse_ttl(settings.export_ttl)
 
 
-ALWAYS_INCLUDED = {"lifecycleState": "lifecycleStateId is a column of every export",
+ALWAYS_INCLUDED = {"lifecycleState": "lifecycleStateId is a column of every export (added to fields)",
                    "variants": "variants are rows of their own unless includeVariants is false"}
 """Includes every export file already carries; the rest go to the pipeline, which decides."""
 
@@ -79,13 +79,23 @@ def build_spec(export: Export) -> ExportSpec:
         include_variants=export.include_variants,
         lifecycle_state_ids=tuple(export.lifecycle_state_ids or ()),
         filters=export.filters or None,
-        fields=tuple(export.fields) if export.fields else None,
+        fields=_fields(export),
         dimension_scope=export.dimension_scope or None,
         compress=export.compress,
         header_language=export.header_language,
         dry_data=export.dry_data,
         includes=tuple(i for i in export.includes or () if i not in ALWAYS_INCLUDED),
     )
+
+
+def _fields(export: Export) -> tuple[str, ...] | None:
+    """The file's columns: ``fields`` as asked, plus lifecycleStateId when ``includes`` names lifecycleState."""
+    if not export.fields:
+        return None
+    fields = tuple(export.fields)
+    if "lifecycleState" in (export.includes or ()) and "lifecycleStateId" not in fields:
+        fields += ("lifecycleStateId",)
+    return fields
 
 
 # --- API operations ------------------------------------------------------------------------------
