@@ -202,4 +202,8 @@ def create_app() -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router, prefix="/api/v1")
+    from skuport.compat import dialects
+
+    for prefix, router in dialects().items():
+        app.include_router(router, prefix=prefix)
     return app

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     export_max_records: int = Field(default=1_000_000, description="Most records per export; 0: no limit.")
     export_max_active_per_user: int = Field(default=5, description="Exports pending or running per user.")
     export_metadata_max_bytes: int = Field(default=4096, description="Largest metadata object, as JSON.")
+    compat_commercelayer_max_records: int = Field(
+        default=10_000, ge=0, description="Most records per export of the Commerce Layer dialect (the vendor "
+        "documents 10,000); 0: SKUPORT_EXPORT_MAX_RECORDS applies.")
     export_sweep_interval: int = Field(default=300, description="Seconds between expired-file sweeps.")
     export_s3_bucket: str | None = None
     export_s3_prefix: str = "exports/"

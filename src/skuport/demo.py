@@ -86,6 +86,9 @@ APPAREL_ATTRIBUTES: list[
         {"options": ["fixed", "detachable", "packable"]},
         {"attributeAlias": "has-hood", "value": True},
     ),
+    # The field names seed 003's example exports (with ean, price and brand above).
+    ("title", ("Title", "Titel", "Titel"), "text", False, [], {"maxLength": 200}, None),
+    ("stock", ("Stock", "Lager", "Bestand"), "integer", False, [], {"min": 0}, None),
 ]
 
 STATES = [
@@ -173,32 +176,18 @@ def load_seed_world(session: Session) -> None:
         )
         session.flush()
 
-    if session.get(Schema, "schema-apparel") is None:
-        session.add(
-            Schema(
-                id="schema-apparel",
-                name="Apparel",
-                description="Clothing and outerwear",
-                workflow_id="wf-apparel",
-                attributes=[
-                    Attribute(
-                        id=f"attr-{alias}",
-                        alias=alias,
-                        name=labels[0],
-                        labels=_labels(*labels),
-                        data_type=dtype,
-                        required=required,
-                        dimension_ids=dims,
-                        validation=rules,
-                        guard=guard,
-                        sort_order=i,
-                    )
-                    for i, (alias, labels, dtype, required, dims, rules, guard) in enumerate(
-                        APPAREL_ATTRIBUTES
-                    )
-                ],
-            )
-        )
+    schema = session.get(Schema, "schema-apparel")
+    if schema is None:
+        schema = Schema(id="schema-apparel", name="Apparel", description="Clothing and outerwear",
+                        workflow_id="wf-apparel")
+        session.add(schema)
+    # Attributes the demo world gained later are added to a data dir made by an earlier version.
+    known = {attribute.alias for attribute in schema.attributes}
+    for i, (alias, labels, dtype, required, dims, rules, guard) in enumerate(APPAREL_ATTRIBUTES):
+        if alias not in known:
+            schema.attributes.append(Attribute(
+                id=f"attr-{alias}", alias=alias, name=labels[0], labels=_labels(*labels), data_type=dtype,
+                required=required, dimension_ids=dims, validation=rules, guard=guard, sort_order=i))
 
     if session.get(Catalog, "catalog-webshop") is None:
         session.add(Catalog(id="catalog-webshop", name="Webshop", description="Webshop navigation"))
@@ -235,6 +224,9 @@ SEED_RECORDS: list[dict[str, Any]] = [
             "sku": [{"scope": {}, "value": "CW-001"}],
             "price": [{"scope": {}, "value": 129.99}, {"scope": {"dim-market": "seg-dk"}, "value": 969}],
             "brand": [{"scope": {}, "value": "Ma Marque"}],
+            "ean": [{"scope": {}, "value": "5701234567892"}],
+            "title": [{"scope": {}, "value": "Coastal Windbreaker"}],
+            "stock": [{"scope": {}, "value": 42}],
         },
         "categories": [("cat-jackets", 0)],
     },

@@ -669,7 +669,7 @@ def test_add_attribute(client: TestClient, admin: Headers) -> None:
         json=_attr("season", "select", validation={"options": ["ss", "aw"]}),
     )
     assert created.status_code == 201, created.text
-    assert created.json()["sortOrder"] == 15  # after the 15 seed attributes
+    assert created.json()["sortOrder"] == 17  # after the 17 seed attributes
     schema = client.get(API + "/schemas/schema-apparel", headers=admin).json()
     assert schema["attributes"][-1]["alias"] == "season"
     assert schema["updatedAt"] >= schema["createdAt"]

@@ -1,27 +1,10 @@
-"""Fixtures of the one-off export tests: a real S3 (moto server) and settings overrides."""
+"""Fixtures of the one-off export tests: a real S3 (moto server)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-
-from skuport.config import get_settings
-
-
-@pytest.fixture
-def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
-    """Set ``SKUPORT_*`` variables for one test (``configure(export_ttl="1d")``)."""
-
-    def apply(**values: Any) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"SKUPORT_{name.upper()}", str(value))
-        get_settings.cache_clear()
-
-    yield apply
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 @pytest.fixture

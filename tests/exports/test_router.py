@@ -203,7 +203,7 @@ def test_dry_data_leaves_out_redundant_data(client: TestClient, admin: dict[str,
 @pytest.mark.parametrize(("body", "code"), [
     ({"includes": ["prices.price_tiers"]}, "validation_error"),
     ({"format": "pdf"}, "validation_error"),
-    ({"resourceType": "skus"}, "validation_error"),
+    ({"resourceType": "orders"}, "validation_error"),
     ({"filters": {"no-such-attribute": 1}}, "invalid_filter"),
     ({"filters": {"price": {"between": 1}}}, "invalid_filter"),
     ({"colour": "red"}, "validation_error"),

@@ -20,11 +20,11 @@ from skuport.exports.schemas import ExportCreate, ExportList, ExportRead
 
 router = api_router(tags=["exports"])
 
-_FILE_TYPES = ["text/csv", "application/json", "application/x-ndjson", "application/xml",
+FILE_TYPES = ["text/csv", "application/json", "application/x-ndjson", "application/xml",
                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/gzip"]
-_DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The export file, as an attachment.",
-          "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in _FILE_TYPES}},
+          "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in FILE_TYPES}},
     403: {"model": ErrorEnvelope, "description": "Signed link tampered with (invalid_signature) or expired "
                                                  "(signature_expired), or role not allowed"},
     409: {"model": ErrorEnvelope, "description": "The export is not completed (export_not_ready)"},
@@ -69,7 +69,7 @@ def get_export(export_id: str, request: Request, session: SessionDep, user: Curr
     return service.to_read(export, base_url=_base(request))
 
 
-@router.get("/exports/{export_id}/download", response_class=Response, responses=_DOWNLOAD_RESPONSES)
+@router.get("/exports/{export_id}/download", response_class=Response, responses=DOWNLOAD_RESPONSES)
 def download_export(
     export_id: str,
     request: Request,
@@ -84,6 +84,11 @@ def download_export(
     user = None if signed else current_principal(request, session, credentials)
     download = service.open_download(session, export_id=export_id, user=user, expires=expires,
                                      signature=signature)
+    return file_response(download)
+
+
+def file_response(download: service.Download) -> Response:
+    """The export file as an attachment, never cached (the vendor dialects send it the same way)."""
     headers = {"Cache-Control": "private, no-store"}
     if download.sha256:
         headers["X-Checksum-Sha256"] = download.sha256

@@ -23,9 +23,11 @@ class ExportFormat(StrEnum):
 
 
 class ResourceType(StrEnum):
-    """What is exported (seed 004's ``resource_type``); skuport exports records."""
+    """What is exported (seed 004's ``resource_type``): records, also named skus or products there."""
 
     RECORDS = "records"
+    SKUS = "skus"
+    PRODUCTS = "products"
 
 
 class Include(StrEnum):
@@ -45,7 +47,8 @@ class ExportCreate(StrictCamelModel):
     """Body of ``POST /exports``: what to export and how."""
 
     resource_type: ResourceType = Field(default=ResourceType.RECORDS,
-                                        description="What to export (only records).")
+                                        description="What to export: records (skus and products "
+                                        "name them too, as seed 004 does).")
     format: ExportFormat = Field(default=ExportFormat.CSV, description="Output format.")
     filters: dict[str, Any] | None = Field(
         default=None, description="The GET /records filter syntax: {\"brand\": \"Ma Marque\"}, "
@@ -80,11 +83,14 @@ class ExportCreate(StrictCamelModel):
 
 
     @model_validator(mode="after")
-    def _no_nul(self) -> ExportCreate:
-        # PostgreSQL text cannot hold NUL: refuse it up front instead of failing in the database.
+    def _storable(self) -> ExportCreate:
+        # PostgreSQL text cannot hold NUL, and JSON columns keep integers as 64-bit numbers: refuse
+        # both up front instead of failing in the database or the JSON encoder.
         def walk(value: Any, where: str) -> None:
             if isinstance(value, str) and "\x00" in value:
                 raise ValueError(f"{where} must not contain NUL characters")
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValueError(f"{where} holds an integer beyond 64 bits")
             if isinstance(value, dict):
                 for key, item in value.items():
                     walk(key, where)

@@ -80,7 +80,7 @@ def build_spec(export: Export) -> ExportSpec:
         lifecycle_state_ids=tuple(export.lifecycle_state_ids or ()),
         filters=export.filters or None,
         fields=_fields(export),
-        dimension_scope=export.dimension_scope or None,
+        dimension_scope=export.dimension_scope,  # {}: one column per attribute, global values
         compress=export.compress,
         header_language=export.header_language,
         dry_data=export.dry_data,
@@ -89,7 +89,7 @@ def build_spec(export: Export) -> ExportSpec:
 
 
 def _fields(export: Export) -> tuple[str, ...] | None:
-    """The file's columns: ``fields`` as asked, plus lifecycleStateId when ``includes`` names lifecycleState."""
+    """The file's columns: ``fields`` as asked, and lifecycleStateId if ``includes`` names lifecycleState."""
     if not export.fields:
         return None
     fields = tuple(export.fields)
@@ -101,8 +101,12 @@ def _fields(export: Export) -> tuple[str, ...] | None:
 # --- API operations ------------------------------------------------------------------------------
 
 
-def create_export(session: Session, *, body: ExportCreate, user: Principal) -> Export:
-    """Validate and record an export (in a transaction of its own), then queue it on the executor."""
+def create_export(session: Session, *, body: ExportCreate, user: Principal,
+                  max_records: int | None = None) -> Export:
+    """Validate and record an export, and queue it on the executor in the request's transaction.
+
+    ``max_records`` replaces ``SKUPORT_EXPORT_MAX_RECORDS`` (a vendor dialect's own limit); 0: none.
+    """
     from skuport.exporting.pipeline import count_matching, validate_spec
 
     settings = get_settings()
@@ -138,7 +142,7 @@ def create_export(session: Session, *, body: ExportCreate, user: Principal) -> E
             "No record matches this export: check schemaId, catalogId, lifecycleStateIds and filters "
             "(GET /records with the same filters shows what would be exported).",
             code="no_matching_records")
-    maximum = settings.export_max_records
+    maximum = settings.export_max_records if max_records is None else max_records
     if maximum and matching > maximum:
         raise ValidationFailed(
             f"This export would hold {matching} records; the limit is {maximum}. Narrow it with filters, "
