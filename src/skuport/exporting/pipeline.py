@@ -273,7 +273,7 @@ def run_export(spec: ExportSpec, *, out_dir: Path | None = None, control: Export
         done = 0
         try:
             with Sink(path, compress=spec.compress, container=fmt.container) as sink, _no_gc():
-                sink.put(fmt.start(columns))
+                sink.put(fmt.start(columns, row_count=total))  # the snapshot's exact count
                 _report(control, done, total)
                 workers = get_settings().export_workers
                 encoder = columnar_encoder(prepared)

@@ -52,6 +52,11 @@ class ExportResult:
     content_encoding: str | None = None
     tombstone_count: int = 0
 
+    @property
+    def media_type(self) -> str:
+        """The file's media type as stored and delivered: ``application/gzip`` once compressed."""
+        return "application/gzip" if self.content_encoding == "gzip" else self.content_type
+
 
 @dataclass
 class ExportControl:

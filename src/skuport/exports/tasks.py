@@ -132,11 +132,9 @@ def _store(lease: Lease, result: ExportResult) -> None:
     export_id = lease.ident
     storage = get_storage()
     extension = result.extension.lstrip(".")
-    media_type = result.content_type
-    if result.content_encoding == "gzip":
-        if not extension.endswith(".gz"):
-            extension += ".gz"
-        media_type = "application/gzip"
+    media_type = result.media_type
+    if result.content_encoding == "gzip" and not extension.endswith(".gz"):
+        extension += ".gz"
     filename = f"{export_id}.{extension}"
     key = f"{export_id}/{filename}"
     lease.check()

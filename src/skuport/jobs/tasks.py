@@ -228,8 +228,7 @@ def _export_and_deliver(plan: _Plan, lease: Lease, export: ExportFn | None) -> t
             Delivery(
                 path=result.path,
                 filename=filename,
-                content_type=result.content_type,
-                content_encoding=result.content_encoding,
+                content_type=result.media_type,
                 delivery_id=plan.delivery_id,
                 fence=lease,
             )

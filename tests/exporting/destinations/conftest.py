@@ -128,11 +128,10 @@ def make_file(tmp_path: Path) -> Callable[..., Delivery]:
     """Write a file and describe it as a Delivery."""
 
     def make(content: bytes, filename: str = "products-2026-03-08.csv", *, content_type: str = "text/csv",
-             content_encoding: str | None = None, delivery_id: str = "run-20260308-020000") -> Delivery:
+             delivery_id: str = "run-20260308-020000") -> Delivery:
         path = tmp_path / f"export-{uuid.uuid4().hex[:8]}"
         path.write_bytes(content)
-        return Delivery(path=path, filename=filename, content_type=content_type,
-                        content_encoding=content_encoding, delivery_id=delivery_id)
+        return Delivery(path=path, filename=filename, content_type=content_type, delivery_id=delivery_id)
 
     return make
 

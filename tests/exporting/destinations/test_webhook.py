@@ -70,14 +70,14 @@ def test_put_with_a_raw_secret(receiver: Receiver, make_file: Make) -> None:
 
 
 @pytest.mark.usefixtures("allow_private")
-def test_gzip_body_is_sent_as_is_with_content_encoding(receiver: Receiver, make_file: Make) -> None:
+def test_gzip_file_is_sent_as_gzip_without_content_encoding(receiver: Receiver, make_file: Make) -> None:
     body = gzip.compress(b"sku,name\n" + b"A-1,Shirt\n" * 1000)
     WebhookDestination({"url": receiver.url(), "secret": SECRET}).deliver(
-        make_file(body, "products.csv.gz", content_encoding="gzip", delivery_id="run-gz"))
+        make_file(body, "products.csv.gz", content_type="application/gzip", delivery_id="run-gz"))
     (got,) = receiver.requests
     assert got.body == body
-    assert got.headers["Content-Encoding"] == "gzip"
-    assert got.headers["Content-Type"] == "text/csv"
+    assert "Content-Encoding" not in got.headers
+    assert got.headers["Content-Type"] == "application/gzip"
     key = base64.b64decode(SECRET.removeprefix("whsec_"))
     expected = standard_webhooks_signature(key, "run-gz", got.headers["webhook-timestamp"], body)
     assert got.headers["webhook-signature"] == expected

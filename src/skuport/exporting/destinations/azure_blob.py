@@ -180,8 +180,7 @@ class AzureBlobDestination:
                     stage = functools.partial(blob.stage_block, block_id, chunk, length=len(chunk))
                     self._call("Put Block", stage)
                     blocks.append(BlobBlock(block_id=block_id))
-            settings = ContentSettings(content_type=delivery.content_type,
-                                       content_encoding=delivery.content_encoding)
+            settings = ContentSettings(content_type=delivery.content_type)
             delivery.before_visible()
             self._call("Put Block List",
                        lambda: blob.commit_block_list(blocks, content_settings=settings))

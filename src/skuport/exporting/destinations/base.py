@@ -60,12 +60,15 @@ UNFENCED: Fence = _Unfenced()
 
 @dataclass(frozen=True)
 class Delivery:
-    """One file to deliver, with what the receiver needs to know about it."""
+    """One file to deliver, with what the receiver needs to know about it.
+
+    A compressed file is delivered as a file (``application/gzip``), never with a Content-Encoding: the
+    Azure SDK and browsers would decompress it silently and hand out a plain file named ``.gz``.
+    """
 
     path: Path
     filename: str
     content_type: str
-    content_encoding: str | None
     delivery_id: str
     """Stable across retries of the same scheduled run (webhook-id, idempotency, ``.part`` names)."""
     fence: Fence = UNFENCED

@@ -143,8 +143,6 @@ class S3Destination:
         """
         key = self._key(delivery.filename)
         extra: dict[str, str] = {"ContentType": delivery.content_type}
-        if delivery.content_encoding:
-            extra["ContentEncoding"] = delivery.content_encoding
         client = self._client()
         bucket = self.config.bucket
         size = delivery.path.stat().st_size

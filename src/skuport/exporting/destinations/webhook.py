@@ -258,8 +258,6 @@ class WebhookDestination:
         size = delivery.path.stat().st_size
         headers = {**cfg.headers, "Content-Type": delivery.content_type, "Content-Length": str(size),
                    "User-Agent": "skuport-webhook/1"}
-        if delivery.content_encoding:
-            headers["Content-Encoding"] = delivery.content_encoding
         if cfg.secret:
             timestamp = int(time.time())
             headers["webhook-id"] = delivery.delivery_id

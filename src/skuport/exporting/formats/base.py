@@ -10,7 +10,7 @@ from typing import Any, BinaryIO, Protocol
 from skuport.exporting.plan import LIST_SEPARATOR, Column, join_list
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_XML_SPECIAL = re.compile("[&<>\"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_XML_SPECIAL = re.compile("[&<>\"\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class Format(Protocol):
@@ -24,8 +24,8 @@ class Format(Protocol):
     text_cells: bool
     """Whether rows should arrive in text form (booleans true/false, lists joined), as csv writes them."""
 
-    def start(self, columns: Sequence[Column]) -> bytes:
-        """Bytes before the first row (header row, opening bracket or tag)."""
+    def start(self, columns: Sequence[Column], *, row_count: int) -> bytes:
+        """Bytes before the first row (header row, opening bracket or tag); ``row_count`` rows follow."""
         ...
 
     def encode(self, columns: Sequence[Column], rows: list[list[Any]], *, first_row: int) -> bytes:
@@ -57,11 +57,16 @@ __all__ = ["LIST_SEPARATOR", "Format", "TextFormat", "join_list", "xml_name", "x
 
 
 def xml_text(value: str) -> str:
-    """Escape text for XML content or a double-quoted attribute; drop characters XML 1.0 forbids."""
+    """Escape text for XML content or a double-quoted attribute; drop characters XML 1.0 forbids.
+
+    A carriage return is written as ``&#13;``: a raw one would be read back as a line feed (XML
+    end-of-line handling applies to raw characters only).
+    """
     if not _XML_SPECIAL.search(value):
         return value
     value = _INVALID_XML.sub("", value)
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            .replace("\r", "&#13;"))
 
 
 def xml_name(name: str) -> str:

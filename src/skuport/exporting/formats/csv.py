@@ -19,7 +19,7 @@ class CsvFormat(TextFormat):
     extension = "csv"
     text_cells = True
 
-    def start(self, columns: Sequence[Column]) -> bytes:
+    def start(self, columns: Sequence[Column], *, row_count: int) -> bytes:
         """The header row."""
         return self._dump([[c.header for c in columns]])
 

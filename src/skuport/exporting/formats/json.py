@@ -19,7 +19,7 @@ class JsonFormat(TextFormat):
     content_type = "application/json"
     extension = "json"
 
-    def start(self, columns: Sequence[Column]) -> bytes:
+    def start(self, columns: Sequence[Column], *, row_count: int) -> bytes:
         """The opening bracket."""
         return b"["
 

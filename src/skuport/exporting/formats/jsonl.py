@@ -33,7 +33,7 @@ class JsonlFormat(TextFormat):
     content_type = "application/x-ndjson"
     extension = "jsonl"
 
-    def start(self, columns: Sequence[Column]) -> bytes:
+    def start(self, columns: Sequence[Column], *, row_count: int) -> bytes:
         """No prologue."""
         return b""
 

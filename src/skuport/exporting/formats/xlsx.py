@@ -10,6 +10,7 @@ before anything is written (use csv, jsonl or xml for those).
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -61,8 +62,8 @@ _PARTS = {
         '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
         "</styleSheet>"),
 }
-_SHEET_START = _DECL + (
-    f'<worksheet xmlns="{_NS}"><sheetViews><sheetView workbookViewId="0">'
+_SHEET_VIEWS = (
+    '<sheetViews><sheetView workbookViewId="0">'
     '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
     "<sheetData>")
 
@@ -77,9 +78,15 @@ def column_letters(index: int) -> str:
     return name
 
 
+_ESCAPE_LIKE = re.compile(r"_(?=x[0-9A-Fa-f]{4}_)")
+"""Text that spreadsheet readers would take for an escaped character (``_x000D_``, OOXML ST_Xstring)."""
+
+
 def _text(value: str) -> str:
     if len(value) > MAX_CELL_TEXT:
         value = value[:MAX_CELL_TEXT]
+    if "_x" in value:
+        value = _ESCAPE_LIKE.sub("_x005F_", value)  # the literal text, escaped so it reads back as such
     return xml_text(value)
 
 
@@ -92,12 +99,14 @@ class XlsxFormat:
     max_rows: int | None = MAX_ROWS
     text_cells = False
 
-    def start(self, columns: Sequence[Column]) -> bytes:
-        """Sheet prologue and the bold header row."""
+    def start(self, columns: Sequence[Column], *, row_count: int) -> bytes:
+        """Sheet prologue with its dimension (read-only readers size the sheet by it), the bold header row."""
         cells = "".join(
             f'<c r="{column_letters(i)}1" s="1" t="inlineStr"><is><t>{_text(c.header)}</t></is></c>'
             for i, c in enumerate(columns))
-        return (_SHEET_START + f'<row r="1">{cells}</row>').encode()
+        last = f"{column_letters(max(len(columns), 1) - 1)}{row_count + 1}"
+        return (f'{_DECL}<worksheet xmlns="{_NS}"><dimension ref="A1:{last}"/>{_SHEET_VIEWS}'
+                f'<row r="1">{cells}</row>').encode()
 
     def encode(self, columns: Sequence[Column], rows: list[list[Any]], *, first_row: int) -> bytes:
         """Rows as typed cells."""

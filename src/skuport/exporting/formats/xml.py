@@ -31,7 +31,7 @@ class XmlFormat(TextFormat):
     content_type = "application/xml"
     extension = "xml"
 
-    def start(self, columns: Sequence[Column]) -> bytes:
+    def start(self, columns: Sequence[Column], *, row_count: int) -> bytes:
         """Declaration and the root element."""
         return b'<?xml version="1.0" encoding="UTF-8"?>\n<records>\n'
 
