@@ -7,11 +7,14 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 from sqlalchemy.orm import Session
 
 from skuport.db import SAFE_METHODS, session_scope
+from skuport.errors import BadRequest
 
 
 def iso_z(value: dt.datetime) -> str:
@@ -90,3 +93,65 @@ def get_session(request: Request) -> Iterator[Session]:
 # scope="function": the transaction commits when the endpoint returns, before the response is sent, so
 # a client never reads stale data after a 2xx and a failed commit can never follow a success answer.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+FILTER_PARAMETER: dict[str, Any] = {
+    "name": "filter",
+    "in": "query",
+    "required": False,
+    "style": "deepObject",
+    "explode": True,
+    "description": "Filters: filter[brand]=Ma Marque, filter[price][gte]=100 "
+    "(operators eq, ne, in, gt, gte, lt, lte, contains, exists).",
+    "schema": {"type": "object", "additionalProperties": True},
+}
+"""The ``filter[...]`` query object, as OpenAPI describes a deep object so that clients can send it."""
+
+
+def query_objects(*parameters: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` of an operation taking deep-object query parameters (``filter[brand]=…``).
+
+    What is declared here is also what :func:`refuse_unknown_query` lets through.
+    """
+    return {"parameters": list(parameters)}
+
+
+def _query_names(route: APIRoute) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The query parameters a route takes: plain names, and the prefixes of its deep objects (``filter[``).
+
+    Worked out once per route and kept on it (routes are not hashable).
+    """
+    known: tuple[frozenset[str], tuple[str, ...]] | None = getattr(route, "_skuport_query_names", None)
+    if known is not None:
+        return known
+
+    def walk(dependant: Dependant) -> Iterator[str]:
+        yield from (param.alias for param in dependant.query_params)
+        for sub in dependant.dependencies:
+            yield from walk(sub)
+
+    declared = [p for p in (route.openapi_extra or {}).get("parameters", []) if p.get("in") == "query"]
+    prefixes = tuple(f"{p['name']}[" for p in declared if p.get("style") == "deepObject")
+    known = frozenset(walk(route.dependant)) | {p["name"] for p in declared}, prefixes
+    route._skuport_query_names = known  # type: ignore[attr-defined]
+    return known
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """App-wide dependency: a query parameter the operation does not take is a 400 naming it.
+
+    A typo (``?brnd=…``, ``?filters[brand]=…``) must never be ignored and widen a selection to the whole
+    catalogue.
+    """
+    route = request.scope.get("route")
+    if not request.query_params or not isinstance(route, APIRoute):
+        return
+    names, prefixes = _query_names(route)
+    unknown = sorted({key for key in request.query_params
+                      if key not in names and not (prefixes and key.startswith(prefixes))})
+    if unknown:
+        takes = sorted(names) + [f"{prefix}…]" for prefix in prefixes]
+        raise BadRequest(
+            f"Unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. This operation "
+            f"takes {', '.join(takes) if takes else 'none'}.", code="unknown_parameter",
+            details=[{"parameter": key} for key in unknown])

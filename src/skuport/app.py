@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skuport import __version__
-from skuport.api import ErrorEnvelope
+from skuport.api import ErrorEnvelope, refuse_unknown_query
 from skuport.auth.deps import CurrentUser
 from skuport.errors import SkuportError
 
@@ -156,6 +156,7 @@ def create_app() -> FastAPI:
 
     app = FastAPI(
         lifespan=_lifespan,
+        dependencies=[Depends(refuse_unknown_query)],
         title="skuport",
         version=__version__,
         description="Product information with dimension-scoped values and export automation.",

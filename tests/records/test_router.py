@@ -700,3 +700,26 @@ def test_updated_since_reads_iso_times_with_or_without_offset(client: TestClient
         listed = client.get(f"{API}/records?updatedSince={value}", headers=admin)
         assert listed.status_code == 200 and listed.json()["total"] == 1, value
     assert client.get(f"{API}/records?updatedSince=2999-01-01T00:00:00Z", headers=admin).json()["total"] == 0
+
+
+def test_unknown_query_parameters_are_refused_by_name(client: TestClient, admin: dict) -> None:
+    # a typo must never be ignored: ?brand=… (not filter[brand]) would list the whole catalogue
+    response = client.get(f"{API}/records", headers=admin, params={"brand": "Ma Marque", "limt": 5})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "unknown_parameter" and error["details"] == [{"parameter": "brand"},
+                                                                        {"parameter": "limt"}]
+    assert "brand, limt" in error["message"] and "filter[…]" in error["message"]
+    # what the operation declares passes: plain parameters and its deep objects
+    ok = client.get(f"{API}/records", headers=admin, params={"limit": 5, "filter[brand]": "Ma Marque",
+                                                             "dimensionScope[dim-market]": "seg-dk"})
+    assert ok.status_code == 200, ok.text
+    jobs = f"{API}/export-jobs"
+    assert client.get(jobs, headers=admin, params={"filter[active]": "true"}).status_code == 200
+    assert client.get(jobs, headers=admin, params={"active": "true"}).status_code == 400
+    assert client.get(f"{API}/schemas", headers=admin, params={"x": "1"}).json()["error"]["details"] == [
+        {"parameter": "x"}]
+    # the vendor dialects refuse them in their own error shapes
+    response = client.get("/compat/commercelayer/api/exports", headers=admin, params={"page[nmber]": 2})
+    assert response.status_code == 400 and response.json()["errors"][0]["code"] == "BAD_REQUEST"
+    assert "page[nmber]" in response.json()["errors"][0]["detail"]

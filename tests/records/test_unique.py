@@ -85,5 +85,5 @@ def test_concurrent_writers_of_one_value_get_one_record(client: TestClient, admi
     for thread in threads:
         thread.join(30)
     assert sorted(outcomes) == ["created", "duplicate_value", "duplicate_value", "duplicate_value"]
-    listed = client.get(f"{BASE}/records", headers=admin, params={"sku": "RACE-1"}).json()
+    listed = client.get(f"{BASE}/records", headers=admin, params={"filter[sku]": "RACE-1"}).json()
     assert listed["total"] == 1

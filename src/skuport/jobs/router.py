@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from skuport.api import Deleted, SessionDep, api_router
+from skuport.api import FILTER_PARAMETER, Deleted, SessionDep, api_router, query_objects
 from skuport.auth.deps import CurrentUser, Principal, require_roles
 from skuport.auth.roles import JOB_WRITE, RUN_RECORD
 from skuport.jobs import service
@@ -22,7 +22,7 @@ Limit = Annotated[
 ]
 
 
-@router.get("/export-jobs", response_model=list[JobRead])
+@router.get("/export-jobs", response_model=list[JobRead], openapi_extra=query_objects(FILTER_PARAMETER))
 def list_export_jobs(request: Request, session: SessionDep, _user: CurrentUser) -> list[JobRead]:
     """List all export jobs; ``filter[active]=true``, ``filter[destinationType]=s3``… narrow the list."""
     filters = parse_query_filters(request.query_params.multi_items())

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
 
-from skuport.api import SessionDep, api_router
+from skuport.api import FILTER_PARAMETER, SessionDep, api_router, query_objects
 from skuport.auth.deps import CurrentUser, Principal, require_roles
 from skuport.auth.roles import RECORD_WRITE
 from skuport.errors import ValidationFailed
@@ -32,31 +32,15 @@ from skuport.records.schemas import (
 router = api_router(tags=["records"])
 Editor = Annotated[Principal, Depends(require_roles(*RECORD_WRITE))]
 
-_FILTER_DOC = {
-    "parameters": [
-        {
-            "name": "filter",
-            "in": "query",
-            "required": False,
-            "style": "deepObject",
-            "explode": True,
-            "description": "Attribute filters: filter[brand]=Ma Marque, filter[price][gte]=100 "
-            "(operators eq, ne, in, gt, gte, lt, lte, contains, exists).",
-            "schema": {"type": "object", "additionalProperties": True},
-        },
-        {
-            "name": "dimensionScope",
-            "in": "query",
-            "required": False,
-            "style": "deepObject",
-            "explode": True,
-            "description": (
-                "Match filters on the value this scope resolves to: dimensionScope[dim-language]=seg-da."
-            ),
-            "schema": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-    ]
-}
+_FILTER_DOC = query_objects(FILTER_PARAMETER, {
+    "name": "dimensionScope",
+    "in": "query",
+    "required": False,
+    "style": "deepObject",
+    "explode": True,
+    "description": "Match filters on the value this scope resolves to: dimensionScope[dim-language]=seg-da.",
+    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+})
 
 
 def _read(record: Record) -> RecordRead:
