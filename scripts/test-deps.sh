@@ -19,3 +19,16 @@ else
     npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$azurite_dir" "azurite@$azurite_version"
     echo "azurite $azurite_version installed in $azurite_dir"
 fi
+
+# openapi-python-client, for the generated-client test, in a virtual environment of its own: its pins
+# (typer<0.28) clash with skuport's.
+client_dir="$repo/.cache/openapi-client"
+client_version="0.29.1"
+if "$client_dir/bin/openapi-python-client" --version 2>/dev/null | grep -q "$client_version"; then
+    echo "openapi-python-client $client_version already installed in $client_dir"
+else
+    rm -rf "$client_dir"
+    "${PYTHON:-python3}" -m venv "$client_dir"
+    "$client_dir/bin/python" -m pip install --quiet "openapi-python-client==$client_version" "ruff==0.17.6"
+    echo "openapi-python-client $client_version installed in $client_dir"
+fi

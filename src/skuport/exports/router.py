@@ -24,7 +24,10 @@ FILE_TYPES = ["text/csv", "application/json", "application/x-ndjson", "applicati
                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/gzip"]
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The export file, as an attachment.",
-          "content": {media: {"schema": {"type": "string", "format": "binary"}} for media in FILE_TYPES}},
+          # application/octet-stream first: generated clients take the first type they know and read it as
+          # bytes (a text/* one would be read as text); the file's own type is one of the others.
+          "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                      for media in ["application/octet-stream", *FILE_TYPES]}},
     403: {"model": ErrorEnvelope, "description": "Signed link tampered with (invalid_signature) or expired "
                                                  "(signature_expired), or role not allowed"},
     409: {"model": ErrorEnvelope, "description": "The export is not completed (export_not_ready)"},

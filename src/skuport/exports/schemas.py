@@ -105,7 +105,7 @@ class ExportCreate(StrictCamelModel):
         return self
 
 
-class Progress(CamelModel):
+class ExportProgress(CamelModel):
     """How far a running export got."""
 
     done: int = 0
@@ -133,7 +133,7 @@ class ExportRead(CamelModel):
     reference: str | None
     reference_origin: str | None
     metadata: dict[str, Any]
-    progress: Progress
+    progress: ExportProgress
     record_count: int | None = Field(description="Records in the file, once completed.")
     file_size: int | None = Field(description="Size of the file in bytes, once completed.")
     sha256: str | None = Field(description="SHA-256 of the file as stored.")

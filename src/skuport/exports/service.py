@@ -32,7 +32,7 @@ from skuport.db import session_scope, utcnow
 from skuport.errors import Conflict, Forbidden, SkuportError, TooManyRequests, ValidationFailed, not_found
 from skuport.exports import signing
 from skuport.exports.models import ACTIVE_STATUSES, Export, ExportStatus
-from skuport.exports.schemas import ExportCreate, ExportRead, Progress
+from skuport.exports.schemas import ExportCreate, ExportProgress, ExportRead
 from skuport.exports.storage import StorageError, get_storage
 from skuport.exports.tasks import TASK_NAME
 from skuport.scheduling.executor import after_commit, enqueue
@@ -300,7 +300,7 @@ def to_read(export: Export, *, base_url: str) -> ExportRead:
         header_language=export.header_language, compress=export.compress, dry_data=export.dry_data,
         reference=export.reference, reference_origin=export.reference_origin,
         metadata=export.metadata_json or {},
-        progress=Progress(done=export.progress_done, total=export.progress_total),
+        progress=ExportProgress(done=export.progress_done, total=export.progress_total),
         record_count=export.record_count, file_size=export.file_size, sha256=export.sha256,
         content_type=export.content_type, filename=export.filename,
         download_url=download_url(export, base_url=base_url), expires_at=export.expires_at,

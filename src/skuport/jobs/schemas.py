@@ -158,7 +158,7 @@ class JobRead(CamelModel):
     last_run: RunSummary | None = None
 
 
-class Progress(CamelModel):
+class RunProgress(CamelModel):
     """How far a running export has come."""
 
     done: int
@@ -180,7 +180,7 @@ class RunRead(CamelModel):
     scheduled_for: Timestamp
     trigger: RunTrigger
     attempt: int
-    progress: Progress | None = None
+    progress: RunProgress | None = None
 
 
 class RunCreate(StrictCamelModel):

@@ -27,8 +27,8 @@ from skuport.jobs.schemas import (
     JobCreate,
     JobRead,
     JobUpdate,
-    Progress,
     RunCreate,
+    RunProgress,
     RunRead,
     RunSummary,
 )
@@ -527,7 +527,7 @@ def run_read(run: ExportRun) -> RunRead:
     """The API view of a run; progress while it runs, and its final counts after success."""
     progress = None
     if run.status == RunStatus.RUNNING or (run.status == RunStatus.SUCCESS and run.progress_done is not None):
-        progress = Progress(done=run.progress_done or 0, total=run.progress_total)
+        progress = RunProgress(done=run.progress_done or 0, total=run.progress_total)
     return RunRead(
         id=run.id,
         job_id=run.job_id,

@@ -16,6 +16,7 @@ from skuport.records.filters import parse_query_filters
 from skuport.records.models import AuditEntry, Record
 from skuport.records.schemas import (
     AuditEntryRead,
+    AvailableTransition,
     CategoryAssign,
     CategoryAssignment,
     Completeness,
@@ -24,7 +25,6 @@ from skuport.records.schemas import (
     RecordRead,
     RecordUpdate,
     SortOrder,
-    TransitionRead,
     TransitionRequest,
     ValuesPatch,
 )
@@ -192,11 +192,12 @@ def transition(record_id: str, data: TransitionRequest, session: SessionDep, use
     return _read(record)
 
 
-@router.get("/records/{record_id}/transitions", response_model=list[TransitionRead])
-def transitions(record_id: str, session: SessionDep, _user: CurrentUser) -> list[TransitionRead]:
+@router.get("/records/{record_id}/transitions", response_model=list[AvailableTransition])
+def transitions(record_id: str, session: SessionDep, _user: CurrentUser) -> list[AvailableTransition]:
     """Transitions available from the record's current state."""
     return [
-        TransitionRead.model_validate(t) for t in service.available_transitions(session, record_id=record_id)
+        AvailableTransition.model_validate(t)
+        for t in service.available_transitions(session, record_id=record_id)
     ]
 
 

@@ -86,7 +86,7 @@ class TransitionRequest(StrictCamelModel):
     transition_id: str = Field(min_length=1, max_length=80)
 
 
-class TransitionRead(CamelModel):
+class AvailableTransition(CamelModel):
     """A transition of the record's workflow."""
 
     id: str
