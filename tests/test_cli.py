@@ -73,3 +73,40 @@ def test_export_options_come_from_environment_variables(world: None, tmp_path) -
         "ent-xK9mP2vL": "Kyst Vindjakke",
         "ent-coastal-wb": "Kyst Vindjakke",
     }
+
+
+def _skuport(*args: str, data_dir: str, umask: int | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKUPORT_")}
+    env["SKUPORT_DATA_DIR"] = data_dir
+
+    def set_umask() -> None:
+        if umask is not None:
+            os.umask(umask)
+
+    return subprocess.run([sys.executable, "-m", "skuport.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=120, preexec_fn=set_umask)
+
+
+def test_a_fresh_data_dir_token_db_upgrade_and_export_permissions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    # no database: token create says so and creates nothing
+    refused = _skuport("token", "create", "--user", "user-admin", data_dir=str(data))
+    assert refused.returncode == 1 and "there is no skuport database" in refused.stderr
+    assert not data.exists()
+    # db upgrade says it created the database, then that it is up to date; no migration plumbing
+    first = _skuport("db", "upgrade", data_dir=str(data))
+    assert first.returncode == 0 and first.stdout.startswith("created the database"), first.stderr
+    assert "Context impl" not in first.stderr + first.stdout
+    again = _skuport("db", "upgrade", data_dir=str(data))
+    assert again.stdout.startswith("database is up to date")
+    # skuport export -o honours the umask
+    assert _skuport("demo", data_dir=str(data)).returncode == 0
+    out = tmp_path / "feed.csv"
+    done = _skuport("export", "--format", "csv", "-o", str(out), data_dir=str(data), umask=0o027)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_mode & 0o777 == 0o640
+    done = _skuport("export", "--format", "csv", "-o", str(out), data_dir=str(data), umask=0o022)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_mode & 0o777 == 0o644

@@ -29,6 +29,8 @@ def _configure_logging(level: str) -> None:
     configure(level, get_settings().log_format)
     # httpx logs every request's full URL at INFO; a webhook URL may carry credentials.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic's "Context impl SQLiteImpl" lines are plumbing; `db upgrade` says what it did itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
     install_log_redaction()  # destination secrets never reach a log line, whoever logs them
 
@@ -165,9 +167,14 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
     """Apply every database migration and create the built-in roles."""
     _apply_overrides(data_dir, database_url)
     from skuport.bootstrap import bootstrap
+    from skuport.migrate import describe_database, is_set_up
 
+    new = not is_set_up()
     bootstrap()
-    typer.echo("database is up to date")
+    if new:
+        typer.echo(f"created the database ({describe_database()}) and applied every migration")
+    else:
+        typer.echo(f"database is up to date ({describe_database()})")
 
 
 @token_app.command("create")
@@ -188,7 +195,12 @@ def token_create(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--ttl") from None
     from skuport.bootstrap import bootstrap
+    from skuport.migrate import describe_database, is_set_up
 
+    if not is_set_up():
+        typer.echo(f"error: there is no skuport database at {describe_database()}; create it with "
+                   "'skuport db upgrade' (or 'skuport demo' for the demo world) first", err=True)
+        raise typer.Exit(1)
     bootstrap()
     with session_scope() as session:
         found = session.get(User, user)
@@ -356,6 +368,11 @@ def export_command(
         )
         fail(exc.message + details)
         return
+    # The pipeline's temporary file is private (0600); the file the user asked for gets the mode any
+    # file they create gets: 0666 less their umask (read once here, before any thread could race it).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(result.path, 0o666 & ~umask)
     os.replace(result.path, output)
     seconds = time.perf_counter() - began
     rate = result.record_count / seconds if seconds else 0.0
