@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from skuport.config import Settings, get_settings
 from skuport.exporting import workdir
@@ -69,6 +69,12 @@ class Housekeeper:
         while not self._stop.is_set():
             try:
                 self.pass_once()
+            except OperationalError as exc:
+                # A locked SQLite file (another process writing) or a database that is briefly away: one
+                # line, and the next pass retries. Nothing was half-done: each step is its own transaction.
+                reason = "locked" if "locked" in str(exc.orig) else f"unavailable ({type(exc.orig).__name__})"
+                log.warning("housekeeping pass skipped: the database is %s; retrying in %ss", reason,
+                            self.settings.scheduler_interval)
             except Exception:
                 log.exception("housekeeping pass failed")
             self._stop.wait(self.settings.scheduler_interval)
