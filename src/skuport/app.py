@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -73,13 +74,35 @@ async def _skuport_handler(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(exc.envelope(), status_code=exc.status_code)
 
 
-async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the OpenAPI document lists for this path (Starlette's Allow names one route's only)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for path, operations in request.app.openapi()["paths"].items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))
+            table.append((re.compile(f"^{pattern}$"), {method.upper() for method in operations}))
+        request.app.state.allow_table = table
+    methods: set[str] = set()
+    for route, found in table:
+        if route.match(request.url.path):
+            methods |= found
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    message = {404: "No such endpoint.", 405: "Method not allowed on this endpoint."}.get(
-        exc.status_code, str(exc.detail)
-    )
-    return _envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+    headers = getattr(exc, "headers", None)
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        return _envelope(405, code, f"{request.method} is not allowed here; this endpoint takes "
+                         f"{', '.join(allowed)}.", [{"allow": allowed}], headers=headers)
+    message = {404: "No such endpoint."}.get(exc.status_code, str(exc.detail))
+    return _envelope(exc.status_code, code, message, headers=headers)
 
 
 async def _database_handler(request: Request, exc: Exception) -> JSONResponse:

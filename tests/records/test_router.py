@@ -723,3 +723,13 @@ def test_unknown_query_parameters_are_refused_by_name(client: TestClient, admin:
     response = client.get("/compat/commercelayer/api/exports", headers=admin, params={"page[nmber]": 2})
     assert response.status_code == 400 and response.json()["errors"][0]["code"] == "BAD_REQUEST"
     assert "page[nmber]" in response.json()["errors"][0]["detail"]
+
+
+def test_a_wrong_method_is_405_with_every_allowed_method(client: TestClient, admin: dict) -> None:
+    # Starlette alone names only the first route of the path (POST) and forgets GET
+    response = client.delete(f"{API}/records", headers=admin)
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD, POST"
+    assert response.json()["error"]["details"] == [{"allow": ["GET", "HEAD", "POST"]}]
+    response = client.patch(f"{API}/export-jobs/expjob-x", headers=admin)
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PUT"
+    assert "PATCH is not allowed here" in response.json()["error"]["message"]
