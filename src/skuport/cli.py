@@ -85,7 +85,10 @@ def serve(
 
     # log_config=None: uvicorn's access and error lines go through our handlers (one format, redacted:
     # a signed download URL is logged without its signature).
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level.lower(), log_config=None)
+    from skuport.http import EnvelopeH11Protocol
+
+    uvicorn.run(create_app(), host=host, port=port, log_level=log_level.lower(), log_config=None,
+                http=EnvelopeH11Protocol)
 
 
 @app.command("scheduler")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,40 @@ def test_a_declared_oversized_body_is_refused_before_reading(server: LiveServer)
     response = httpx.post(f"{server.url}/api/v1/records", content=b"x" * (11 * MiB), timeout=60,
                           headers={**server.headers, "Content-Type": "application/json"})
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
+
+
+def _raw(server: LiveServer, request: bytes) -> tuple[bytes, dict[str, str], bytes]:
+    """Send bytes as they are (no client would send them) and read the whole answer.
+
+    The server answers a request it cannot read and closes; nothing is sent after what it has read, so
+    the close is not a reset that would drop its answer.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    return status.encode(), {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}, body
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /api/v1/records\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # a byte no request line may hold
+    # headers over h11's 16 KiB, still unfinished: the server refuses them before the end
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000,
+    b"NOT-HTTP\r\n\r\n",
+])
+def test_requests_uvicorn_cannot_read_get_the_envelope(server: LiveServer, request_bytes: bytes) -> None:
+    status, headers, body = _raw(server, request_bytes)
+    assert status.startswith(b"HTTP/1.1 400")
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == "malformed_request" and error["message"].startswith("The HTTP request could not")
 
 
 @pytest.mark.parametrize("zone", ["Europe", "America", "x" * 300, "localtime", "posix/Europe/Paris"])
