@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, Strict
 from pydantic.alias_generators import to_camel
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,9 @@ def iso_z(value: dt.datetime) -> str:
     """ISO 8601 in UTC with milliseconds and a Z, as the seeds show."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
+
+Flag = Annotated[bool, Strict()]
+"""A boolean of an input body: true or false only (0, 1, "yes" are refused, never read as a flag)."""
 
 Timestamp = Annotated[dt.datetime, PlainSerializer(iso_z, return_type=str, when_used="json")]
 

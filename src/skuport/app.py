@@ -83,10 +83,10 @@ def _allowed_methods(request: Request) -> list[str]:
             pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))
             table.append((re.compile(f"^{pattern}$"), {method.upper() for method in operations}))
         request.app.state.allow_table = table
-    methods: set[str] = set()
-    for route, found in table:
-        if route.match(request.url.path):
-            methods |= found
+    matches = [(route, found) for route, found in table if route.match(request.url.path)]
+    # a literal path (/users/me) is the endpoint meant, not the template it also fits (/users/{id})
+    literal = [found for route, found in matches if "[^/]+" not in route.pattern]
+    methods: set[str] = set().union(*(literal or [found for _route, found in matches]))
     if "GET" in methods:
         methods.add("HEAD")
     return sorted(methods)

@@ -66,3 +66,14 @@ def test_the_last_active_admin_can_neither_be_demoted_nor_disabled(client: TestC
     assert viewer and client.patch("/api/v1/users/user-viewer-x", json={"active": False},
                                    headers={"Authorization": f"Bearer {token_for('user-second-admin')}"}
                                    ).status_code == 200
+
+
+def test_input_booleans_are_true_or_false_only(client: TestClient, admin: dict[str, str]) -> None:
+    for value in (0, 1, "yes", "true"):
+        response = client.post("/api/v1/users", headers=admin, json={"name": "Flag", "active": value})
+        assert response.status_code == 422, (value, response.text)
+    created = client.post("/api/v1/users", headers=admin, json={"name": "Flag", "active": False})
+    assert created.status_code == 201
+    # /users/me is its own endpoint: its Allow does not borrow /users/{id}'s methods
+    response = client.delete("/api/v1/users/me", headers=admin)
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD"

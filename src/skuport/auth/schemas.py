@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from skuport.api import CamelModel, StrictCamelModel, Timestamp
+from skuport.api import CamelModel, Flag, StrictCamelModel, Timestamp
 from skuport.ids import check_client_id
 
 
@@ -23,7 +23,7 @@ class UserCreate(StrictCamelModel):
     name: str = Field(min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     role_ids: list[str] = Field(default_factory=list)
-    active: bool = True
+    active: Flag = True
 
     @field_validator("id")
     @classmethod
@@ -37,7 +37,7 @@ class UserUpdate(StrictCamelModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     email: str | None = Field(default=None, max_length=320)
     role_ids: list[str] | None = None
-    active: bool | None = None
+    active: Flag | None = None
 
 
 class UserRead(CamelModel):

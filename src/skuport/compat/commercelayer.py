@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_snake
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from skuport.api import SessionDep, iso_z
+from skuport.api import Flag, SessionDep, iso_z
 from skuport.auth.deps import CurrentUser
 from skuport.compat.translate import export_request
 from skuport.config import get_settings
@@ -169,7 +169,7 @@ class CreateAttributes(BaseModel):
     fields: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None, min_length=1, max_length=500)
     filters: dict[str, Any] | None = Field(default=None, examples=[{"code_eq": "CW-001"}])
-    dry_data: bool = False
+    dry_data: Flag = False
     reference: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     reference_origin: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -72,7 +72,9 @@ def get_export(export_id: str, request: Request, session: SessionDep, user: Curr
     return service.to_read(export, base_url=_base(request))
 
 
-@router.get("/exports/{export_id}/download", response_class=Response, responses=DOWNLOAD_RESPONSES)
+@router.get("/exports/{export_id}/download", response_class=Response, responses=DOWNLOAD_RESPONSES,
+            # a bearer token, or none with a signed link's expires and signature
+            openapi_extra={"security": [{"HTTPBearer": []}, {}]})
 def download_export(
     export_id: str,
     request: Request,

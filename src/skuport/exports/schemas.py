@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
-from skuport.api import CamelModel, StrictCamelModel, Timestamp
+from skuport.api import CamelModel, Flag, StrictCamelModel, Timestamp
 from skuport.exports.models import ExportStatus
 
 
@@ -65,7 +65,7 @@ class ExportCreate(StrictCamelModel):
     schema_id: Name | None = Field(default=None, description="Only records of this schema.")
     catalog_id: Name | None = Field(default=None,
                                     description="Only records assigned to a category of this catalog.")
-    include_variants: bool = Field(default=True, description="Export variants as rows of their own.")
+    include_variants: Flag = Field(default=True, description="Export variants as rows of their own.")
     lifecycle_state_ids: list[Name] = Field(default_factory=list,
                                             description="Only records in one of these states.")
     dimension_scope: dict[Name, Name] | None = Field(
@@ -73,8 +73,8 @@ class ExportCreate(StrictCamelModel):
         examples=[{"dim-language": "seg-da", "dim-market": "seg-dk"}])
     header_language: Name | None = Field(default=None,
                                          description="Segment whose attribute labels head the columns.")
-    compress: bool = Field(default=False, description="Gzip the file.")
-    dry_data: bool = Field(default=False,
+    compress: Flag = Field(default=False, description="Gzip the file.")
+    dry_data: Flag = Field(default=False,
                            description="Leave out redundant data (ids, timestamps, blanks).")
     reference: Reference | None = Field(default=None, description="Your own reference for this export.")
     reference_origin: Reference | None = Field(default=None, description="Where the reference comes from.")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from skuport.api import CamelModel, StrictCamelModel, Timestamp
+from skuport.api import CamelModel, Flag, StrictCamelModel, Timestamp
 from skuport.jobs.models import RunStatus, RunTrigger
 
 _NAME = Field(min_length=1, max_length=200)
@@ -41,8 +41,8 @@ class JobCreate(StrictCamelModel):
     )
     schedule: str = Field(description="5-field cron expression, e.g. '0 2 * * *'.", max_length=120)
     timezone: str = Field(default="UTC", description="IANA time zone the schedule and {date} are read in.")
-    include_variants: bool = True
-    compress: bool = False
+    include_variants: Flag = True
+    compress: Flag = False
     filename_template: str | None = Field(
         default=None,
         description="Placeholders {date}, {datetime}, {jobId}, {runId}; default "
@@ -52,12 +52,12 @@ class JobCreate(StrictCamelModel):
         default=None, description="Record filters (the one filter syntax)."
     )
     fields: list[str] | None = Field(default=None, description="Columns to export; all when omitted.")
-    delta: bool = Field(
+    delta: Flag = Field(
         default=False,
         description="Export only records changed since the last successful "
         "run's scheduled time (deletions as tombstones).",
     )
-    active: bool = True
+    active: Flag = True
     timeout_seconds: int | None = Field(
         default=None, ge=1, le=7 * 24 * 3600,
         description="Hard timeout of one run in seconds (at most 7 days); default the server's "
@@ -83,13 +83,13 @@ class JobUpdate(StrictCamelModel):
     dimension_scope: dict[str, str] | None = None
     schedule: str | None = Field(default=None, max_length=120)
     timezone: str | None = None
-    include_variants: bool | None = None
-    compress: bool | None = None
+    include_variants: Flag | None = None
+    compress: Flag | None = None
     filename_template: str | None = None
     filters: dict[str, Any] | None = None
     fields: list[str] | None = None
-    delta: bool | None = None
-    active: bool | None = None
+    delta: Flag | None = None
+    active: Flag | None = None
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
     created_at: Any = Field(default=None, exclude=True)
     updated_at: Any = Field(default=None, exclude=True)
