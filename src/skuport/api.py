@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -73,12 +73,60 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
-COMMON_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429)
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    for sub in dependant.dependencies:
+        yield sub.call
+        yield from _calls(sub)
+
+
+class DeclaredErrorsRoute(APIRoute):
+    """A route that declares in the OpenAPI document the errors it can answer, worked out from itself.
+
+    400 always (unknown query parameter, malformed body); 401 where a token is read; 403 behind a role
+    gate and on writes (a service may refuse a role); 404 where the path names something; 409 on writes;
+    413 and 422 where there is a body or parameters to validate; 429 only where a
+    route declares it. What a route declares itself stays.
+    """
+
+    error_model: Any = None
+    """The model of the error responses (the envelope unless a subclass says otherwise)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        from fastapi.dependencies.utils import get_dependant
+
+        from skuport.auth.deps import current_principal
+
+        dependant = get_dependant(path=path, call=endpoint)
+        calls = [endpoint, *_calls(dependant)]
+        for extra in kwargs.get("dependencies") or ():
+            calls.append(extra.dependency)
+            calls.extend(_calls(get_dependant(path=path, call=extra.dependency)))
+        methods = {m.upper() for m in kwargs.get("methods") or ("GET",)}
+        writes = bool(methods - {"GET", "HEAD"})
+        has_body = bool(dependant.body_params)
+        codes = {400}
+        if current_principal in calls:
+            codes.add(401)
+        if writes or any("require_roles" in getattr(call, "__qualname__", "") for call in calls):
+            codes.add(403)
+        if dependant.path_params:
+            codes.add(404)
+        if writes:
+            codes.add(409)
+        if has_body:
+            codes.add(413)
+        if has_body or dependant.path_params or dependant.query_params:
+            codes.add(422)
+        model = self.error_model or ErrorEnvelope
+        responses = {code: {"model": model, "description": _DESCRIPTIONS[code]} for code in sorted(codes)}
+        responses.update(kwargs.get("responses") or {})
+        kwargs["responses"] = responses
+        super().__init__(path, endpoint, **kwargs)
 
 
 def api_router(**kwargs: Any) -> APIRouter:
-    """An APIRouter whose operations declare the error envelope."""
-    return APIRouter(responses=COMMON_ERRORS, **kwargs)
+    """An APIRouter whose operations declare the errors they can answer (:class:`DeclaredErrorsRoute`)."""
+    return APIRouter(route_class=DeclaredErrorsRoute, **kwargs)
 
 
 class Deleted(CamelModel):

@@ -18,12 +18,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_snake
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from skuport.api import Flag, SessionDep, iso_z
+from skuport.api import DeclaredErrorsRoute, Flag, SessionDep, iso_z
 from skuport.auth.deps import CurrentUser
 from skuport.compat.translate import export_request
 from skuport.config import get_settings
@@ -95,7 +94,7 @@ def _attribute_pointer(field: str) -> str:
     return f"/data/attributes/{_NATIVE_ATTRIBUTES.get(name, to_snake(name))}"
 
 
-class JsonApiRoute(APIRoute):
+class JsonApiRoute(DeclaredErrorsRoute):
     """A route whose every error, raised anywhere in the request's handling, is a JSON:API error."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -149,9 +148,9 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorDocument, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
+JsonApiRoute.error_model = ErrorDocument
 router = APIRouter(tags=["compat: Commerce Layer"], route_class=JsonApiRoute,
-                   default_response_class=JsonApiResponse,
-                   responses=_error_responses(400, 401, 403, 404, 422))
+                   default_response_class=JsonApiResponse)
 
 
 # --- documents --------------------------------------------------------------------------------------

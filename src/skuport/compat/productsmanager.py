@@ -10,11 +10,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from skuport.api import COMMON_ERRORS, SessionDep, Timestamp
+from skuport.api import SessionDep, Timestamp, api_router, error_responses
 from skuport.auth.deps import CurrentUser
 from skuport.compat.translate import export_request
 from skuport.exports import service
@@ -22,7 +22,7 @@ from skuport.exports.models import Export, ExportStatus
 from skuport.exports.router import DOWNLOAD_RESPONSES, file_response
 from skuport.exports.schemas import ExportFormat
 
-router = APIRouter(tags=["compat: Products Manager"], responses=COMMON_ERRORS)
+router = api_router(tags=["compat: Products Manager"])
 BASE = "/compat/productsmanager/api/v1"
 
 
@@ -104,7 +104,7 @@ def _read(export: Export, request: Request) -> PmExport:
                     completed_at=export.completed_at, error=error)
 
 
-@router.post("/exports", status_code=202, response_model=PmExportCreated)
+@router.post("/exports", status_code=202, response_model=PmExportCreated, responses=error_responses(429))
 def create_export(body: PmExportCreate, session: SessionDep, user: CurrentUser) -> PmExportCreated:
     """Start an export of the catalogue or a filtered subset; poll it with GET /exports/{id}."""
     # The vendor has no scopes: one column per field, holding its global value.

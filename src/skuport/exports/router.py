@@ -12,7 +12,7 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from skuport.api import Deleted, ErrorEnvelope, SessionDep, api_router
+from skuport.api import Deleted, ErrorEnvelope, SessionDep, api_router, error_responses
 from skuport.auth.deps import CurrentUser, bearer, current_principal
 from skuport.exports import service
 from skuport.exports.models import ExportStatus
@@ -23,6 +23,7 @@ router = api_router(tags=["exports"])
 FILE_TYPES = ["text/csv", "application/json", "application/x-ndjson", "application/xml",
                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/gzip"]
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **error_responses(401),
     200: {"description": "The export file, as an attachment.",
           # application/octet-stream first: generated clients take the first type they know and read it as
           # bytes (a text/* one would be read as text); the file's own type is one of the others.
@@ -39,7 +40,7 @@ def _base(request: Request) -> str:
     return str(request.base_url)
 
 
-@router.post("/exports", status_code=202, response_model=ExportRead)
+@router.post("/exports", status_code=202, response_model=ExportRead, responses=error_responses(429))
 def create_export(body: ExportCreate, request: Request, session: SessionDep, user: CurrentUser) -> ExportRead:
     """Start an export of the catalogue (or a filtered subset); poll it with GET /exports/{id}."""
     export = service.create_export(session, body=body, user=user)

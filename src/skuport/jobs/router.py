@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from skuport.api import FILTER_PARAMETER, Deleted, SessionDep, api_router, query_objects
+from skuport.api import FILTER_PARAMETER, Deleted, SessionDep, api_router, error_responses, query_objects
 from skuport.auth.deps import CurrentUser, Principal, require_roles
 from skuport.auth.roles import JOB_WRITE, RUN_RECORD
 from skuport.jobs import service
@@ -22,7 +22,8 @@ Limit = Annotated[
 ]
 
 
-@router.get("/export-jobs", response_model=list[JobRead], openapi_extra=query_objects(FILTER_PARAMETER))
+@router.get("/export-jobs", response_model=list[JobRead], openapi_extra=query_objects(FILTER_PARAMETER),
+            responses=error_responses(422))
 def list_export_jobs(request: Request, session: SessionDep, _user: CurrentUser) -> list[JobRead]:
     """List all export jobs; ``filter[active]=true``, ``filter[destinationType]=s3``… narrow the list."""
     filters = parse_query_filters(request.query_params.multi_items())
@@ -98,7 +99,7 @@ def test_export_job_destination(job_id: str, session: SessionDep, _user: JobWrit
     return service.test_destination(session, job_id=job_id)
 
 
-@router.get("/runs", response_model=list[RunRead])
+@router.get("/runs", response_model=list[RunRead], responses=error_responses(404))
 def list_all_runs(
     session: SessionDep,
     _user: CurrentUser,
