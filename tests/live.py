@@ -81,3 +81,16 @@ def live_server(database_url: str | None, extra_env: dict[str, str] | None = Non
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def suite_server(extra_env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """A live server on the database the suite runs on: a fresh PostgreSQL database, or SQLite."""
+    if os.environ.get("SKUPORT_TEST_DB") == "postgres":
+        from tests.pg import fresh_database
+
+        with fresh_database("skuport_live") as url, live_server(url, extra_env) as live:
+            yield live
+    else:
+        with live_server(None, extra_env) as live:
+            yield live

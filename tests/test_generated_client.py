@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.live import LiveServer, live_server
+from tests.live import LiveServer, suite_server
 from tests.seeds import SEED_CREATE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,14 +29,8 @@ GENERATOR = Path(os.environ.get("SKUPORT_TEST_OPENAPI_CLIENT",
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    if os.environ.get("SKUPORT_TEST_DB") == "postgres":
-        from tests.pg import fresh_database
-
-        with fresh_database("skuport_client") as url, live_server(url) as live:
-            yield live
-    else:
-        with live_server(None) as live:
-            yield live
+    with suite_server() as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

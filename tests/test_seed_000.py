@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.live import LiveServer, live_server
+from tests.live import suite_server
 from tests.seeds import SEED_CREATE as CREATE
 from tests.seeds import SEED_KEYS as JOB_KEYS
 from tests.seeds import SEED_PUT
@@ -29,17 +28,9 @@ RUN_KEYS = [
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[httpx.Client]:
-    def client(live: LiveServer) -> httpx.Client:
-        return httpx.Client(base_url=f"{live.url}/api/v1", headers=live.headers, timeout=30)
-
-    if os.environ.get("SKUPORT_TEST_DB") == "postgres":
-        from tests.pg import fresh_database
-
-        with fresh_database("skuport_live") as url, live_server(url) as live, client(live) as c:
-            yield c
-    else:
-        with live_server(None) as live, client(live) as c:
-            yield c
+    with suite_server() as live:
+        with httpx.Client(base_url=f"{live.url}/api/v1", headers=live.headers, timeout=30) as client:
+            yield client
 
 
 def test_create_job(api: httpx.Client) -> None:

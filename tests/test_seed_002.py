@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.live import LiveServer, live_server
+from tests.live import LiveServer, suite_server
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    if os.environ.get("SKUPORT_TEST_DB") == "postgres":
-        from tests.pg import fresh_database
-
-        with fresh_database("skuport_live") as url, live_server(url) as live:
-            yield live
-    else:
-        with live_server(None) as live:
-            yield live
+    with suite_server() as live:
+        yield live
 
 
 @pytest.fixture(scope="module")

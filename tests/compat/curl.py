@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.live import LiveServer, live_server
+from tests.live import LiveServer, suite_server
 
 
 @dataclass
@@ -56,12 +56,6 @@ class Curl:
 
 @contextmanager
 def live_curl(vendor_base: str, path: str, *, token: str, ident: str = "exp_01HQ...") -> Iterator[Curl]:
-    """A live server (PostgreSQL when the suite runs on it, else SQLite) and the curl runner for it."""
-    if os.environ.get("SKUPORT_TEST_DB") == "postgres":
-        from tests.pg import fresh_database
-
-        with fresh_database("skuport_live") as url, live_server(url) as live:
-            yield Curl(live, vendor_base, path, token, ident)
-    else:
-        with live_server(None) as live:
-            yield Curl(live, vendor_base, path, token, ident)
+    """A live server on the suite's database and the curl runner for it."""
+    with suite_server() as live:
+        yield Curl(live, vendor_base, path, token, ident)
