@@ -96,13 +96,20 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = getattr(exc, "headers", None)
+    details: list[Any] = []
     if exc.status_code == 405:
         allowed = _allowed_methods(request)
         headers = {**(headers or {}), "Allow": ", ".join(allowed)}
-        return _envelope(405, code, f"{request.method} is not allowed here; this endpoint takes "
-                         f"{', '.join(allowed)}.", [{"allow": allowed}], headers=headers)
-    message = {404: "No such endpoint."}.get(exc.status_code, str(exc.detail))
-    return _envelope(exc.status_code, code, message, headers=headers)
+        message = f"{request.method} is not allowed here; this endpoint takes {', '.join(allowed)}."
+        details = [{"allow": allowed}]
+    else:
+        message = {404: "No such endpoint."}.get(exc.status_code, str(exc.detail))
+    from skuport.compat import error_shape
+
+    shape = error_shape(request.url.path)  # a vendor dialect answers in its own error shape
+    if shape is not None:
+        return shape(exc.status_code, message, headers)
+    return _envelope(exc.status_code, code, message, details, headers=headers)
 
 
 async def _database_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -182,3 +182,15 @@ def test_what_the_native_request_refuses_is_a_422_in_both_dialects(client: TestC
     assert response.status_code == 422 and "64 bits" in response.json()["error"]["message"]
     response = client.post("/api/v1/exports", headers=cl, json={"metadata": {"n": -(2**63) - 1}})
     assert response.status_code == 422
+
+
+def test_router_errors_under_the_json_api_dialect_are_error_objects(client: TestClient,
+                                                                     cl: dict[str, str]) -> None:
+    response = client.put(f"{CL}/exp-x", headers=cl, json={})
+    assert response.status_code == 405 and response.headers["content-type"] == JSONAPI
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PATCH"
+    assert response.json()["errors"][0]["code"] == "METHOD_NOT_ALLOWED"
+    missing = client.get("/compat/commercelayer/api/orders", headers=cl)
+    assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "RECORD_NOT_FOUND"
+    # everywhere else the envelope stays
+    assert client.put("/api/v1/exports", headers=cl).json()["error"]["code"] == "method_not_allowed"

@@ -9,10 +9,12 @@ token.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
+    from fastapi.responses import JSONResponse
 
 
 
@@ -23,3 +25,12 @@ def dialects() -> dict[str, APIRouter]:
 
     return {"/compat/productsmanager/api/v1": productsmanager_router,
             "/compat/commercelayer/api": commercelayer_router}
+
+
+def error_shape(path: str) -> Callable[[int, str, dict[str, str] | None], JSONResponse] | None:
+    """How errors the router answers itself (no such route, wrong method) look under ``path``."""
+    if path.startswith("/compat/commercelayer/"):
+        from skuport.compat.commercelayer import router_error
+
+        return router_error
+    return None

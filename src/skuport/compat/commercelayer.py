@@ -68,6 +68,11 @@ def _errors(status: int, errors: list[dict[str, Any]], headers: dict[str, str] |
     return JsonApiResponse({"errors": errors}, status_code=status, headers=headers)
 
 
+def router_error(status: int, detail: str, headers: dict[str, str] | None) -> JsonApiResponse:
+    """An error the router answers itself (no such route, wrong method), as a JSON:API error object."""
+    return JsonApiResponse({"errors": [_error(status, detail)]}, status_code=status, headers=headers)
+
+
 def _pointer(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] == "body":
