@@ -124,6 +124,14 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     return _envelope(500, "internal_error", "Something went wrong on our side; it has been logged.")
 
 
+def _early_error(scope: Scope, status: int, code: str, message: str) -> JSONResponse:
+    """An error answered before routing, in the shape of the API the path belongs to."""
+    from skuport.compat import error_shape
+
+    shape = error_shape(scope.get("path", ""))
+    return shape(status, message, None) if shape is not None else _envelope(status, code, message)
+
+
 class BodyLimit:
     """Refuse request bodies over the limit with a 413 before they are read."""
 
@@ -135,14 +143,14 @@ class BodyLimit:
         if scope["type"] == "http":
             raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
             if b"\x00" in raw or b"%00" in raw.lower() or "\x00" in scope.get("path", ""):
-                response = _envelope(400, "invalid_characters", "NUL characters are not allowed in URLs.")
+                response = _early_error(scope, 400, "invalid_characters",
+                                        "NUL characters are not allowed in URLs.")
                 await response(scope, receive, send)
                 return
             for name, value in scope.get("headers", []):
                 if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    response = _envelope(
-                        413, "payload_too_large", f"The request body is over {self.limit} bytes."
-                    )
+                    response = _early_error(scope, 413, "payload_too_large",
+                                            f"The request body is over {self.limit} bytes.")
                     await response(scope, receive, send)
                     return
             receive = self._counting(receive)

@@ -194,3 +194,13 @@ def test_router_errors_under_the_json_api_dialect_are_error_objects(client: Test
     assert missing.status_code == 404 and missing.json()["errors"][0]["code"] == "RECORD_NOT_FOUND"
     # everywhere else the envelope stays
     assert client.put("/api/v1/exports", headers=cl).json()["error"]["code"] == "method_not_allowed"
+
+
+def test_errors_answered_before_routing_keep_the_dialects_shape(client: TestClient,
+                                                                cl: dict[str, str]) -> None:
+    response = client.get(f"{CL}?page%5Bsize%5D=2&x=%00", headers=cl)
+    assert response.status_code == 400 and response.headers["content-type"] == JSONAPI
+    assert "NUL" in response.json()["errors"][0]["detail"]
+    big = client.post(CL, headers={**cl, "Content-Length": str(11 * 1024 * 1024)}, content=b"{}")
+    assert big.status_code == 413 and big.json()["errors"][0]["code"] == "PAYLOAD_TOO_LARGE"
+    assert client.get("/api/v1/records?x=%00", headers=cl).json()["error"]["code"] == "invalid_characters"
