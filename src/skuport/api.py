@@ -73,10 +73,15 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
-def _calls(dependant: Dependant) -> Iterator[Any]:
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    """``dependant`` and every dependency below it."""
+    yield dependant
     for sub in dependant.dependencies:
-        yield sub.call
-        yield from _calls(sub)
+        yield from _dependants(sub)
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    return (sub.call for sub in _dependants(dependant))
 
 
 class DeclaredErrorsRoute(APIRoute):
@@ -97,9 +102,8 @@ class DeclaredErrorsRoute(APIRoute):
         from skuport.auth.deps import current_principal
 
         dependant = get_dependant(path=path, call=endpoint)
-        calls = [endpoint, *_calls(dependant)]
+        calls = list(_calls(dependant))  # the endpoint and every dependency below it
         for extra in kwargs.get("dependencies") or ():
-            calls.append(extra.dependency)
             calls.extend(_calls(get_dependant(path=path, call=extra.dependency)))
         methods = {m.upper() for m in kwargs.get("methods") or ("GET",)}
         writes = bool(methods - {"GET", "HEAD"})
@@ -176,14 +180,10 @@ def _query_names(route: APIRoute) -> tuple[frozenset[str], tuple[str, ...]]:
     if known is not None:
         return known
 
-    def walk(dependant: Dependant) -> Iterator[str]:
-        yield from (param.alias for param in dependant.query_params)
-        for sub in dependant.dependencies:
-            yield from walk(sub)
-
     declared = [p for p in (route.openapi_extra or {}).get("parameters", []) if p.get("in") == "query"]
     prefixes = tuple(f"{p['name']}[" for p in declared if p.get("style") == "deepObject")
-    known = frozenset(walk(route.dependant)) | {p["name"] for p in declared}, prefixes
+    names = {param.alias for sub in _dependants(route.dependant) for param in sub.query_params}
+    known = frozenset(names | {p["name"] for p in declared}), prefixes
     route._skuport_query_names = known  # type: ignore[attr-defined]
     return known
 
