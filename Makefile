@@ -29,6 +29,8 @@ run: setup
 	$(BIN)/skuport db upgrade
 	$(BIN)/skuport demo --records $${SKUPORT_DEMO_RECORDS:-1000}
 	@echo "admin token (24h): $$($(BIN)/skuport token create --user user-admin)"
+	@echo "console: http://$${SKUPORT_HOST:-127.0.0.1}:$${SKUPORT_PORT:-8000}/console, user user-admin"
+	@$(BIN)/skuport user password user-admin --generate --if-unset
 	$(BIN)/skuport serve
 
 test-deps: setup-test

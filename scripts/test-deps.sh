@@ -32,3 +32,26 @@ else
     "$client_dir/bin/python" -m pip install --quiet "openapi-python-client==$client_version" "ruff==0.17.6"
     echo "openapi-python-client $client_version installed in $client_dir"
 fi
+
+# Headless Chromium for the console's browser tests: Debian's package (Playwright drives it with
+# executable_path; `playwright install` would download a browser and is never run).
+if [ -x /usr/bin/chromium ]; then
+    echo "chromium already installed: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+else
+    sudo_cmd=""
+    if [ "$(id -u)" != "0" ]; then sudo_cmd="sudo"; fi
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    echo "chromium installed: $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+fi
+
+# axe-core for the console's accessibility checks, injected into each page by the browser tests.
+axe_dir="$repo/.cache/axe"
+axe_version="4.14.1"
+if grep -q "\"version\": \"$axe_version\"" "$axe_dir/node_modules/axe-core/package.json" 2>/dev/null; then
+    echo "axe-core $axe_version already installed in $axe_dir"
+else
+    mkdir -p "$axe_dir"
+    npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$axe_dir" "axe-core@$axe_version"
+    echo "axe-core $axe_version installed in $axe_dir"
+fi

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from skuport import __version__
 from skuport.api import ErrorEnvelope, refuse_unknown_query
 from skuport.auth.deps import CurrentUser
+from skuport.console.web import error_page, is_console
 from skuport.errors import SkuportError
 
 log = logging.getLogger("skuport")
@@ -54,9 +55,12 @@ def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
-async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
+    if is_console(request.url.path):
+        return error_page(request, 422, "The address holds a value this page does not take: "
+                          + "; ".join(f"{_loc(e.get('loc', ()))}: {e.get('msg', '')}" for e in errors[:5]))
     if any(err.get("type") == "json_invalid" for err in errors):
         return _envelope(400, "invalid_json", "The request body is not valid JSON.")
     details = [
@@ -69,8 +73,10 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
     )
 
 
-async def _skuport_handler(_request: Request, exc: Exception) -> JSONResponse:
+async def _skuport_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SkuportError)
+    if is_console(request.url.path):
+        return error_page(request, exc.status_code, exc.message, exc.details)
     return JSONResponse(exc.envelope(), status_code=exc.status_code)
 
 
@@ -92,8 +98,11 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if is_console(request.url.path):
+        return error_page(request, exc.status_code, {404: "There is no such page."}.get(
+            exc.status_code, str(exc.detail)))
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = getattr(exc, "headers", None)
     details: list[Any] = []
@@ -112,15 +121,17 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     return _envelope(exc.status_code, code, message, details, headers=headers)
 
 
-async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _database_handler(request: Request, exc: Exception) -> Response:
     # PostgreSQL refuses NUL characters in text; anything else the driver refuses is our bug.
     if "NUL" in str(getattr(exc, "orig", exc)) or "\\x00" in str(exc):
         return _envelope(422, "invalid_characters", "Text may not contain NUL (\\u0000) characters.")
     return await _unexpected_handler(request, exc)
 
 
-async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
+    if is_console(request.url.path):
+        return error_page(request, 500, "Something went wrong on our side; it has been logged.")
     return _envelope(500, "internal_error", "Something went wrong on our side; it has been logged.")
 
 
@@ -245,4 +256,7 @@ def create_app() -> FastAPI:
 
     for prefix, router in dialects().items():
         app.include_router(router, prefix=prefix)
+    from skuport import console
+
+    console.install(app)
     return app

@@ -16,8 +16,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users, their roles and console passwords.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
 
 
 def _configure_logging(level: str) -> None:
@@ -180,6 +182,18 @@ def db_upgrade(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
         typer.echo(f"database is up to date ({describe_database()})")
 
 
+def _require_database() -> None:
+    """Stop with a clear message when there is no skuport database yet; bring an old one up to date."""
+    from skuport.bootstrap import bootstrap
+    from skuport.migrate import describe_database, is_set_up
+
+    if not is_set_up():
+        typer.echo(f"error: there is no skuport database at {describe_database()}; create it with "
+                   "'skuport db upgrade' (or 'skuport demo' for the demo world) first", err=True)
+        raise typer.Exit(1)
+    bootstrap()
+
+
 @token_app.command("create")
 def token_create(
     user: Annotated[str, typer.Option(envvar="SKUPORT_TOKEN_USER", help="User id, e.g. user-admin.")],
@@ -197,14 +211,7 @@ def token_create(
         lifetime = parse_ttl(ttl)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--ttl") from None
-    from skuport.bootstrap import bootstrap
-    from skuport.migrate import describe_database, is_set_up
-
-    if not is_set_up():
-        typer.echo(f"error: there is no skuport database at {describe_database()}; create it with "
-                   "'skuport db upgrade' (or 'skuport demo' for the demo world) first", err=True)
-        raise typer.Exit(1)
-    bootstrap()
+    _require_database()
     with session_scope() as session:
         found = session.get(User, user)
         if found is None or not found.active:
@@ -214,6 +221,83 @@ def token_create(
             )
             raise typer.Exit(2)
     typer.echo(create_token(get_settings(), user_id=user, ttl=lifetime))
+
+
+@user_app.command("create")
+def user_create(
+    user_id: Annotated[str, typer.Argument(help="User id, e.g. user-jane.")],
+    role: Annotated[list[str], typer.Option("--role", help="Role id (repeat for several): role-admin, "
+                                            "role-editor, role-viewer, role-runner.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: the id).")] = None,
+    email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a user with roles (then give them a console password with 'skuport user password')."""
+    from skuport.auth.schemas import UserCreate
+    from skuport.auth.service import create_user
+    from skuport.db import session_scope
+    from skuport.errors import SkuportError
+
+    _apply_overrides(data_dir, database_url)
+    _require_database()
+    try:
+        with session_scope() as session:
+            data = UserCreate(id=user_id, name=name or user_id, email=email, role_ids=role)
+            create_user(session, data=data)
+    except SkuportError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"created user {user_id} with role(s) {', '.join(role)}")
+
+
+@user_app.command("password")
+def user_password(
+    user_id: Annotated[str, typer.Argument(help="User id, e.g. user-admin.")],
+    generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it.")] = False,
+    if_unset: Annotated[bool, typer.Option("--if-unset", help="Only when the user has no password yet.")]
+    = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set a user's console password: read from stdin when piped, else asked for twice, or --generate.
+
+    Every login session of the user ends.
+    """
+    import secrets
+    import sys
+
+    from skuport.auth.logins import check_password_rules, set_password
+    from skuport.auth.models import User
+    from skuport.db import session_scope
+    from skuport.errors import SkuportError
+
+    _apply_overrides(data_dir, database_url)
+    _require_database()
+    with session_scope() as session:
+        found = session.get(User, user_id)
+        if found is None:
+            typer.echo(f"error: user '{user_id}' does not exist (create it with 'skuport user create')",
+                       err=True)
+            raise typer.Exit(2)
+        if if_unset and found.password_hash:
+            typer.echo(f"{user_id} already has a console password (change it with 'skuport user password "
+                       f"{user_id}')")
+            return
+        if generate:
+            password = secrets.token_urlsafe(12)
+        elif not sys.stdin.isatty():
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        try:
+            check_password_rules(password)
+            set_password(session, user=found, password=password)
+        except SkuportError as exc:
+            typer.echo(f"error: {exc.message}", err=True)
+            raise typer.Exit(2) from None
+    typer.echo(f"console password of {user_id}: {password}" if generate
+               else f"console password of {user_id} set; their other logins ended")
 
 
 @app.command()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import ColumnElement, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from skuport.auth.deps import Principal
@@ -344,6 +344,7 @@ def list_records(
     updated_since: dt.datetime | None = None,
     filters: Mapping[str, Any] | None = None,
     dimension_scope: Mapping[str, str] | None = None,
+    search: str | None = None,
     offset: int = 0,
     limit: int = 50,
 ) -> tuple[Sequence[Record], int]:
@@ -365,11 +366,20 @@ def list_records(
     if updated_since is not None:
         clauses.append(Record.updated_at >= updated_since)
     clauses.extend(filter_clauses(session, filters, schema_id=schema_id, dimension_scope=dimension_scope))
+    if search:
+        clauses.append(_search_clause(search))
     total = session.scalar(select(func.count()).select_from(Record).where(*clauses)) or 0
     items = session.scalars(
         select(Record).where(*clauses).order_by(Record.pk).offset(offset).limit(limit)
     ).all()
     return items, total
+
+
+def _search_clause(text: str) -> ColumnElement[bool]:
+    """Records whose id is ``text`` or one of whose text values contains it (any case, any scope)."""
+    matches = select(RecordValue.record_pk).where(
+        func.lower(RecordValue.value_text).contains(text.lower(), autoescape=True))
+    return or_(Record.id == text, Record.pk.in_(matches))
 
 
 # Completeness ----------------------------------------------------------------------------------------
@@ -398,8 +408,9 @@ def _state(ctx: SchemaContext, state_id: str | None) -> LifecycleState | None:
     return next((s for s in ctx.workflow.states if s.id == state_id), None)
 
 
-def compute_completeness(ctx: SchemaContext, values: Values, state_id: str | None) -> dict[str, Any]:
-    """Filled/total/percentage/missing for ``state_id``.
+def _required_cells(ctx: SchemaContext, values: Values,
+                    state_id: str | None) -> Iterator[tuple[str, dict[str, str], bool]]:
+    """Every (attribute, scope) a record must fill for ``state_id``, and whether it is filled.
 
     Required attributes are those marked required plus the state's required attributes, minus those
     hidden by a guard. Each counts once per combination of its dimensions' segments, and a
@@ -407,8 +418,6 @@ def compute_completeness(ctx: SchemaContext, values: Values, state_id: str | Non
     """
     state = _state(ctx, state_id)
     extra = set(state.required_attributes or []) if state is not None else set()
-    filled = total = 0
-    missing: list[dict[str, Any]] = []
     for attribute in ctx.schema.attributes:
         if not (attribute.required or attribute.alias in extra):
             continue
@@ -418,11 +427,19 @@ def compute_completeness(ctx: SchemaContext, values: Values, state_id: str | Non
         present = {scope_key(v["scope"]) for v in values.get(attribute.alias, []) if not is_empty(v["value"])}
         for combo in itertools.product(*(ctx.segments[d] for d in dims)):
             scope = dict(zip(dims, combo, strict=True))
-            total += 1
-            if scope_key(scope) in present:
-                filled += 1
-            else:
-                missing.append({"attributeAlias": attribute.alias, "scope": scope})
+            yield attribute.alias, scope, scope_key(scope) in present
+
+
+def compute_completeness(ctx: SchemaContext, values: Values, state_id: str | None) -> dict[str, Any]:
+    """Filled/total/percentage/missing for ``state_id`` (see :func:`_required_cells`)."""
+    filled = total = 0
+    missing: list[dict[str, Any]] = []
+    for alias, scope, done in _required_cells(ctx, values, state_id):
+        total += 1
+        if done:
+            filled += 1
+        else:
+            missing.append({"attributeAlias": alias, "scope": scope})
     percentage = (filled * 100) // total if total else 100
     return {
         "lifecycleStateId": state_id,
@@ -431,6 +448,22 @@ def compute_completeness(ctx: SchemaContext, values: Values, state_id: str | Non
         "percentage": percentage,
         "missing": missing,
     }
+
+
+def completeness_by_scope(ctx: SchemaContext, values: Values,
+                          state_id: str | None) -> list[dict[str, Any]]:
+    """Completeness per scope (global first): ``{scope, filled, total, percentage, missing: [alias…]}``."""
+    groups: dict[str, dict[str, Any]] = {}
+    for alias, scope, done in _required_cells(ctx, values, state_id):
+        group = groups.setdefault(scope_key(scope), {"scope": scope, "filled": 0, "total": 0, "missing": []})
+        group["total"] += 1
+        group["filled"] += done
+        if not done:
+            group["missing"].append(alias)
+    result = [groups[key] for key in sorted(groups)]
+    for group in result:
+        group["percentage"] = (group["filled"] * 100) // group["total"]
+    return result
 
 
 def completeness(session: Session, *, record_id: str, state_id: str | None = None) -> dict[str, Any]:

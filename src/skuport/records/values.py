@@ -263,3 +263,16 @@ def index_rows(values: Mapping[str, list[dict[str, Any]]]) -> list[tuple[str, st
                 )
                 rows.append((alias, key, index_text(element), number))
     return rows
+
+
+_UNSET = object()
+
+
+def resolve_cell(cells: Mapping[str, Any], dimension_scope: Mapping[str, str]) -> Any:
+    """The value an attribute's cells resolve to under ``dimension_scope`` (None when no scope applies),
+    by the same :func:`scope_candidates` order as exports and filters."""
+    for key in scope_candidates(dimension_scope):
+        value = cells.get(key or GLOBAL_CELL, _UNSET)
+        if value is not _UNSET:
+            return value
+    return None

@@ -134,3 +134,8 @@ def describe(expr: str) -> str:
             return str(CronSim(expr, dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).explain())
         except Exception:
             return expr
+
+
+def upcoming(expr: str, tz: str, after: dt.datetime, count: int = 5) -> list[dt.datetime]:
+    """The next ``count`` ticks strictly after ``after``, UTC (what a schedule will do, for people)."""
+    return list(islice(_ticks(expr, tz, after), count))

@@ -1,0 +1,269 @@
+"""The console over HTTP (the app in-process, the suite's real database): logins, CSRF, roles, forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from skuport.auth.logins import set_password
+from skuport.auth.models import LoginSession, User
+from skuport.db import session_scope
+from skuport.jobs.models import ExportJob
+
+PASSWORD = "correct horse battery"
+
+
+def _password(user_id: str, roles: list[str] | None = None) -> None:
+    with session_scope() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            user = User(id=user_id, name=user_id, role_ids=roles or [], active=True)
+            session.add(user)
+            session.flush()
+        set_password(session, user=user, password=PASSWORD)
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+def login(
+    client: TestClient, user: str = "user-admin", password: str = PASSWORD, next_path: str = "/console"
+):
+    page = client.get("/console/login")
+    return client.post(
+        "/console/login",
+        data={"username": user, "password": password, "csrf": _csrf(page.text), "next": next_path},
+        follow_redirects=False,
+    )
+
+
+@pytest.fixture
+def demo(world: None) -> None:
+    """The seeds' records and their job (expjob-nightly-feed) on top of the seed world."""
+    from skuport.demo import load_seed_jobs, load_seed_records
+
+    with session_scope() as session:
+        load_seed_records(session)
+        load_seed_jobs(session)
+
+
+@pytest.fixture
+def console(demo: None, client: TestClient) -> Iterator[TestClient]:
+    """A client logged in as user-admin."""
+    _password("user-admin")
+    assert login(client).status_code == 303
+    yield client
+
+
+def test_pages_need_a_login_and_come_back_after_it(world: None, client: TestClient) -> None:
+    _password("user-admin")
+    answer = client.get("/console/jobs?status=failing", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/login?next=/console/jobs%3Fstatus%3Dfailing"
+
+    answer = login(client, next_path="/console/jobs?status=failing")
+    assert answer.status_code == 303 and answer.headers["location"] == "/console/jobs?status=failing"
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/console" in cookie
+    assert client.get("/console/jobs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "/api/v1"]
+)
+def test_a_login_never_redirects_off_the_console(world: None, client: TestClient, target: str) -> None:
+    _password("user-admin")
+    assert login(client, next_path=target).headers["location"] == "/console"
+
+
+def test_wrong_passwords_are_refused_then_throttled(world: None, client: TestClient, configure) -> None:
+    configure(console_login_attempts=3, console_login_window=60)
+    _password("user-admin")
+    for _ in range(3):
+        answer = login(client, password="wrong password!")
+        assert answer.status_code == 401 and "Wrong user name or password" in answer.text
+    answer = login(client)  # even the right password waits now
+    assert answer.status_code == 429 and int(answer.headers["retry-after"]) > 0
+    assert "Too many failed logins" in answer.text
+    assert login(client, user="nobody").status_code == 429  # the address is throttled too
+
+
+def test_unknown_users_and_users_without_a_password_cannot_log_in(world: None, client: TestClient) -> None:
+    assert login(client, user="user-admin").status_code == 401  # no password set yet
+    assert login(client, user="user-ghost").status_code == 401
+
+
+def test_the_login_form_needs_its_own_csrf_token(world: None, client: TestClient) -> None:
+    _password("user-admin")
+    answer = client.post(
+        "/console/login",
+        data={"username": "user-admin", "password": PASSWORD, "csrf": "x"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 403 and "skuport_session" not in answer.headers.get("set-cookie", "")
+
+
+def test_every_form_needs_the_csrf_token(console: TestClient) -> None:
+    assert console.post("/console/jobs/expjob-nightly-feed/pause", data={}).status_code == 403
+    assert console.post("/console/jobs/expjob-nightly-feed/pause", data={"csrf": "forged"}).status_code == 403
+    page = console.get("/console/jobs/expjob-nightly-feed")
+    cross = console.post(
+        "/console/jobs/expjob-nightly-feed/pause",
+        data={"csrf": _csrf(page.text)},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert cross.status_code == 403
+    with session_scope() as session:
+        assert session.get(ExportJob, "expjob-nightly-feed").active  # nothing happened
+    ok = console.post(
+        "/console/jobs/expjob-nightly-feed/pause", data={"csrf": _csrf(page.text)}, follow_redirects=False
+    )
+    assert ok.status_code == 303
+    with session_scope() as session:
+        assert not session.get(ExportJob, "expjob-nightly-feed").active
+
+
+def test_logout_ends_the_session_for_every_copy_of_the_cookie(console: TestClient) -> None:
+    cookie = console.cookies.get("skuport_session")
+    page = console.get("/console")
+    assert (
+        console.post("/console/logout", data={"csrf": _csrf(page.text)}, follow_redirects=False).status_code
+        == 303
+    )
+    console.cookies.set("skuport_session", cookie, path="/console")
+    assert console.get("/console", follow_redirects=False).status_code == 303
+    with session_scope() as session:
+        assert session.query(LoginSession).count() == 0
+
+
+def test_an_idle_session_expires(console: TestClient, configure) -> None:
+    configure(console_session_idle=600)
+    with session_scope() as session:
+        for row in session.query(LoginSession):
+            row.last_seen_at = row.last_seen_at - dt.timedelta(seconds=601)
+    assert console.get("/console", follow_redirects=False).status_code == 303
+
+
+def test_a_tampered_cookie_opens_nothing(world: None, client: TestClient) -> None:
+    client.cookies.set("skuport_session", "abc.def", path="/console")
+    assert client.get("/console", follow_redirects=False).status_code == 303
+
+
+def test_a_viewer_sees_no_write_controls_and_a_forged_post_is_refused(demo: None, client: TestClient) -> None:
+    _password("user-viewer", ["role-viewer"])
+    assert login(client, user="user-viewer").status_code == 303
+    page = client.get("/console/jobs/expjob-nightly-feed")
+    assert page.status_code == 200
+    for control in ("Run now", "Pause", "Edit", "Delete"):
+        assert f">{control}<" not in page.text and f">{control}…<" not in page.text
+    assert "New job" not in client.get("/console/jobs").text
+    csrf = _csrf(page.text)  # the logout form's token: a viewer has one, which must not be enough
+    for action in ("pause", "run", "delete", "test"):
+        answer = client.post(f"/console/jobs/expjob-nightly-feed/{action}", data={"csrf": csrf})
+        assert answer.status_code == 403, action
+        assert "needs one of the roles" in answer.text
+    assert client.get("/console/jobs/new").status_code == 403
+    with session_scope() as session:
+        assert session.get(ExportJob, "expjob-nightly-feed") is not None
+
+
+def test_a_job_form_shows_errors_beside_fields_then_creates_the_job(console: TestClient) -> None:
+    form = console.get("/console/jobs/new?type=local")
+    data = {
+        "csrf": _csrf(form.text),
+        "destinationType": "local",
+        "name": "Nightly DK",
+        "format": "csv",
+        "schedule": "0 25 * * *",
+        "timezone": "Europe/Copenhagen",
+        "destinationConfig.path": "../out",
+        "active": "true",
+        "includeVariants": "true",
+        "filters": "{not json",
+    }
+    refused = console.post("/console/jobs/new", data=data)
+    assert refused.status_code == 422
+    assert 'id="filters-error"' in refused.text and "not valid JSON" in refused.text
+    data["filters"] = '{"brand": "Ma Marque"}'
+    refused = console.post("/console/jobs/new", data=data)
+    assert refused.status_code == 422
+    assert re.search(r'id="schedule-error">[^<]*hour', refused.text)
+    assert 'id="destinationConfig-path-error"' in refused.text
+    assert 'value="Nightly DK"' in refused.text  # what was typed stays
+    data.update(schedule="0 2 * * *", **{"destinationConfig.path": "dk"})
+    created = console.post("/console/jobs/new", data=data, follow_redirects=False)
+    assert created.status_code == 303
+    job_page = console.get(created.headers["location"])
+    assert "Job &#39;Nightly DK&#39; created." in job_page.text
+    with session_scope() as session:
+        job = session.query(ExportJob).filter_by(name="Nightly DK").one()
+        assert (job.timezone, job.filters, job.active) == ("Europe/Copenhagen", {"brand": "Ma Marque"}, True)
+
+
+def test_editing_keeps_secrets_that_are_never_sent_to_the_browser(
+    console: TestClient, moto_endpoint: str
+) -> None:
+    form = console.get("/console/jobs/new?type=s3")
+    data = {
+        "csrf": _csrf(form.text),
+        "destinationType": "s3",
+        "name": "To S3",
+        "format": "jsonl",
+        "schedule": "0 3 * * *",
+        "timezone": "UTC",
+        "destinationConfig.bucket": "feeds",
+        "destinationConfig.endpointUrl": moto_endpoint,
+        "destinationConfig.accessKeyId": "AKIDSECRET123",
+        "destinationConfig.secretAccessKey": "very-secret-key-42",
+        "destinationConfig.timeoutSeconds": "30",
+    }
+    created = console.post("/console/jobs/new", data=data, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    job_url = created.headers["location"]
+    for page in (console.get(job_url), console.get(f"{job_url}/edit")):
+        assert "very-secret-key-42" not in page.text and "AKIDSECRET123" not in page.text
+    edit = console.get(f"{job_url}/edit")
+    data.update(csrf=_csrf(edit.text), name="To S3 renamed")
+    data.pop("destinationConfig.accessKeyId")
+    data.pop("destinationConfig.secretAccessKey")  # left empty: keep the stored ones
+    assert console.post(f"{job_url}/edit", data=data, follow_redirects=False).status_code == 303
+    from skuport.jobs.service import decrypted_destination_config
+
+    with session_scope() as session:
+        job = session.query(ExportJob).filter_by(name="To S3 renamed").one()
+        config = decrypted_destination_config(job)
+        assert (config["accessKeyId"], config["secretAccessKey"]) == ("AKIDSECRET123", "very-secret-key-42")
+
+
+def test_the_cron_field_says_the_schedule_in_words_and_the_next_runs(console: TestClient) -> None:
+    answer = console.get("/console/cron?schedule=30+6+*+*+1-5&timezone=Europe/Copenhagen")
+    assert "At 06:30" in answer.text and "Monday through Friday" in answer.text
+    assert answer.text.count("<li>") == 5 and ("CET" in answer.text or "CEST" in answer.text)
+    assert "day-of-week" in console.get("/console/cron?schedule=0+2+*+*+9").text
+
+
+def test_records_switch_language_and_show_the_danish_name(console: TestClient) -> None:
+    english = console.get("/console/records?q=windbreaker")
+    assert "Coastal Windbreaker" in english.text and "1 record;" not in english.text
+    danish = console.get("/console/records?q=windbreaker&scope=dim-language:seg-da")
+    assert "Kyst Vindjakke" in danish.text
+    record = console.get("/console/records/ent-xK9mP2vL?scope=dim-language:seg-da")
+    assert re.search(r'data-alias="product-name">Kyst Vindjakke<', record.text)
+    assert "Completeness" in record.text and "Audit trail" in record.text
+
+
+def test_console_errors_are_pages_not_json(console: TestClient) -> None:
+    missing = console.get("/console/jobs/expjob-nope")
+    assert missing.status_code == 404 and missing.headers["content-type"].startswith("text/html")
+    assert "Export job &#39;expjob-nope&#39;" in missing.text or "expjob-nope" in missing.text
+    unknown = console.get("/console/jobs?colour=red")
+    assert unknown.status_code == 400 and "colour" in unknown.text
+    bad = console.get("/console/jobs/expjob-nightly-feed?limit=0")
+    assert bad.status_code == 422 and "<html" in bad.text
