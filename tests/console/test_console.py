@@ -267,3 +267,28 @@ def test_console_errors_are_pages_not_json(console: TestClient) -> None:
     assert unknown.status_code == 400 and "colour" in unknown.text
     bad = console.get("/console/jobs/expjob-nightly-feed?limit=0")
     assert bad.status_code == 422 and "<html" in bad.text
+
+
+def test_pages_forbid_framing_and_foreign_scripts(console: TestClient) -> None:
+    page = console.get("/console/jobs")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    assert "<script>" not in page.text and "style=" not in page.text  # nothing inline for the policy to allow
+
+
+def test_a_polled_history_reloads_the_page_once_its_run_has_ended(console: TestClient) -> None:
+    polled = console.get("/console/jobs/expjob-nightly-feed/runs?live=true", headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and polled.headers["hx-refresh"] == "true"
+    assert "hx-refresh" not in console.get("/console/jobs/expjob-nightly-feed/runs").headers
+
+
+def test_expired_logins_are_swept_at_the_next_login(console: TestClient, configure) -> None:
+    configure(console_session_max=3600)
+    with session_scope() as session:
+        for row in session.query(LoginSession):
+            row.created_at = row.created_at - dt.timedelta(hours=2)
+    console.cookies.clear()
+    assert login(console).status_code == 303
+    with session_scope() as session:
+        assert session.query(LoginSession).count() == 1  # the old one went, the new one is there

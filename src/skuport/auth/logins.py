@@ -112,6 +112,15 @@ def touch_session(session: Session, *, token: str, now: dt.datetime | None = Non
         session.flush()
 
 
+def end_expired_sessions(session: Session, *, idle: dt.timedelta, absolute: dt.timedelta,
+                         now: dt.datetime | None = None) -> int:
+    """Remove the logins that can no longer be resumed (run at each login: the table stays small)."""
+    now = now or utcnow()
+    result = session.execute(delete(LoginSession).where(
+        (LoginSession.last_seen_at < now - idle) | (LoginSession.created_at < now - absolute)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def end_session(session: Session, *, token: str) -> None:
     """Log out: the session's row goes, so the cookie no longer opens anything."""
     session.execute(delete(LoginSession).where(LoginSession.token_hash == _digest(token)))

@@ -457,11 +457,21 @@ def job_page(
 
 @router.get("/jobs/{job_id}/runs")
 def job_runs(
-    job_id: str, request: Request, session: SessionDep, viewer: CurrentViewer, limit: RunLimit = RUN_PAGE
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    viewer: CurrentViewer,
+    limit: RunLimit = RUN_PAGE,
+    live: Annotated[bool, Query(description="Polled while a run was running.")] = False,
 ) -> Response:
-    """The run history table alone (htmx polls it while a run is running)."""
+    """The run history table alone (htmx polls it while a run is running); when the last running run has
+    ended, the whole page reloads once so its health, charts and next runs show the outcome too."""
     job = service.job_read(session, service.get_job(session, job_id=job_id))
-    return render(request, "_runs.html", _runs_context(session, job, limit), viewer=viewer)
+    context = _runs_context(session, job, limit)
+    response = render(request, "_runs.html", context, viewer=viewer)
+    if live and not context["live"]:
+        response.headers["HX-Refresh"] = "true"
+    return response
 
 
 @router.get("/jobs/{job_id}/runs/{run_id}/file")

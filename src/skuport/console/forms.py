@@ -204,6 +204,7 @@ def selection_choices(schemas: list[Any], dimensions: list[Any]) -> dict[str, An
     """The schema and scope choices of a selection form, by name (ids as values)."""
     return {
         "schema_choices": [("", "all schemas")] + [(schema.id, schema.name) for schema in schemas],
-        "scope_choices": {dim.id: [("", "every scope")] + [(seg.id, seg.name) for seg in dim.segments]
-                          for dim in dimensions},
+        "scope_choices": {
+            dim.id: [("", "every scope")] + [(seg.id, seg.name) for seg in dim.segments] for dim in dimensions
+        },
     }

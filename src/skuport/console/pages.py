@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from collections import defaultdict
 from typing import Annotated
@@ -12,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from skuport.api import SessionDep
-from skuport.auth.logins import authenticate, end_session, start_session
+from skuport.auth.logins import authenticate, end_expired_sessions, end_session, start_session
 from skuport.config import get_settings
 from skuport.console import charts
 from skuport.console.feeds import feeds
@@ -37,6 +38,7 @@ from skuport.jobs import service as jobs
 from skuport.jobs.models import ExportJob, ExportRun
 
 router = APIRouter()
+log = logging.getLogger("skuport.console")
 
 Next = Annotated[str | None, Query(max_length=2000, description="Page to go to after logging in.")]
 CHART_DAYS = 14
@@ -115,6 +117,7 @@ async def login(request: Request) -> Response:
         )
     token = await run_in_threadpool(_check, username, form.get("password") or "")
     if token is None:
+        log.warning("console login refused for user %r from %s", username, client)
         throttle.failed(keys)
         return _login_page(
             request,
@@ -124,6 +127,7 @@ async def login(request: Request) -> Response:
             error="Wrong user name or password.",
         )
     throttle.forget(keys[0])
+    log.info("console login of %s from %s", username, client)
     response = RedirectResponse(next_path, status_code=303)
     set_cookie(
         request, response, SESSION_COOKIE, sign("session", token), max_age=settings.console_session_max
@@ -133,19 +137,29 @@ async def login(request: Request) -> Response:
 
 
 def _check(username: str, password: str) -> str | None:
+    """A new login's token when the password is right (expired logins are swept on the way)."""
     from skuport.db import session_scope
 
+    settings = get_settings()
     with session_scope() as session:
         user = authenticate(session, user_id=username, password=str(password))
-        return start_session(session, user=user) if user is not None else None
+        if user is None:
+            return None
+        end_expired_sessions(
+            session,
+            idle=dt.timedelta(seconds=settings.console_session_idle),
+            absolute=dt.timedelta(seconds=settings.console_session_max),
+        )
+        return start_session(session, user=user)
 
 
 @router.post("/logout")
-def logout(request: Request, session: SessionDep, _viewer: CurrentViewer, _form: CheckedForm) -> Response:
+def logout(request: Request, session: SessionDep, viewer: CurrentViewer, _form: CheckedForm) -> Response:
     """End the login: the session row goes, so a copy of the cookie opens nothing either."""
     token = unsign("session", request.cookies.get(SESSION_COOKIE))
     if token:
         end_session(session, token=token)
+    log.info("console logout of %s", viewer.id)
     response = redirect(request, f"{PREFIX}/login", "You are logged out.")
     response.delete_cookie(SESSION_COOKIE, path=PREFIX)
     return response

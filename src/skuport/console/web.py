@@ -40,6 +40,16 @@ MAX_FORM_FIELDS = 1000
 NOTHING = "\N{EN DASH}"
 """What a table shows for no value."""
 
+SECURITY_HEADERS = {
+    # scripts and styles only from the console's own static files; no framing, no foreign form targets
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
@@ -133,7 +143,9 @@ def console_user(request: Request, session: SessionDep) -> Viewer:
             touch_session(writer, token=token)
     principal = Principal(id=login.user.id, role_ids=frozenset(login.user.role_ids or []))
     request.state.principal = principal
-    return Viewer(principal=principal, name=login.user.name, csrf_token=login.csrf_token)
+    viewer = Viewer(principal=principal, name=login.user.name, csrf_token=login.csrf_token)
+    request.state.viewer = viewer  # an error page keeps the navigation
+    return viewer
 
 
 CurrentViewer = Annotated[Viewer, Depends(console_user)]
@@ -284,7 +296,7 @@ def render(
     response = templates.TemplateResponse(request, template, values, status_code=status_code)
     if note is not None:
         response.delete_cookie(FLASH_COOKIE, path=PREFIX)
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 
