@@ -256,6 +256,9 @@ def test_records_switch_language_and_show_the_danish_name(console: TestClient) -
     assert "Kyst Vindjakke" in danish.text
     record = console.get("/console/records/ent-xK9mP2vL?scope=dim-language:seg-da")
     assert re.search(r'data-alias="product-name">Kyst Vindjakke<', record.text)
+    assert "Resolved (Danish)" in record.text
+    # segment ids repeat across dimensions (seg-de: German and Germany): each scope by its own name
+    assert "<strong>German</strong>" in record.text and "<strong>Germany</strong>" in record.text
     assert "Completeness" in record.text and "Audit trail" in record.text
 
 

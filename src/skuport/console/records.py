@@ -111,6 +111,7 @@ def record_list(
             "schemas": schemas,
             "states": states,
             "chosen": chosen,
+            "chosen_name": _scope_text(chosen, _segment_names(dimensions)),
             "q": q or "",
             "schema": schema or "",
             "state": state or "",
@@ -121,8 +122,14 @@ def record_list(
     )
 
 
-def _scope_text(scope: dict[str, str], names: dict[str, str]) -> str:
-    return ", ".join(names.get(seg, seg) for seg in scope.values()) or "global"
+def _segment_names(dimensions: list[Any]) -> dict[tuple[str, str], str]:
+    return {(dim.id, seg.id): seg.name for dim in dimensions for seg in dim.segments}
+
+
+def _scope_text(scope: dict[str, str], names: dict[tuple[str, str], str]) -> str:
+    """'Danish, Denmark' (segment ids are unique only within their dimension: seg-de is German and
+    Germany)."""
+    return ", ".join(names.get((dim, seg), seg) for dim, seg in scope.items()) or "global"
 
 
 def _record_context(session: Session, record_id: str, chosen: dict[str, str]) -> dict[str, Any]:
@@ -130,7 +137,7 @@ def _record_context(session: Session, record_id: str, chosen: dict[str, str]) ->
     ctx = service.schema_context(session, schema_id=record.schema_id)
     values = service.loads_values(record)
     cells = json.loads(record.cells_json or "{}")
-    names = {seg.id: seg.name for dim in catalog.list_dimensions(session) for seg in dim.segments}
+    names = _segment_names(list(catalog.list_dimensions(session)))
     attributes = []
     for attribute in sorted(ctx.schema.attributes, key=lambda a: a.sort_order):
         scoped = [(_scope_text(v["scope"], names), v["value"]) for v in values.get(attribute.alias, [])]
@@ -166,7 +173,9 @@ def record_page(
     dimensions = list(catalog.list_dimensions(session))
     chosen = _scope(scope or [], dimensions)
     context = _record_context(session, record_id, chosen)
-    context.update(dimensions=dimensions, chosen=chosen)
+    context.update(
+        dimensions=dimensions, chosen=chosen, chosen_name=_scope_text(chosen, _segment_names(dimensions))
+    )
     return render(request, "record.html", context, viewer=viewer)
 
 
