@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import requests
 from azure.core.credentials import AzureSasCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -18,8 +19,11 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobBlock, BlobClient, BlobServiceClient, ContentSettings, ExponentialRetry
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from requests.adapters import HTTPAdapter
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
 
 from skuport.exporting.destinations import network
 from skuport.exporting.destinations.base import (
@@ -104,6 +108,24 @@ def _account_name(account_url: str) -> str:
     return segment or host.split(".", 1)[0]
 
 
+class _PinnedAdapter(HTTPAdapter):
+    """requests' adapter whose connections pass the network guard and go to the checked address."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": network.pinned_pool(HTTPConnectionPool, what="Azure Blob"),
+            "https": network.pinned_pool(HTTPSConnectionPool, what="Azure Blob"),
+        }
+
+
+def _pinned_session() -> requests.Session:
+    session = requests.Session()
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, _PinnedAdapter())
+    return session
+
+
 class AzureBlobDestination:
     """Deliver as a block blob: blocks are staged, and the blob appears when the block list is committed."""
 
@@ -121,6 +143,9 @@ class AzureBlobDestination:
     def _service(self) -> BlobServiceClient:
         cfg = self.config
         options: dict[str, Any] = {
+            "transport": RequestsTransport(session=_pinned_session(), session_owner=True,
+                                           connection_timeout=min(cfg.timeout_seconds, 15),
+                                           read_timeout=cfg.timeout_seconds),
             "connection_timeout": min(cfg.timeout_seconds, 15),
             "read_timeout": cfg.timeout_seconds,
             "retry_policy": ExponentialRetry(initial_backoff=self.retry_initial_backoff,  # type: ignore[arg-type]
@@ -204,6 +229,9 @@ class AzureBlobDestination:
             raise self._error(exc, operation) from None
 
     def _error(self, exc: BaseException, operation: str) -> DeliveryError:
+        refused = network.delivery_error_in(exc)  # the guard, at connect time (wrapped by the SDK)
+        if refused is not None:
+            return refused
         cfg = self.config
         container = cfg.container
         endpoint = self._endpoint()

@@ -5,15 +5,18 @@ addresses — IPv4 and IPv6, mapped forms, and the decimal, octal and hex spelli
 resolver accepts — are refused unless the operator allows them (``SKUPORT_ALLOW_PRIVATE_NETWORKS``,
 or hosts and CIDRs in ``SKUPORT_NETWORK_ALLOW_LIST``; the webhook-only settings of earlier versions
 still work). Checked when a destination is created or replaced (a name that does not resolve yet is
-accepted), and again right before connecting, where the connection is pinned to the checked address
-when the client allows it (webhook, SFTP). A refusal says no more than "refused by the network policy":
-it must not tell an open port from a closed one.
+accepted), and again right before connecting. Every connection is then opened to the address that was
+checked: the webhook and SFTP clients connect to it directly; boto3 (S3) and azure-storage-blob connect
+by name themselves, so their connection classes re-check the name at each connect and open the socket to
+the checked address while TLS keeps the name (:func:`pinned_pool`). A refusal says no more than "refused
+by the network policy": it must not tell an open port from a closed one.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationInfo
@@ -124,3 +127,40 @@ def check_connect_url(url: str, *, what: str) -> None:
     """:func:`resolve_checked` for the host of ``url`` (clients that connect by name themselves)."""
     parts = urlsplit(url)
     resolve_checked(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), what=what)
+
+
+def pinned_pool(pool_cls: type[Any], *, what: str) -> type[Any]:
+    """An urllib3 connection-pool class whose every new connection passes the guard and goes to the
+    address that was checked (for SDKs that connect by name: boto3, azure-storage-blob).
+
+    The host name stays the connection's ``host``, so TLS still sends it (SNI) and verifies the
+    certificate against it; only the socket is opened to the checked address. A name that now resolves
+    to a refused address (DNS rebinding) never gets a connection.
+    """
+    base: type[Any] = pool_cls.ConnectionCls
+
+    class PinnedConnection(base):
+        def _new_conn(self) -> Any:
+            name: str = self._dns_host  # type: ignore[has-type]
+            self._dns_host = resolve_checked(name, self.port, what=what)
+            try:
+                return super()._new_conn()
+            finally:
+                self._dns_host = name
+
+    return type(f"Pinned{pool_cls.__name__}", (pool_cls,), {"ConnectionCls": PinnedConnection})
+
+
+def delivery_error_in(exc: BaseException) -> DeliveryError | None:
+    """The guard's refusal (or its resolution failure) behind an SDK's wrapping of it, if that is what
+    ``exc`` is (botocore keeps it in ``kwargs['error']``, others as the cause)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, DeliveryError):
+            return seen
+        wrapped = getattr(seen, "kwargs", None)
+        inner = wrapped.get("error") if isinstance(wrapped, dict) else None
+        seen = inner if isinstance(inner, BaseException) else (seen.__cause__ or seen.__context__)
+    return None

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import boto3
+from botocore.awsrequest import AWSHTTPConnectionPool, AWSHTTPSConnectionPool
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import (
     BotoCoreError,
@@ -71,6 +72,20 @@ class S3Config(DestinationConfig):
         return self
 
 
+def _pin(client: Any) -> None:
+    """Every connection of this client passes the network guard and goes to the checked address.
+
+    botocore has no public hook for its connection classes: its HTTP session keeps them in
+    ``_pool_classes_by_scheme`` (read again for proxy managers) and in its pool manager's
+    ``pool_classes_by_scheme``; both are replaced before the first request.
+    """
+    http = client._endpoint.http_session
+    classes = {"http": network.pinned_pool(AWSHTTPConnectionPool, what="S3"),
+               "https": network.pinned_pool(AWSHTTPSConnectionPool, what="S3")}
+    http._pool_classes_by_scheme = classes
+    http._manager.pool_classes_by_scheme = classes
+
+
 def _client_error(exc: BaseException) -> ClientError | None:
     """The ClientError behind ``exc`` (boto3's transfer manager wraps it)."""
     seen: BaseException | None = exc
@@ -109,7 +124,7 @@ class S3Destination:
             aws_secret_access_key=cfg.secret_access_key or None,
             region_name=cfg.region or None,
         )
-        return session.client(
+        client = session.client(
             "s3",
             endpoint_url=cfg.endpoint_url or None,
             config=BotoConfig(
@@ -120,6 +135,8 @@ class S3Destination:
                 s3={"addressing_style": "path"} if cfg.endpoint_url else None,
             ),
         )
+        _pin(client)
+        return client
 
     def _key(self, filename: str) -> str:
         return join_key(self.config.path, filename)
@@ -204,6 +221,9 @@ class S3Destination:
 
     def _error(self, exc: BaseException, operation: str) -> DeliveryError:
         """A message naming the operation, the server's answer and what to check."""
+        refused = network.delivery_error_in(exc)  # the guard, at connect time (wrapped by botocore)
+        if refused is not None:
+            return refused
         cfg = self.config
         bucket = cfg.bucket
         transient = False
