@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from skuport.config import get_settings
+from skuport.exporting.formats import FORMATS
 
 app = typer.Typer(
     help="skuport: product information with export automation.",
@@ -330,7 +331,7 @@ def export_command(
     ],
     format: Annotated[
         str,
-        typer.Option("--format", "-f", envvar="SKUPORT_EXPORT_FORMAT", help="csv, json, jsonl, xml or xlsx."),
+        typer.Option("--format", "-f", envvar="SKUPORT_EXPORT_FORMAT", help=f"{', '.join(FORMATS)}."),
     ] = "csv",
     schema: Annotated[
         str | None, typer.Option(envvar="SKUPORT_EXPORT_SCHEMA", help="Schema id, e.g. schema-apparel.")
@@ -383,9 +384,12 @@ def export_command(
     import sys
     import time
 
+    from pydantic import ValidationError
+
     from skuport.errors import SkuportError
     from skuport.exporting.pipeline import run_export
-    from skuport.exporting.spec import ExportControl, ExportSpec
+    from skuport.exporting.selection import Selection
+    from skuport.exporting.spec import ExportControl
     from skuport.records.filters import parse_query_filters
 
     _apply_overrides(data_dir, database_url)
@@ -416,21 +420,26 @@ def export_command(
         assert since is not None
         since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
     try:
-        spec = ExportSpec(
-            format=format,
-            schema_id=schema,
-            catalog_id=catalog,
-            include_variants=include_variants,
-            lifecycle_state_ids=tuple(state or ()),
-            filters=parse_query_filters(items) or None,
-            fields=tuple(f.strip() for f in fields.split(",") if f.strip()) if fields is not None else None,
-            dimension_scope=dimension_scope or None,
-            compress=compress,
-            header_language=header_language,
-            dry_data=dry_data,
-            includes=tuple(include or ()),
-            changed_since=since,
-        )
+        try:
+            selection = Selection(
+                format=format,
+                schema_id=schema,
+                catalog_id=catalog,
+                include_variants=include_variants,
+                lifecycle_state_ids=list(state or ()),
+                filters=parse_query_filters(items) or None,
+                fields=[f.strip() for f in (fields or "").split(",") if f.strip()] or None,
+                dimension_scope=dimension_scope or None,
+                compress=compress,
+                header_language=header_language,
+                dry_data=dry_data,
+                includes=list(include or ()),
+            )
+        except ValidationError as exc:
+            problems = (f"{'.'.join(str(p) for p in e['loc']) or 'export'}: {e['msg']}" for e in exc.errors())
+            fail("; ".join(problems))
+            return
+        spec = selection.to_spec(changed_since=since)
         began = time.perf_counter()
         if sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

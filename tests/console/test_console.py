@@ -197,7 +197,13 @@ def test_a_job_form_shows_errors_beside_fields_then_creates_the_job(console: Tes
     assert re.search(r'id="schedule-error">[^<]*hour', refused.text)
     assert 'id="destinationConfig-path-error"' in refused.text
     assert 'value="Nightly DK"' in refused.text  # what was typed stays
-    data.update(schedule="0 2 * * *", **{"destinationConfig.path": "dk"})
+    data.update(
+        schedule="0 2 * * *",
+        headerLanguage="seg-da",
+        includes="categories",
+        lifecycleStateIds="state-draft",
+        **{"destinationConfig.path": "dk"},
+    )
     created = console.post("/console/jobs/new", data=data, follow_redirects=False)
     assert created.status_code == 303
     job_page = console.get(created.headers["location"])
@@ -205,6 +211,11 @@ def test_a_job_form_shows_errors_beside_fields_then_creates_the_job(console: Tes
     with session_scope() as session:
         job = session.query(ExportJob).filter_by(name="Nightly DK").one()
         assert (job.timezone, job.filters, job.active) == ("Europe/Copenhagen", {"brand": "Ma Marque"}, True)
+        assert (job.header_language, job.includes, job.lifecycle_state_ids) == (
+            "seg-da",
+            ["categories"],
+            ["state-draft"],
+        )
 
 
 def test_editing_keeps_secrets_that_are_never_sent_to_the_browser(

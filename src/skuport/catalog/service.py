@@ -275,6 +275,12 @@ def list_workflows(session: Session) -> Sequence[Workflow]:
     return session.scalars(select(Workflow).order_by(Workflow.id)).all()
 
 
+def list_states(session: Session) -> list[LifecycleState]:
+    """Every lifecycle state of every workflow, by workflow and order."""
+    return list(session.scalars(select(LifecycleState).order_by(LifecycleState.workflow_id,
+                                                                LifecycleState.sort_order)))
+
+
 def get_workflow(session: Session, *, workflow_id: str) -> Workflow:
     """One workflow, or 404."""
     workflow = _lookup(session, Workflow, workflow_id)

@@ -27,9 +27,10 @@ from skuport.auth.deps import CurrentUser
 from skuport.compat.translate import export_request
 from skuport.config import get_settings
 from skuport.errors import SkuportError, ValidationFailed
+from skuport.exporting.selection import ExportFormat, Include
 from skuport.exports import service
 from skuport.exports.models import Export, ExportStatus
-from skuport.exports.schemas import ExportFormat, Include, ResourceType
+from skuport.exports.schemas import ResourceType
 
 BASE = "/compat/commercelayer/api"
 MEDIA_TYPE = "application/vnd.api+json"

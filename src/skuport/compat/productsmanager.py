@@ -17,10 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from skuport.api import SessionDep, Timestamp, api_router, error_responses
 from skuport.auth.deps import CurrentUser
 from skuport.compat.translate import export_request
+from skuport.exporting.selection import ExportFormat
 from skuport.exports import service
 from skuport.exports.models import Export, ExportStatus
 from skuport.exports.router import DOWNLOAD_RESPONSES, file_response
-from skuport.exports.schemas import ExportFormat
 
 router = api_router(tags=["compat: Products Manager"])
 BASE = "/compat/productsmanager/api/v1"

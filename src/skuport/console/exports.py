@@ -11,46 +11,32 @@ from pydantic import ValidationError
 
 from skuport.api import SessionDep
 from skuport.catalog import service as catalog
-from skuport.console.forms import FormState, json_field, list_field, selection_choices
+from skuport.console.forms import SELECTION_INPUTS, FormState, selection_body, selection_context
 from skuport.console.web import PREFIX, CheckedForm, CurrentViewer, redirect, render
 from skuport.errors import SkuportError
+from skuport.exporting.selection import ExportFormat
 from skuport.exports import service
 from skuport.exports.models import ACTIVE_STATUSES
 from skuport.exports.router import file_response
-from skuport.exports.schemas import ExportCreate, ExportFormat, Include
+from skuport.exports.schemas import ExportCreate
 
 router = APIRouter()
 PAGE = 50
-KNOWN = {
-    "format",
-    "fields",
-    "filters",
-    "schemaId",
-    "compress",
-    "includeVariants",
-    "includes",
-    "dryData",
-    "headerLanguage",
-    "reference",
-    "dimensionScope",
-}
+KNOWN = SELECTION_INPUTS | {"reference"}
 
 
 def _context(request: Request, session: Any, viewer: Any, state: FormState, offset: int) -> dict[str, Any]:
     rows, total = service.list_exports(session, user=viewer.principal, offset=offset, limit=PAGE)
     base = str(request.base_url)
     items = [service.to_read(export, base_url=base) for export in rows]
-    dimensions = list(catalog.list_dimensions(session))
     return {
-        **selection_choices(list(catalog.list_schemas(session)), dimensions),
+        **selection_context(session),
         "exports": items,
         "total": total,
         "offset": offset,
         "page": PAGE,
         "state": state,
         "formats": [f.value for f in ExportFormat],
-        "includes": [i.value for i in Include],
-        "dimensions": dimensions,
         "live": any(item.status in ACTIVE_STATUSES for item in items),
     }
 
@@ -81,23 +67,8 @@ def create_export(
 ) -> Response:
     """Start a one-off export from the form; a refused one comes back with the errors beside the fields."""
     state = FormState(values={key: form.getlist(key)[-1] for key in form})
-    for name in ("compress", "includeVariants", "dryData"):
-        state.values[name] = name in form
-    state.values["includes"] = form.getlist("includes")
-    scope = {dim.id: form.text(f"dimensionScope.{dim.id}") for dim in catalog.list_dimensions(session)}
-    body = {
-        "format": form.text("format") or "csv",
-        "fields": list_field(form, "fields"),
-        "filters": json_field(form, "filters", state),
-        "schemaId": form.text("schemaId") or None,
-        "compress": "compress" in form,
-        "includeVariants": "includeVariants" in form,
-        "dryData": "dryData" in form,
-        "includes": form.getlist("includes"),
-        "headerLanguage": form.text("headerLanguage") or None,
-        "reference": form.text("reference") or None,
-        "dimensionScope": {dim: seg for dim, seg in scope.items() if seg} or None,
-    }
+    dimensions = list(catalog.list_dimensions(session))
+    body = {**selection_body(form, dimensions, state), "reference": form.text("reference") or None}
     if not state.errors:
         try:
             export = service.create_export(
@@ -106,7 +77,7 @@ def create_export(
         except (SkuportError, ValidationError) as exc:
             if isinstance(exc, SkuportError) and exc.status_code not in (409, 422, 429):
                 raise
-            state.absorb(exc, KNOWN | {f"dimensionScope.{dim}" for dim in scope})
+            state.absorb(exc, KNOWN | {f"dimensionScope.{dim.id}" for dim in dimensions})
         else:
             return redirect(request, f"{PREFIX}/exports", f"Export {export.id} started.")
     state.message = state.message or "Please correct the fields marked below."

@@ -19,14 +19,14 @@ from skuport.catalog import service as catalog
 from skuport.config import get_settings
 from skuport.console import charts
 from skuport.console.forms import (
+    SELECTION_INPUTS,
     FormState,
     Input,
     destination_config,
     destination_inputs,
     headers_text,
-    json_field,
-    list_field,
-    selection_choices,
+    selection_body,
+    selection_context,
 )
 from skuport.console.web import PREFIX, CheckedForm, CurrentViewer, Form, redirect, render
 from skuport.db import utcnow
@@ -155,42 +155,37 @@ def _form_context(
     session: Session, *, destination_type: str, state: FormState, job: JobRead | None
 ) -> dict[str, Any]:
     inputs = destination_inputs(destination_type)
-    schemas, dimensions = list(catalog.list_schemas(session)), _dimensions(session)
     return {
-        **selection_choices(schemas, dimensions),
+        **selection_context(session),
         "state": state,
         "job": job,
         "destination_type": destination_type,
         "destination_types": service.destination_types(),
         "formats": service.known_formats(),
         "destination_inputs": inputs,
-        "dimensions": dimensions,
-        "schemas": schemas,
         "mask": MASK,
     }
 
 
-def _known_names(inputs: list[Input], dimensions: list[Any]) -> set[str]:
-    names = {
+JOB_INPUTS = frozenset(
+    {
         "name",
         "description",
-        "format",
-        "compress",
         "schedule",
         "timezone",
-        "schemaId",
         "catalogId",
         "filenameTemplate",
-        "fields",
-        "filters",
-        "includeVariants",
         "delta",
         "active",
         "timeoutSeconds",
         "destinationType",
-        "dimensionScope",
         "id",
     }
+)
+
+
+def _known_names(inputs: list[Input], dimensions: list[Any]) -> set[str]:
+    names = set(JOB_INPUTS | SELECTION_INPUTS)
     names.update(item.name for item in inputs)
     names.update(f"dimensionScope.{dim.id}" for dim in dimensions)
     return names
@@ -213,6 +208,10 @@ def _job_values(job: JobRead) -> dict[str, Any]:
         "active": job.active,
         "timeoutSeconds": job.timeout_seconds or "",
         "filters": "" if not job.filters else json.dumps(job.filters, indent=2),
+        "headerLanguage": job.header_language or "",
+        "dryData": job.dry_data,
+        "includes": list(job.includes),
+        "lifecycleStateIds": list(job.lifecycle_state_ids),
     }
     for dim, seg in (job.dimension_scope or {}).items():
         values[f"dimensionScope.{dim}"] = seg
@@ -225,22 +224,15 @@ def _body(
     form: Form, session: Session, destination_type: str, state: FormState, *, editing: bool
 ) -> dict[str, Any]:
     """The API body a submitted job form stands for."""
-    scope = {dim.id: form.text(f"dimensionScope.{dim.id}") for dim in _dimensions(session)}
     timeout = form.text("timeoutSeconds")
     body: dict[str, Any] = {
         "name": form.text("name"),
         "description": form.text("description") or None,
         "destinationType": destination_type,
         "destinationConfig": destination_config(form, destination_type, state, editing=editing),
-        "format": form.text("format"),
-        "compress": "compress" in form,
+        **selection_body(form, _dimensions(session), state),
         "schedule": form.text("schedule"),
         "timezone": form.text("timezone") or "UTC",
-        "schemaId": form.text("schemaId") or None,
-        "fields": list_field(form, "fields"),
-        "filters": json_field(form, "filters", state),
-        "dimensionScope": {dim: seg for dim, seg in scope.items() if seg} or None,
-        "includeVariants": "includeVariants" in form,
         "delta": "delta" in form,
         "active": "active" in form,
         "timeoutSeconds": (int(timeout) if timeout.isdigit() else timeout) or None,

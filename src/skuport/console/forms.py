@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import types
 import typing
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from skuport.console.web import Form
 from skuport.errors import SkuportError
@@ -103,7 +105,7 @@ class FormState:
         """An error beside the input ``name`` (or above the form when no input has that name)."""
         self.errors.setdefault(name, []).append(message)
 
-    def absorb(self, exc: SkuportError | ValidationError, known: set[str]) -> None:
+    def absorb(self, exc: SkuportError | ValidationError, known: AbstractSet[str]) -> None:
         """The errors of a refused request, each beside its field (the rest above the form)."""
         if isinstance(exc, ValidationError):
             for err in exc.errors():
@@ -119,7 +121,7 @@ class FormState:
                 )
 
 
-def _field_name(path: list[str], known: set[str]) -> str:
+def _field_name(path: list[str], known: AbstractSet[str]) -> str:
     """The input a field path belongs to: the longest known prefix (``filters.price.gte`` → filters)."""
     for end in range(len(path), 0, -1):
         name = ".".join(path[:end])
@@ -200,11 +202,61 @@ def headers_text(headers: dict[str, str] | None) -> str:
     return "\n".join(f"{key}: {value}" for key, value in (headers or {}).items())
 
 
-def selection_choices(schemas: list[Any], dimensions: list[Any]) -> dict[str, Any]:
-    """The schema and scope choices of a selection form, by name (ids as values)."""
+SELECTION_INPUTS = frozenset(
+    {
+        "format",
+        "compress",
+        "schemaId",
+        "fields",
+        "filters",
+        "includeVariants",
+        "dryData",
+        "includes",
+        "headerLanguage",
+        "lifecycleStateIds",
+        "dimensionScope",
+    }
+)
+"""The inputs of the selection partial (``_selection.html``), by the API's field names."""
+
+
+def selection_context(session: Session) -> dict[str, Any]:
+    """What the selection partial offers: schemas, scopes, header languages, states, includes."""
+    from skuport.catalog import service as catalog
+    from skuport.exporting.selection import Include
+
+    schemas, dimensions = list(catalog.list_schemas(session)), list(catalog.list_dimensions(session))
+    states = catalog.list_states(session)
     return {
+        "dimensions": dimensions,
+        "states": states,
+        "includes": [i.value for i in Include],
         "schema_choices": [("", "all schemas")] + [(schema.id, schema.name) for schema in schemas],
         "scope_choices": {
             dim.id: [("", "every scope")] + [(seg.id, seg.name) for seg in dim.segments] for dim in dimensions
         },
+        "header_choices": [("", "attribute codes")]
+        + [(seg.id, f"{seg.name} ({dim.name})") for dim in dimensions for seg in dim.segments],
+    }
+
+
+def selection_body(form: Form, dimensions: list[Any], state: FormState) -> dict[str, Any]:
+    """The selection a submitted form carries, in the API's field names (format and compress included)."""
+    scope = {dim.id: form.text(f"dimensionScope.{dim.id}") for dim in dimensions}
+    for name in ("compress", "includeVariants", "dryData"):
+        state.values[name] = name in form
+    for name in ("includes", "lifecycleStateIds"):
+        state.values[name] = form.getlist(name)
+    return {
+        "format": form.text("format") or "csv",
+        "compress": "compress" in form,
+        "schemaId": form.text("schemaId") or None,
+        "fields": list_field(form, "fields"),
+        "filters": json_field(form, "filters", state),
+        "dimensionScope": {dim: seg for dim, seg in scope.items() if seg} or None,
+        "headerLanguage": form.text("headerLanguage") or None,
+        "includeVariants": "includeVariants" in form,
+        "dryData": "dryData" in form,
+        "includes": form.getlist("includes"),
+        "lifecycleStateIds": form.getlist("lifecycleStateIds"),
     }

@@ -90,10 +90,7 @@ def record_list(
     for record in records:
         cells = json.loads(record.cells_json or "{}")
         rows.append((record, [resolve_cell(cells.get(col.alias, {}), chosen) for col in columns]))
-    states = sorted(
-        {s.id: s for wf in catalog.list_workflows(session) for s in wf.states}.values(),
-        key=lambda s: (s.workflow_id, s.sort_order),
-    )
+    states = catalog.list_states(session)
     query = [("q", q), ("schema", schema), ("state", state)] + [
         ("scope", f"{d}:{s}") for d, s in chosen.items()
     ]

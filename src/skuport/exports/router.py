@@ -14,14 +14,15 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from skuport.api import Deleted, ErrorEnvelope, SessionDep, api_router, error_responses
 from skuport.auth.deps import CurrentUser, bearer, current_principal
+from skuport.exporting.formats import FORMATS
 from skuport.exports import service
 from skuport.exports.models import ExportStatus
 from skuport.exports.schemas import ExportCreate, ExportList, ExportRead
 
 router = api_router(tags=["exports"])
 
-FILE_TYPES = ["text/csv", "application/json", "application/x-ndjson", "application/xml",
-               "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/gzip"]
+FILE_TYPES = [*dict.fromkeys(f.content_type.split(";")[0] for f in FORMATS.values()), "application/gzip"]
+"""The media types a download can have: every registered format's, and gzip."""
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **error_responses(401),
     200: {"description": "The export file, as an attachment.",

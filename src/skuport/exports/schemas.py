@@ -6,20 +6,10 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, model_validator
-from pydantic.alias_generators import to_camel
 
-from skuport.api import CamelModel, Flag, StrictCamelModel, Timestamp
+from skuport.api import CamelModel, Timestamp
+from skuport.exporting.selection import ExportFormat, Selection, storable
 from skuport.exports.models import ExportStatus
-
-
-class ExportFormat(StrEnum):
-    """File formats a one-off export can produce."""
-
-    CSV = "csv"
-    JSON = "json"
-    JSONL = "jsonl"
-    XML = "xml"
-    XLSX = "xlsx"
 
 
 class ResourceType(StrEnum):
@@ -30,78 +20,24 @@ class ResourceType(StrEnum):
     PRODUCTS = "products"
 
 
-class Include(StrEnum):
-    """Related data an export can carry along with each record (seed 004's ``includes``)."""
-
-    CATEGORIES = "categories"
-    VARIANTS = "variants"
-    COMPLETENESS = "completeness"
-    LIFECYCLE_STATE = "lifecycleState"
-
-
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
-class ExportCreate(StrictCamelModel):
-    """Body of ``POST /exports``: what to export and how."""
+class ExportCreate(Selection):
+    """Body of ``POST /exports``: what to export and how (the one selection), and your references."""
 
     resource_type: ResourceType = Field(default=ResourceType.RECORDS,
                                         description="What to export: records (skus and products "
                                         "name them too, as seed 004 does).")
-    format: ExportFormat = Field(default=ExportFormat.CSV, description="Output format.")
-    filters: dict[str, Any] | None = Field(
-        default=None, description="The GET /records filter syntax: {\"brand\": \"Ma Marque\"}, "
-        "{\"price\": {\"gte\": 100}}, {\"sku_eq\": \"CW-001\"}.",
-        examples=[{"brand": "Ma Marque"}])
-    fields: list[Name] | None = Field(
-        default=None, min_length=1, max_length=500,
-        description="Attribute aliases (or record fields) to include; all when omitted.",
-        examples=[["ean", "product-name", "price"]])
-    includes: list[Include] = Field(
-        default_factory=list, description="Related data to add to each record: categories (a column of "
-        "category ids), completeness (percentage for the record's state); lifecycleState and variants are "
-        "always there (lifecycleStateId column, variant rows).")
-    schema_id: Name | None = Field(default=None, description="Only records of this schema.")
-    catalog_id: Name | None = Field(default=None,
-                                    description="Only records assigned to a category of this catalog.")
-    include_variants: Flag = Field(default=True, description="Export variants as rows of their own.")
-    lifecycle_state_ids: list[Name] = Field(default_factory=list,
-                                            description="Only records in one of these states.")
-    dimension_scope: dict[Name, Name] | None = Field(
-        default=None, description="Resolve scoped values for this scope: one column per attribute.",
-        examples=[{"dim-language": "seg-da", "dim-market": "seg-dk"}])
-    header_language: Name | None = Field(default=None,
-                                         description="Segment whose attribute labels head the columns.")
-    compress: Flag = Field(default=False, description="Gzip the file.")
-    dry_data: Flag = Field(default=False,
-                           description="Leave out redundant data (ids, timestamps, blanks).")
+    format: ExportFormat = Field(default=ExportFormat("csv"), description="Output format.")
     reference: Reference | None = Field(default=None, description="Your own reference for this export.")
     reference_origin: Reference | None = Field(default=None, description="Where the reference comes from.")
     metadata: dict[str, Any] = Field(default_factory=dict, examples=[{"foo": "bar"}],
                                      description="Free JSON object kept with the export.")
 
-
     @model_validator(mode="after")
-    def _storable(self) -> ExportCreate:
-        # PostgreSQL text cannot hold NUL, and JSON columns keep integers as 64-bit numbers: refuse
-        # both up front instead of failing in the database or the JSON encoder.
-        def walk(value: Any, where: str) -> None:
-            if isinstance(value, str) and "\x00" in value:
-                raise ValueError(f"{where} must not contain NUL characters")
-            if isinstance(value, int) and not -(2**63) <= value < 2**63:
-                raise ValueError(f"{where} holds an integer beyond 64 bits")
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    walk(key, where)
-                    walk(item, f"{where}.{key}")
-            elif isinstance(value, list):
-                for item in value:
-                    walk(item, where)
-
-        for name in ("filters", "fields", "schema_id", "catalog_id", "lifecycle_state_ids", "dimension_scope",
-                     "header_language", "reference", "reference_origin", "metadata"):
-            walk(getattr(self, name), to_camel(name))
+    def _storable_references(self) -> ExportCreate:
+        storable(self, "reference", "reference_origin", "metadata")
         return self
 
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
@@ -30,6 +30,7 @@ from skuport.auth.tokens import parse_ttl
 from skuport.config import Settings, get_settings
 from skuport.db import session_scope, utcnow
 from skuport.errors import Conflict, Forbidden, SkuportError, TooManyRequests, ValidationFailed, not_found
+from skuport.exporting.selection import Selection
 from skuport.exports import signing
 from skuport.exports.models import ACTIVE_STATUSES, Export, ExportStatus
 from skuport.exports.schemas import ExportCreate, ExportProgress, ExportRead
@@ -63,39 +64,20 @@ def file_ttl(settings: Settings) -> dt.timedelta:
     return parse_ttl(settings.export_ttl)
 
 
-ALWAYS_INCLUDED = {"lifecycleState": "lifecycleStateId is a column of every export (added to fields)",
-                   "variants": "variants are rows of their own unless includeVariants is false"}
-"""Includes every export file already carries; the rest go to the pipeline, which decides."""
-
-
 def build_spec(export: Export) -> ExportSpec:
-    """The pipeline's view of an export row."""
-    from skuport.exporting.spec import ExportSpec
-
-    return ExportSpec(
-        format=export.format,
-        schema_id=export.schema_id,
-        catalog_id=export.catalog_id,
-        include_variants=export.include_variants,
-        lifecycle_state_ids=tuple(export.lifecycle_state_ids or ()),
-        filters=export.filters or None,
-        fields=_fields(export),
-        dimension_scope=export.dimension_scope,  # {}: one column per attribute, global values
-        compress=export.compress,
-        header_language=export.header_language,
-        dry_data=export.dry_data,
-        includes=tuple(i for i in export.includes or () if i not in ALWAYS_INCLUDED),
-    )
+    """The pipeline's view of an export row: its selection, as the exports API took it."""
+    return selection_of(export).to_spec()
 
 
-def _fields(export: Export) -> tuple[str, ...] | None:
-    """The file's columns: ``fields`` as asked, and lifecycleStateId if ``includes`` names lifecycleState."""
-    if not export.fields:
-        return None
-    fields = tuple(export.fields)
-    if "lifecycleState" in (export.includes or ()) and "lifecycleStateId" not in fields:
-        fields += ("lifecycleStateId",)
-    return fields
+def selection_of(export: Export) -> Selection:
+    """The selection an export row stores."""
+    construct: Any = Selection.model_construct  # the row passed ExportCreate's validation
+    return construct(
+        format=export.format, schema_id=export.schema_id, catalog_id=export.catalog_id,
+        include_variants=export.include_variants, lifecycle_state_ids=list(export.lifecycle_state_ids or ()),
+        filters=export.filters, fields=export.fields, includes=list(export.includes or ()),
+        dimension_scope=export.dimension_scope, header_language=export.header_language,
+        compress=export.compress, dry_data=export.dry_data)
 
 
 # --- API operations ------------------------------------------------------------------------------
@@ -116,9 +98,6 @@ def create_export(session: Session, *, body: ExportCreate, user: Principal,
             f"metadata is {metadata_size} bytes as JSON; the limit is {settings.export_metadata_max_bytes}.",
             code="metadata_too_large", details=[{"field": "metadata", "size": metadata_size,
                                                   "limit": settings.export_metadata_max_bytes}])
-    if "variants" in body.includes and not body.include_variants:
-        raise ValidationFailed("includes names 'variants' but includeVariants is false; drop one of them.",
-                               code="invalid_export", details=[{"field": "includes"}])
     export = Export(
         id=_new_export_id(), user_id=user.id, status=ExportStatus.PENDING,
         resource_type=body.resource_type, format=body.format, schema_id=body.schema_id,

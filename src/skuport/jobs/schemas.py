@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field
 
 from skuport.api import CamelModel, Flag, StrictCamelModel, Timestamp
+from skuport.exporting.formats import FORMATS
+from skuport.exporting.selection import Include, Name, Selection
 from skuport.jobs.models import RunStatus, RunTrigger
 
 _NAME = Field(min_length=1, max_length=200)
@@ -23,8 +25,8 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 InTimestamp = Annotated[Timestamp, AfterValidator(_aware)]
 
 
-class JobCreate(StrictCamelModel):
-    """Body of ``POST /export-jobs``."""
+class JobCreate(Selection):
+    """Body of ``POST /export-jobs``: where and when, and the one selection every export takes."""
 
     id: str | None = Field(default=None, description="Optional client-chosen id, e.g. 'expjob-nightly-feed'.")
     name: str = _NAME
@@ -33,25 +35,16 @@ class JobCreate(StrictCamelModel):
     destination_config: dict[str, Any] = Field(
         description="Destination-specific settings; secrets are write-only (masked on read)."
     )
-    format: str = Field(description="csv, json, jsonl, xml or xlsx.")
-    schema_id: str | None = None
-    catalog_id: str | None = None
-    dimension_scope: dict[str, str] | None = Field(
-        default=None, description='Dimension scope for value flattening, e.g. {"dim-language": "seg-en"}.'
-    )
+    format: str = Field(description=f"Output format: {', '.join(FORMATS)}.")
     schedule: str = Field(description="5-field cron expression, e.g. '0 2 * * *'.", max_length=120)
     timezone: str = Field(default="UTC", description="IANA time zone the schedule and {date} are read in.")
-    include_variants: Flag = True
-    compress: Flag = False
     filename_template: str | None = Field(
         default=None,
         description="Placeholders {date}, {datetime}, {jobId}, {runId}; default "
         "'{jobId}-{datetime}.<format>[.gz]'.",
     )
-    filters: dict[str, Any] | None = Field(
-        default=None, description="Record filters (the one filter syntax)."
-    )
-    fields: list[str] | None = Field(default=None, description="Columns to export; all when omitted.")
+    fields: list[str] | None = Field(default=None, description="Columns to export, in this order; all when "
+                                     "omitted.")
     delta: Flag = Field(
         default=False,
         description="Export only records changed since the last successful "
@@ -91,6 +84,10 @@ class JobUpdate(StrictCamelModel):
     delta: Flag | None = None
     active: Flag | None = None
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    lifecycle_state_ids: list[Name] | None = None
+    includes: list[Include] | None = None
+    header_language: Name | None = None
+    dry_data: Flag | None = None
     created_at: Any = Field(default=None, exclude=True)
     updated_at: Any = Field(default=None, exclude=True)
     created_by: Any = Field(default=None, exclude=True)
@@ -113,7 +110,8 @@ READ_ONLY_FIELDS = frozenset(
     }
 )
 NULLABLE_FIELDS = frozenset(
-    {"description", "schema_id", "catalog_id", "dimension_scope", "filters", "fields", "timeout_seconds"}
+    {"description", "schema_id", "catalog_id", "dimension_scope", "filters", "fields", "timeout_seconds",
+     "header_language"}
 )
 
 
@@ -156,6 +154,10 @@ class JobRead(CamelModel):
     created_by: str | None
     updated_by: str | None
     last_run: RunSummary | None = None
+    lifecycle_state_ids: list[str] = Field(default_factory=list)
+    includes: list[str] = Field(default_factory=list)
+    header_language: str | None = None
+    dry_data: bool = False
 
 
 class RunProgress(CamelModel):

@@ -220,18 +220,22 @@ def spec_of_job(job: ExportJob, *, changed_since: dt.datetime | None = None) -> 
 
 
 def _spec(values: Mapping[str, Any]) -> Any:
-    from skuport.exporting.spec import ExportSpec
+    return selection_of(values).to_spec()
 
-    return ExportSpec(
-        format=values["format"],
-        schema_id=values.get("schema_id"),
-        catalog_id=values.get("catalog_id"),
-        include_variants=values["include_variants"],
-        filters=values.get("filters") or None,
-        fields=tuple(values["fields"]) if values.get("fields") else None,
-        dimension_scope=values.get("dimension_scope") or None,
-        compress=values["compress"],
-    )
+
+SELECTION_FIELDS = ("format", "schema_id", "catalog_id", "include_variants", "lifecycle_state_ids",
+                    "filters", "fields", "includes", "dimension_scope", "header_language", "compress",
+                    "dry_data")
+"""The options of a job that are its selection (the rest say where, when and how often)."""
+
+
+def selection_of(values: Mapping[str, Any]) -> Any:
+    """The one selection a job's values hold (validated by the API's schema already)."""
+    from skuport.exporting.selection import Selection
+
+    chosen = {name: values[name] for name in SELECTION_FIELDS if values.get(name) is not None}
+    construct: Any = Selection.model_construct  # the values passed JobCreate/JobUpdate validation
+    return construct(**chosen)
 
 
 def run_timeout(job: ExportJob, settings: Settings | None = None) -> int:
@@ -266,6 +270,10 @@ _JOB_FIELDS = (
     "delta",
     "active",
     "timeout_seconds",
+    "lifecycle_state_ids",
+    "includes",
+    "header_language",
+    "dry_data",
 )
 
 
@@ -519,6 +527,10 @@ def job_read(session: Session, job: ExportJob) -> JobRead:
         created_by=job.created_by,
         updated_by=job.updated_by,
         last_run=RunSummary.model_validate(last) if last is not None else None,
+        lifecycle_state_ids=list(job.lifecycle_state_ids or []),
+        includes=list(job.includes or []),
+        header_language=job.header_language,
+        dry_data=job.dry_data,
     )
 
 

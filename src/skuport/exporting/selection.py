@@ -1,0 +1,129 @@
+"""The one selection: what an export reads and how it writes its file, for every caller.
+
+Export jobs, one-off exports, ``skuport export`` and the console all describe an export with these
+options and turn them into the pipeline's :class:`~skuport.exporting.spec.ExportSpec` here, in one
+place. The pipeline checks them against the catalogue (unknown format, scope, field, filter, header
+language, include: a 422 naming the option by its API name).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, model_validator
+from pydantic.alias_generators import to_camel
+
+from skuport.api import Flag, StrictCamelModel
+from skuport.exporting.formats import FORMATS
+from skuport.exporting.spec import ExportSpec
+
+ExportFormat = StrEnum("ExportFormat", {name.upper(): name for name in FORMATS})  # type: ignore[misc]
+"""The file formats, from the format registry (a new format needs no second list)."""
+ExportFormat.__doc__ = "File formats an export can produce."
+
+
+class Include(StrEnum):
+    """Related data an export can carry along with each record (seed 004's ``includes``)."""
+
+    CATEGORIES = "categories"
+    VARIANTS = "variants"
+    COMPLETENESS = "completeness"
+    LIFECYCLE_STATE = "lifecycleState"
+
+
+ALWAYS_INCLUDED = {"lifecycleState": "lifecycleStateId is a column of every export (added to fields)",
+                   "variants": "variants are rows of their own unless includeVariants is false"}
+"""Includes every export file already carries; the rest go to the pipeline, which decides."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Selection(StrictCamelModel):
+    """Which records an export reads, which columns it writes, in which scope and format."""
+
+    format: str = Field(default="csv", description=f"Output format: {', '.join(FORMATS)}.")
+    schema_id: Name | None = Field(default=None, description="Only records of this schema.")
+    catalog_id: Name | None = Field(default=None,
+                                    description="Only records assigned to a category of this catalog.")
+    include_variants: Flag = Field(default=True, description="Export variants as rows of their own.")
+    lifecycle_state_ids: list[Name] = Field(default_factory=list,
+                                            description="Only records in one of these states.")
+    filters: dict[str, Any] | None = Field(
+        default=None, description="The GET /records filter syntax: {\"brand\": \"Ma Marque\"}, "
+        "{\"price\": {\"gte\": 100}}, {\"sku_eq\": \"CW-001\"}.",
+        examples=[{"brand": "Ma Marque"}])
+    fields: list[Name] | None = Field(
+        default=None, min_length=1, max_length=500,
+        description="Attribute aliases (or record fields) to include, in this order; all when omitted.",
+        examples=[["ean", "product-name", "price"]])
+    includes: list[Include] = Field(
+        default_factory=list, description="Related data to add to each record: categories (a column of "
+        "category ids), completeness (percentage for the record's state); lifecycleState and variants are "
+        "always there (lifecycleStateId column, variant rows).")
+    dimension_scope: dict[Name, Name] | None = Field(
+        default=None, description="Resolve scoped values for this scope: one column per attribute; {} for "
+        "global values only; omitted: one column per attribute and scope.",
+        examples=[{"dim-language": "seg-da", "dim-market": "seg-dk"}])
+    header_language: Name | None = Field(default=None,
+                                         description="Segment whose attribute labels head the columns.")
+    compress: Flag = Field(default=False, description="Gzip the file.")
+    dry_data: Flag = Field(default=False,
+                           description="Leave out redundant data (ids, timestamps, blanks).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Selection:
+        if Include.VARIANTS in self.includes and not self.include_variants:
+            raise ValueError("includes names 'variants' but includeVariants is false; drop one of them")
+        storable(self, "filters", "fields", "schema_id", "catalog_id", "lifecycle_state_ids",
+                 "dimension_scope", "header_language")
+        return self
+
+    def to_spec(self, *, changed_since: dt.datetime | None = None,
+                max_records: int | None = None) -> ExportSpec:
+        """The pipeline's view of this selection (``changed_since``: a delta export's start)."""
+        includes = [str(getattr(i, "value", i)) for i in self.includes]
+        fields = tuple(self.fields) if self.fields else None
+        if fields is not None and "lifecycleState" in includes and "lifecycleStateId" not in fields:
+            fields += ("lifecycleStateId",)
+        return ExportSpec(
+            format=str(getattr(self.format, "value", self.format)),
+            schema_id=self.schema_id,
+            catalog_id=self.catalog_id,
+            include_variants=self.include_variants,
+            lifecycle_state_ids=tuple(self.lifecycle_state_ids),
+            filters=self.filters or None,
+            fields=fields,
+            dimension_scope=self.dimension_scope,  # {}: one column per attribute, global values
+            compress=self.compress,
+            header_language=self.header_language,
+            dry_data=self.dry_data,
+            includes=tuple(i for i in includes if i not in ALWAYS_INCLUDED),
+            changed_since=changed_since,
+            max_records=max_records,
+        )
+
+
+def storable(model: StrictCamelModel, *names: str) -> None:
+    """The fields ``names`` of ``model`` fit the database: PostgreSQL text cannot hold NUL, and JSON
+    columns keep integers as 64-bit numbers; both are refused up front instead of failing in the database
+    or the JSON encoder."""
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"{where} must not contain NUL characters")
+        if isinstance(value, bool):
+            return
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise ValueError(f"{where} holds an integer beyond 64 bits")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, where)
+                walk(item, f"{where}.{key}")
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, where)
+
+    for name in names:
+        walk(getattr(model, name), to_camel(name))
