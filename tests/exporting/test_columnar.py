@@ -16,9 +16,10 @@ from lxml import etree
 from skuport.catalog.models import Schema
 from skuport.config import get_settings
 from skuport.db import session_scope
-from skuport.exporting import columnar, pipeline
+from skuport.exporting import columnar, engines
 from skuport.exporting import select as selection
 from skuport.exporting.pipeline import run_export
+from skuport.exporting.prepared import prepare
 from skuport.exporting.spec import ExportSpec
 from tests.exporting.factories import add_attribute, g, make_record, make_tombstone
 
@@ -165,10 +166,12 @@ def test_values_survive_the_round_trip(tricky: None, engine: Any, tmp_path: Path
 
 
 def test_declines_what_it_does_not_cover(tricky: None) -> None:
-    def encoder(**options: Any) -> columnar.ColumnarEncoder | None:
+    def encoder(**options: Any) -> object | None:
+        """The frame engine's encoder, when it is the engine chosen."""
         options.setdefault("schema_id", "schema-apparel")
         with session_scope() as s:
-            return pipeline.columnar_encoder(pipeline.prepare(s, ExportSpec(**options)))
+            chosen = engines.choose_engine(prepare(s, ExportSpec(**options)), records=10, database_url="")
+            return getattr(chosen, "encoder", None)
 
     assert encoder(format="csv") is not None
     assert encoder(format="xlsx") is None

@@ -13,7 +13,7 @@ Per batch of raw rows it
 3. renders the cells for the format (CSV by polars' CSV writer, JSON string escaping as orjson does it,
    XML escaping as :func:`skuport.exporting.formats.base.xml_text`) and writes the batch.
 
-:func:`encoder_for` declines (returns None) what it does not cover, and the row engine runs instead:
+:func:`refusal` says what it does not cover (the row engine runs instead):
 xlsx (a workbook writer), the completeness include (computed by the records service), an attribute
 alias whose data type differs between schemas, and JSON objects whose keys would repeat.
 """
@@ -251,19 +251,21 @@ def is_engine_error(exc: BaseException) -> bool:
     return isinstance(exc, polars.exceptions.PolarsError)
 
 
-def encoder_for(plan: ColumnPlan, format_name: str, *, kinds_by_alias: Mapping[str, set[str]]) -> (
-        ColumnarEncoder | None):
-    """A columnar encoder for this export, or None when the row engine must write it (see module doc).
+def refusal(plan: ColumnPlan, format_name: str, *, kinds_by_alias: Mapping[str, set[str]]) -> str | None:
+    """Why the frame engine cannot write this export (None: it can; see the module doc).
 
     ``kinds_by_alias`` maps each attribute alias to the column kinds its attributes have across schemas.
     """
-    if format_name not in FORMATS or plan.completeness is not None:
-        return None
-    if any(len(kinds_by_alias.get(c.alias or "", ())) > 1 for c in plan.attribute_columns):
-        return None
+    if format_name not in FORMATS:
+        return f"polars does not write {format_name}"
+    if plan.completeness is not None:
+        return "the completeness column needs each record's values as a list"
+    mixed = [c.alias for c in plan.attribute_columns if len(kinds_by_alias.get(c.alias or "", ())) > 1]
+    if mixed:
+        return f"attribute {mixed[0]} has different types in different schemas"
     if format_name in ("json", "jsonl") and len(set(plan.headers)) != len(plan.headers):
-        return None
-    return ColumnarEncoder(plan, format_name)
+        return "two columns have the same header, which JSON keys cannot"
+    return None
 
 
-__all__ = ["FORMATS", "ColumnarEncoder", "encoder_for", "is_engine_error"]
+__all__ = ["FORMATS", "ColumnarEncoder", "is_engine_error", "refusal"]

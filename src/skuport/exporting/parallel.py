@@ -20,12 +20,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from skuport.exporting import select as selection
+from skuport.exporting.prepared import PreparedExport, prepare
 from skuport.exporting.spec import ExportSpec
 
 CHUNK_ROWS = 10_000
@@ -58,7 +58,7 @@ def pool(workers: int) -> ProcessPoolExecutor:
         if _pool is not None:
             _pool.shutdown(wait=False, cancel_futures=True)
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["skuport.exporting.pipeline"])
+        context.set_forkserver_preload(["skuport.exporting.prepared"])
         _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         _pool_size = workers
     return _pool
@@ -79,10 +79,8 @@ def _engine(url: str) -> Engine:
     return make_engine(url)
 
 
-def _prepared(conn: Connection, spec_blob: bytes) -> Any:
-    from skuport.exporting.pipeline import prepare
-
-    cache: dict[bytes, Any] = _prepared.__dict__.setdefault("cache", {})
+def _prepared(conn: Connection, spec_blob: bytes) -> PreparedExport:
+    cache: dict[bytes, PreparedExport] = _prepared.__dict__.setdefault("cache", {})
     if spec_blob not in cache:
         if len(cache) > 8:
             cache.clear()
@@ -121,7 +119,7 @@ def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
         gc.enable()
 
 
-def chunks(conn: Connection, prepared: Any, *, database_url: str, total: int) -> Iterator[Chunk]:
+def chunks(conn: Connection, prepared: PreparedExport, *, database_url: str, total: int) -> Iterator[Chunk]:
     """Cut the selection into chunks of CHUNK_ROWS records (computed lazily, one bound query each)."""
     spec: ExportSpec = prepared.spec
     snapshot = None
@@ -142,7 +140,7 @@ def chunks(conn: Connection, prepared: Any, *, database_url: str, total: int) ->
             return
 
 
-def encoded_chunks(conn: Connection, prepared: Any, *, database_url: str, total: int,
+def encoded_chunks(conn: Connection, prepared: PreparedExport, *, database_url: str, total: int,
                    workers: int) -> Iterator[tuple[bytes, int]]:
     """(encoded bytes, rows) of every chunk, in file order, with a few chunks in flight at a time."""
     executor: ProcessPoolExecutor | None = pool(workers)

@@ -1,0 +1,180 @@
+"""The engines that write an export's records, and the one place that chooses between them.
+
+- **frame**: polars encodes a batch of records at a time (csv, json, jsonl, xml), reading the next
+  batch while it encodes this one; the fastest where it applies.
+- **processes**: the row engine in worker processes (``SKUPORT_EXPORT_WORKERS`` > 1, large exports); it
+  pays only with idle cores.
+- **rows**: the row-by-row Python engine; it writes every format and option, and is the reference the
+  others are checked against byte for byte.
+
+:func:`choose_engine` picks one per export and logs why; the pipeline only calls ``write``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+from skuport.config import get_settings
+from skuport.exporting import columnar, parallel
+from skuport.exporting import select as selection
+from skuport.exporting.prepared import PreparedExport
+from skuport.exporting.sink import Sink
+from skuport.exporting.spec import ExportCancelled, ExportControl
+
+log = logging.getLogger(__name__)
+
+ENCODE_THREADS = 1
+"""Batches the frame engine encodes at once. polars releases the GIL, but on two cores a second
+encoding thread measured no faster: reading, encoding and gzip already keep both busy."""
+
+
+@dataclass
+class Meter:
+    """How far the export is (reported to the caller) and whether it was cancelled."""
+
+    control: ExportControl
+    total: int
+    done: int = 0
+
+    def add(self, rows: int) -> None:
+        """``rows`` more are written: report it."""
+        self.done += rows
+        if self.control.progress is not None:
+            self.control.progress(self.done, self.total)
+
+    def check(self) -> None:
+        """Stop here when the export was cancelled (its file is removed by the pipeline)."""
+        if self.control.cancel.is_set():
+            raise ExportCancelled(f"Export cancelled after {self.done:,} of {self.total:,} records.")
+
+
+class Engine(Protocol):
+    """Writes an export's records (not its tombstones, header or footer) into the sink."""
+
+    name: str
+
+    def write(self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *,
+              records: int) -> None:
+        """Write the first ``records`` matching records, in order, counting them on ``meter``."""
+
+
+class RowEngine:
+    """Python, one record at a time: every format and option."""
+
+    name = "rows"
+
+    def write(self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *,
+              records: int) -> None:
+        plan, fmt = prepared.plan, prepared.format
+        for rows in selection.record_batches(conn, prepared.record_clauses, limit=records,
+                                              cells=plan.uses_cells, batch_size=selection.BATCH_SIZE):
+            meter.check()
+            categories = (selection.category_map(conn, [r[0] for r in rows])
+                          if plan.categories_column else None)
+            sink.put(fmt.encode(plan.columns, plan.flatten(rows, categories, text=fmt.text_cells),
+                                first_row=meter.done))
+            meter.add(len(rows))
+
+
+@dataclass
+class ProcessesEngine:
+    """The row engine in ``workers`` processes, each reading its own range of the same snapshot."""
+
+    database_url: str
+    workers: int
+    name: str = "processes"
+
+    def write(self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *,
+              records: int) -> None:
+        for data, rows in parallel.encoded_chunks(conn, prepared, database_url=self.database_url,
+                                                  total=records, workers=self.workers):
+            meter.check()
+            sink.put(data)
+            meter.add(rows)
+
+
+@dataclass
+class FrameEngine:
+    """polars, a batch at a time: reading a batch (Python, holding the GIL) overlaps with encoding the
+    previous one (polars, which releases it) and with compressing the one before (the sink's thread).
+    At most two batches are in flight, so memory stays flat."""
+
+    encoder: columnar.ColumnarEncoder
+    name: str = "frame"
+
+    def write(self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *,
+              records: int) -> None:
+        submitted = 0
+        in_flight: deque[tuple[Future[bytes], int]] = deque()
+
+        def write_oldest() -> None:
+            future, count = in_flight.popleft()
+            sink.put(future.result())
+            meter.add(count)
+            meter.check()
+
+        with ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix="skuport-encode") as pool:
+            try:
+                for rows in selection.record_batches(conn, prepared.record_clauses, limit=records, cells=True,
+                                                      tuples=True, batch_size=selection.COLUMNAR_BATCH_SIZE):
+                    meter.check()
+                    categories = (selection.category_map(conn, [r[0] for r in rows])
+                                  if prepared.plan.categories_column else None)
+                    in_flight.append((pool.submit(self._batch, prepared, rows, categories, submitted),
+                                      len(rows)))
+                    submitted += len(rows)
+                    while len(in_flight) > ENCODE_THREADS or (in_flight and in_flight[0][0].done()):
+                        write_oldest()
+                while in_flight:
+                    write_oldest()
+            finally:
+                for future, _count in in_flight:
+                    future.cancel()
+
+    def _batch(self, prepared: PreparedExport, rows: Sequence[Any],
+               categories: Mapping[int, list[str]] | None, first_row: int) -> bytes:
+        """One batch by polars, or by the row engine (same bytes) when polars refuses it.
+
+        polars refuses a value whose JSON type the plan did not expect (e.g. an object where text
+        belongs); validation never stores one, but a feed must not fail over a record the row engine
+        can write.
+        """
+        try:
+            return self.encoder.encode(rows, categories, first_row=first_row)
+        except Exception as exc:
+            if not columnar.is_engine_error(exc):
+                raise
+            log.warning("the frame engine could not encode records %s..%s (%s); the row engine writes them",
+                        rows[0][1], rows[-1][1], str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            plan, fmt = prepared.plan, prepared.format
+            return fmt.encode(plan.columns, plan.flatten(rows, categories, text=fmt.text_cells),
+                              first_row=first_row)
+
+
+def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) -> Engine:
+    """The engine for this export, and a log line saying which and why."""
+    settings = get_settings()
+    engine: Engine
+    if settings.export_engine != "auto":
+        engine, why = RowEngine(), "SKUPORT_EXPORT_ENGINE=rows"
+    else:
+        refusal = columnar.refusal(prepared.plan, prepared.spec.format,
+                                   kinds_by_alias=prepared.kinds_by_alias)
+        if refusal is None:
+            encoder = columnar.ColumnarEncoder(prepared.plan, prepared.spec.format)
+            engine, why = FrameEngine(encoder), f"polars encodes {prepared.spec.format}"
+        elif settings.export_workers > 1 and records >= parallel.MIN_PARALLEL_ROWS:
+            engine = ProcessesEngine(database_url=database_url, workers=settings.export_workers)
+            why = f"{refusal}; {settings.export_workers} processes for {records:,} records"
+        else:
+            engine, why = RowEngine(), refusal
+    log.info("export of %s records as %s: %s engine (%s)", f"{records:,}", prepared.spec.format, engine.name,
+             why)
+    return engine

@@ -1,0 +1,165 @@
+"""An export spec checked against the catalogue and turned into what a run needs: its format, its
+column plan and the WHERE clauses of its records (and tombstones)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from skuport.catalog.models import Attribute, Catalog, Category, Dimension, LifecycleState, Schema, Segment
+from skuport.errors import ValidationFailed
+from skuport.exporting import select as selection
+from skuport.exporting.formats import FORMATS, Format
+from skuport.exporting.plan import SYSTEM_FIELDS, AttributeInfo, ColumnPlan, kind_of
+from skuport.exporting.spec import ExportSpec
+from skuport.records.filters import filter_clauses
+
+INCLUDES = frozenset({"categories", "completeness"})
+"""Extra columns an export can ask for (see docs/export-format.md)."""
+
+
+@dataclass
+class PreparedExport:
+    """A validated spec turned into what the run needs: format, column plan and WHERE clauses."""
+
+    spec: ExportSpec
+    format: Format
+    plan: ColumnPlan
+    record_clauses: list[ColumnElement[bool]]
+    tombstone_clauses: list[ColumnElement[bool]] | None
+    kinds_by_alias: dict[str, set[str]]
+    """Attribute alias -> the column kinds of the attributes of that alias across schemas."""
+
+
+def problem(field: str, message: str) -> dict[str, str]:
+    return {"field": field, "message": message}
+
+
+def _refuse(problems: list[dict[str, str]]) -> None:
+    if problems:
+        raise ValidationFailed(f"Invalid export: {problems[0]['message']}", details=problems,
+                               code="invalid_export")
+
+
+def _attributes(session: Session, schema_id: str | None) -> list[AttributeInfo]:
+    query = select(Attribute).order_by(Attribute.schema_id, Attribute.sort_order, Attribute.alias)
+    if schema_id:
+        query = query.where(Attribute.schema_id == schema_id)
+    seen: dict[str, AttributeInfo] = {}
+    for attr in session.scalars(query):
+        if attr.alias not in seen:
+            seen[attr.alias] = AttributeInfo(alias=attr.alias, data_type=attr.data_type,
+                                             dimension_ids=tuple(attr.dimension_ids or ()),
+                                             labels=dict(attr.labels or {}), name=attr.name)
+    return list(seen.values())
+
+
+def _segments(session: Session) -> dict[str, list[str]]:
+    query = (select(Segment.dimension_id, Segment.id).join(Dimension, Dimension.id == Segment.dimension_id)
+             .order_by(Dimension.sort_order, Dimension.id, Segment.sort_order, Segment.id))
+    segments: dict[str, list[str]] = {}
+    for dim, seg in session.execute(query):
+        segments.setdefault(dim, []).append(seg)
+    return segments
+
+
+def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
+    """Check every option of ``spec`` against the catalogue model; raise a 422 listing the problems."""
+    problems: list[dict[str, str]] = []
+    fmt = FORMATS.get(spec.format)
+    if fmt is None:
+        problems.append(problem("format", f"unknown format '{spec.format}' (use one of: "
+                                           f"{', '.join(FORMATS)})."))
+    if spec.schema_id and session.get(Schema, spec.schema_id) is None:
+        problems.append(problem("schemaId", f"schema '{spec.schema_id}' does not exist."))
+    attributes = _attributes(session, spec.schema_id)
+    by_alias = {a.alias: a for a in attributes}
+    if spec.fields is not None:
+        unknown = [f for f in spec.fields if f not in by_alias and f not in SYSTEM_FIELDS]
+        where = f"schema '{spec.schema_id}'" if spec.schema_id else "any schema"
+        for alias in unknown:
+            problems.append(problem("fields", f"'{alias}' is neither an attribute of {where} nor a record "
+                                               f"field ({', '.join(SYSTEM_FIELDS)})."))
+        doubles = sorted({f for f in spec.fields if list(spec.fields).count(f) > 1})
+        if doubles:
+            problems.append(problem("fields", f"fields name {', '.join(doubles)} more than once."))
+        if not spec.fields:
+            problems.append(problem("fields", "fields is empty; leave it out to export every attribute."))
+        attributes = [by_alias[f] for f in spec.fields if f in by_alias]
+    segments = _segments(session)
+    if spec.dimension_scope is not None:
+        if not isinstance(spec.dimension_scope, Mapping):
+            problems.append(problem("dimensionScope",
+                                     "dimensionScope must map dimension ids to segment ids."))
+        else:
+            for dim, seg in spec.dimension_scope.items():
+                if dim not in segments:
+                    problems.append(problem("dimensionScope", f"dimension '{dim}' does not exist."))
+                elif seg not in segments[dim]:
+                    problems.append(problem("dimensionScope",
+                                             f"'{seg}' is not a segment of dimension '{dim}'."))
+    if spec.header_language and not any(spec.header_language in segs for segs in segments.values()):
+        problems.append(problem("headerLanguage", f"'{spec.header_language}' is not a segment."))
+    category_ids: list[str] | None = None
+    if spec.catalog_id:
+        if session.get(Catalog, spec.catalog_id) is None:
+            problems.append(problem("catalogId", f"catalog '{spec.catalog_id}' does not exist."))
+        category_ids = list(session.scalars(
+            select(Category.id).where(Category.catalog_id == spec.catalog_id)))
+    if spec.lifecycle_state_ids:
+        known = set(session.scalars(select(LifecycleState.id).where(
+            LifecycleState.id.in_(list(spec.lifecycle_state_ids)))))
+        for state in spec.lifecycle_state_ids:
+            if state not in known:
+                problems.append(problem("lifecycleStateIds", f"lifecycle state '{state}' does not exist."))
+    for include in spec.includes:
+        if include not in INCLUDES:
+            problems.append(problem("includes", f"cannot include '{include}'; "
+                                                 f"use one of: {', '.join(sorted(INCLUDES))}."))
+    if spec.max_records is not None and spec.max_records < 0:
+        problems.append(problem("maxRecords", "maxRecords must not be negative."))
+    if spec.changed_since is not None and spec.changed_since.tzinfo is None:
+        problems.append(problem("changedSince", "changedSince needs a time zone (e.g. ...Z)."))
+    _refuse(problems)
+    assert fmt is not None
+    scope = dict(spec.dimension_scope) if spec.dimension_scope is not None else None
+    filters = filter_clauses(session, spec.filters, schema_id=spec.schema_id, dimension_scope=scope or None)
+    plan = ColumnPlan(attributes=attributes, segments=segments, dimension_scope=scope,
+                      header_language=spec.header_language, dry_data=spec.dry_data,
+                      deleted_column=spec.changed_since is not None,
+                      categories_column="categories" in spec.includes,
+                      completeness=_completeness(session) if "completeness" in spec.includes else None,
+                      fields=spec.fields)
+    clauses = selection.record_clauses(
+        schema_id=spec.schema_id, include_variants=spec.include_variants,
+        lifecycle_state_ids=spec.lifecycle_state_ids, category_ids=category_ids,
+        changed_since=spec.changed_since, filter_clauses=filters)
+    tombstones = (selection.tombstone_clauses(schema_id=spec.schema_id,
+                                              include_variants=spec.include_variants,
+                                              changed_since=spec.changed_since)
+                  if spec.changed_since is not None else None)
+    kinds: dict[str, set[str]] = {}
+    by_schema = select(Attribute.alias, Attribute.data_type)
+    if spec.schema_id:
+        by_schema = by_schema.where(Attribute.schema_id == spec.schema_id)
+    for alias, data_type in session.execute(by_schema):
+        kinds.setdefault(alias, set()).add(kind_of(data_type))
+    return PreparedExport(spec=spec, format=fmt, plan=plan, record_clauses=clauses,
+                          tombstone_clauses=tombstones, kinds_by_alias=kinds)
+
+
+def _completeness(session: Session) -> Callable[[str, str | None, Mapping[str, Any]], int]:
+    """Completeness percentage of a record's values for its current state, as the records API computes it."""
+    from skuport.records.service import compute_completeness, schema_context
+
+    contexts = {schema_id: schema_context(session, schema_id=schema_id)
+                for schema_id in session.scalars(select(Schema.id))}
+
+    def percentage(schema_id: str, state_id: str | None, values: Mapping[str, Any]) -> int:
+        return int(compute_completeness(contexts[schema_id], dict(values), state_id)["percentage"])
+
+    return percentage
