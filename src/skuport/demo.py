@@ -21,14 +21,12 @@ from skuport.catalog.models import (
     Workflow,
 )
 from skuport.db import session_scope
+from skuport.demo_options import COLORS, SIZES
 
 log = logging.getLogger(__name__)
 
 LANGUAGES = {"seg-en": "English", "seg-da": "Danish", "seg-de": "German"}
 MARKETS = {"seg-dk": "Denmark", "seg-de": "Germany"}
-COLORS = ["Black", "White", "Navy", "Red", "Green", "Sand", "Grey", "Yellow"]
-SIZES = ["XS", "S", "M", "L", "XL", "XXL"]
-MATERIALS = ["Nylon", "Polyester", "Cotton", "Wool", "Recycled polyester", "Gore-Tex"]
 
 
 def _labels(en: str, da: str, de: str) -> dict[str, str]:

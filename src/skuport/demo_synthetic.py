@@ -21,7 +21,7 @@ import orjson
 from sqlalchemy import Connection, func, insert, select, text
 
 from skuport.db import get_engine
-from skuport.demo import COLORS, MATERIALS, SIZES
+from skuport.demo_options import COLORS, MATERIALS, SIZES
 from skuport.records.models import Record, RecordCategory
 from skuport.records.values import cells_of, index_rows
 
