@@ -16,11 +16,11 @@ import pytest
 from lxml import etree
 
 from skuport.db import session_scope
+from skuport.exporting.conventions import FIXED_COLUMNS
 from skuport.exporting.formats import FORMATS
 from skuport.exporting.formats.base import join_list, xml_name
 from skuport.exporting.formats.xlsx import column_letters
 from skuport.exporting.pipeline import run_export
-from skuport.exporting.plan import FIXED_COLUMNS
 from skuport.exporting.spec import ExportResult, ExportSpec
 from tests.exporting.factories import g, make_record
 

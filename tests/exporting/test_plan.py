@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from skuport.exporting.plan import AttributeInfo, ColumnPlan, Kind, attribute_scopes, column_key
+from skuport.exporting.conventions import column_key
+from skuport.exporting.plan import AttributeInfo, ColumnPlan, Kind, attribute_scopes
 from skuport.records.values import cells_of
 
 SEGMENTS = {"dim-language": ["seg-en", "seg-da"], "dim-market": ["seg-dk", "seg-de"]}

@@ -26,8 +26,8 @@ from openpyxl.utils.escape import unescape
 from sqlalchemy import delete
 
 from skuport.db import session_scope
+from skuport.exporting.conventions import join_list, parse_number, split_list
 from skuport.exporting.pipeline import run_export
-from skuport.exporting.plan import join_list
 from skuport.exporting.spec import ExportSpec
 from skuport.records.models import Record, RecordCategory, RecordValue
 from tests.exporting.factories import add_attribute, g, make_record
@@ -77,6 +77,10 @@ def check_text_rows(rows: list[dict[str, Any]], ids: list[str], records: list[di
         assert same_number(row["n"], values["n"])
         assert not plain_numbers or "e" not in row["n"].lower()
         assert row["l"] == join_list(values["l"])
+        # what an import does: the conventions' inverses give the values back
+        assert split_list(row["l"]) == values["l"]
+        if plain_numbers:
+            assert parse_number(row["n"]) == values["n"]
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None, phases=(Phase.generate,),

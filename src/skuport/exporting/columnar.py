@@ -27,16 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from skuport.exporting.plan import (
-    CATEGORIES_COLUMN,
-    DELETED_COLUMN,
-    LIST_SEPARATOR,
-    RAW_VALUES,
-    Column,
-    ColumnPlan,
-    Kind,
-    number_text,
-)
+from skuport.exporting.conventions import DELETED_COLUMN, LIST_SEPARATOR, number_text
+from skuport.exporting.plan import CATEGORIES_COLUMN, RAW_VALUES, Column, ColumnPlan, Kind
 
 if TYPE_CHECKING:
     import polars as pl

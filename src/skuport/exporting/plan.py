@@ -17,22 +17,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 import orjson
 
+from skuport.exporting.conventions import (
+    DELETED_COLUMN,
+    DRY_DATA_DROPS,
+    FIXED_COLUMNS,
+    column_key,
+    join_list,
+    number_text,
+)
 from skuport.records.values import GLOBAL_CELL, DataType, scope_candidates, scope_key
 
-FIXED_COLUMNS = ("id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt")
-"""Leading columns of every export, in this order."""
-DRY_DATA_DROPS = frozenset({"id", "parentId", "createdAt", "updatedAt"})
-"""Columns ``dryData`` leaves out (ids and timestamps) so a file can be re-imported as a copy."""
-LIST_SEPARATOR = "|"
-"""Joins the elements of a list value (multiselect, categories) in text cells (csv, xlsx)."""
-DELETED_COLUMN = "_deleted"
-"""Column of delta exports: true on tombstone rows of deleted records."""
 CATEGORIES_COLUMN = "categories"
 """Column added by ``includes=("categories",)``: the record's category ids, in assignment order."""
 COMPLETENESS_COLUMN = "completeness"
@@ -88,11 +87,6 @@ class Column:
     alias: str | None = None
     scope: Mapping[str, str] = field(default_factory=dict)
     """The exact scope of an unscoped export's column ({} for global); empty for resolved columns."""
-
-
-def column_key(alias: str, key: str) -> str:
-    """The canonical column name for an attribute in one scope: ``alias`` or ``alias[scope key]``."""
-    return f"{alias}[{key}]" if key else alias
 
 
 def attribute_scopes(attribute: AttributeInfo, segments: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
@@ -400,30 +394,6 @@ def _signature(scope: Mapping[str, str], dims: tuple[str, ...]) -> Any:
     if any(k not in dims for k in scope):
         return None
     return tuple(scope.get(d) for d in dims)
-
-
-def join_list(value: Any) -> Any:
-    """A list as one text cell: elements joined by ``|``, with ``\\`` and ``|`` inside elements escaped."""
-    if not isinstance(value, list):
-        return value
-    parts = [str(v) for v in value]
-    if any("|" in p or "\\" in p for p in parts):
-        parts = [p.replace("\\", "\\\\").replace("|", "\\|") for p in parts]
-    return LIST_SEPARATOR.join(parts)
-
-
-def number_text(value: Any) -> Any:
-    """A number as exports write it: plain decimal notation, never an exponent, the shortest digits that
-    read back as the same number, a whole number without a fraction (``12``, ``12.5``, ``0.00001``,
-    ``100000000000000000000``). See docs/export-format.md."""
-    if type(value) is float:
-        # repr gives the shortest digits that read back (1e+23, not 99999999999999991611392); format
-        # spells them out without an exponent, normalize drops a whole number's '.0'.
-        decimal = Decimal(repr(value))
-        return format(decimal.normalize() if value.is_integer() else decimal, "f")
-    if type(value) is int:
-        return str(value)
-    return value
 
 
 def _cell(name: str, kind: Kind, text: bool) -> str:

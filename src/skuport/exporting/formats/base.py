@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO, Protocol
 
-from skuport.exporting.plan import LIST_SEPARATOR, Column, join_list
+from skuport.exporting.conventions import LIST_SEPARATOR, join_list, xml_name
+from skuport.exporting.plan import Column
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _XML_SPECIAL = re.compile("[&<>\"\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -67,11 +68,3 @@ def xml_text(value: str) -> str:
     value = _INVALID_XML.sub("", value)
     return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
             .replace("\r", "&#13;"))
-
-
-def xml_name(name: str) -> str:
-    """A valid XML element name for a header: other characters become '_', a bad start gets '_' before it."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
-    if not (cleaned[0].isalpha() or cleaned[0] == "_") or cleaned.lower().startswith("xml"):
-        cleaned = "_" + cleaned
-    return cleaned

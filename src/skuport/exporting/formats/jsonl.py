@@ -7,8 +7,9 @@ from typing import Any
 
 import orjson
 
+from skuport.exporting.conventions import number_text
 from skuport.exporting.formats.base import TextFormat
-from skuport.exporting.plan import Column, Kind, number_text
+from skuport.exporting.plan import Column, Kind
 
 
 def objects(columns: Sequence[Column], rows: list[list[Any]]) -> Iterator[dict[str, Any]]:

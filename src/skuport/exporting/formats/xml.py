@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from skuport.exporting.conventions import number_text
 from skuport.exporting.formats.base import TextFormat, xml_name, xml_text
-from skuport.exporting.plan import Column, Kind, number_text
+from skuport.exporting.plan import Column, Kind
 
 
 def _tags(column: Column) -> tuple[str, str]:
