@@ -19,7 +19,7 @@ from skuport.exporting.conventions import (
     split_list,
     xml_name,
 )
-from skuport.records.values import scope_key
+from skuport.records.scopes import scope_key
 
 ID = st.text(st.characters(categories=("Ll", "Nd"), include_characters="-"), min_size=1, max_size=12)
 
@@ -75,3 +75,21 @@ def test_xml_names() -> None:
     assert xml_name("product-name") == "product-name"
     assert xml_name("price[dim-market=seg-dk]") == "price_dim-market_seg-dk_"
     assert xml_name("1st") == "_1st" and xml_name("xmlish") == "_xmlish"
+
+
+def test_every_data_type_has_a_codec_whose_text_reads_back() -> None:
+    from skuport.records.codecs import CODECS, DataType, codec
+
+    assert set(CODECS) == set(DataType)
+    samples = {DataType.TEXT: "Ma Marque", DataType.TEXTAREA: "two\nlines", DataType.NUMBER: 129.99,
+               DataType.INTEGER: 2**62, DataType.BOOLEAN: False, DataType.DATE: "2026-03-08",
+               DataType.SELECT: "Navy", DataType.MULTISELECT: ["S", "M|L"],
+               DataType.URL: "https://example.com/p/1"}
+    rules = {"options": ["Navy", "S", "M|L"]}
+    for data_type, value in samples.items():
+        found = codec(data_type)
+        assert found.check(value, rules) is None, data_type
+        assert found.from_text(found.to_text(value)) == value, data_type
+    assert codec(DataType.INTEGER).check(1.5, {}) == "must be an integer"
+    assert codec(DataType.DATE).check("2026-02-30", {}) == "must be a real calendar date"
+    assert codec(DataType.TEXT).check("a\x00b", {}) == "must not contain NUL characters"

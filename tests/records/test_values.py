@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from skuport.errors import ValidationFailed
+from skuport.records.scopes import parse_scope_key, scope_key
 from skuport.records.values import (
     AttributeSpec,
     index_rows,
-    parse_scope_key,
     scope_candidates,
-    scope_key,
     validate_values,
 )
 

@@ -17,7 +17,8 @@ from skuport.console.web import PREFIX, CheckedForm, CurrentViewer, redirect, re
 from skuport.errors import SkuportError
 from skuport.records import service
 from skuport.records.models import Record
-from skuport.records.values import parse_scope_key, resolve_cell
+from skuport.records.scopes import parse_scope_key
+from skuport.records.values import resolve_cell
 
 router = APIRouter()
 PAGE = 50

@@ -12,7 +12,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from skuport.records.values import parse_scope_key
+from skuport.records.scopes import parse_scope_key
 
 FIXED_COLUMNS = ("id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt")
 """Leading columns of every export, in this order."""

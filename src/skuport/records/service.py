@@ -20,14 +20,13 @@ from skuport.errors import Conflict, Forbidden, ValidationFailed, not_found
 from skuport.ids import new_id
 from skuport.records.filters import filter_clauses
 from skuport.records.models import AuditEntry, Record, RecordCategory, RecordTombstone, RecordValue
+from skuport.records.scopes import parse_scope_key, scope_key
 from skuport.records.values import (
     AttributeSpec,
     cells_of,
     index_rows,
     index_text,
     is_empty,
-    parse_scope_key,
-    scope_key,
     validate_values,
 )
 

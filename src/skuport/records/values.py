@@ -2,47 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
-import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
 from skuport.errors import ValidationFailed
-
-
-class DataType(StrEnum):
-    """The data types an attribute can have."""
-
-    TEXT = "text"
-    TEXTAREA = "textarea"
-    NUMBER = "number"
-    INTEGER = "integer"
-    BOOLEAN = "boolean"
-    DATE = "date"
-    SELECT = "select"
-    MULTISELECT = "multiselect"
-    URL = "url"
-
+from skuport.records.codecs import DataType, codec
+from skuport.records.scopes import scope_key
 
 NUMERIC_TYPES = frozenset({DataType.NUMBER, DataType.INTEGER})
 TEXT_TYPES = frozenset({DataType.TEXT, DataType.TEXTAREA, DataType.URL})
-
-
-def scope_key(scope: Mapping[str, str]) -> str:
-    """Canonical text of a scope: ``dim-a=seg-x&dim-b=seg-y`` sorted by dimension; '' is global."""
-    return "&".join(f"{k}={scope[k]}" for k in sorted(scope))
-
-
-def parse_scope_key(key: str) -> dict[str, str]:
-    """Inverse of :func:`scope_key`."""
-    if not key:
-        return {}
-    return dict(part.split("=", 1) for part in key.split("&"))
 
 
 def scope_candidates(dimension_scope: Mapping[str, str]) -> list[str]:
@@ -72,80 +42,9 @@ class AttributeSpec:
     validation: Mapping[str, Any]
 
 
-_INT64 = 2**63
-"""Integers are stored exactly as signed 64-bit numbers."""
-
-
 def is_empty(value: Any) -> bool:
     """Whether a value counts as 'no value' (an empty string or list)."""
     return value is None or value == "" or value == []
-
-
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _check_value(spec: AttributeSpec, value: Any) -> str | None:
-    """Return a problem with ``value`` for this attribute, or None when it is valid."""
-    rules = spec.validation or {}
-    kind = spec.data_type
-    if isinstance(value, str) and "\x00" in value:
-        return "must not contain NUL characters"
-    if kind in (DataType.TEXT, DataType.TEXTAREA):
-        if not isinstance(value, str):
-            return "must be a string"
-        if "minLength" in rules and len(value) < rules["minLength"]:
-            return f"must be at least {rules['minLength']} characters"
-        if "maxLength" in rules and len(value) > rules["maxLength"]:
-            return f"must be at most {rules['maxLength']} characters"
-        if rules.get("pattern") and not re.fullmatch(rules["pattern"], value):
-            return f"must match the pattern {rules['pattern']}"
-    elif kind in NUMERIC_TYPES:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "must be a number" if kind == DataType.NUMBER else "must be an integer"
-        if kind == DataType.INTEGER and not isinstance(value, int):
-            return "must be an integer"
-        if isinstance(value, float) and not math.isfinite(value):
-            return "must be a finite number"
-        if isinstance(value, int) and not -_INT64 <= value < _INT64:
-            return "is outside the range kept exactly (a 64-bit integer: ±9223372036854775807)"
-        if "min" in rules and value < rules["min"]:
-            return f"must be at least {rules['min']}"
-        if "max" in rules and value > rules["max"]:
-            return f"must be at most {rules['max']}"
-    elif kind == DataType.BOOLEAN:
-        if not isinstance(value, bool):
-            return "must be true or false"
-    elif kind == DataType.DATE:
-        if not isinstance(value, str) or not _DATE.match(value):
-            return "must be a date as YYYY-MM-DD"
-        try:
-            dt.date.fromisoformat(value)
-        except ValueError:
-            return "must be a real calendar date"
-    elif kind == DataType.SELECT:
-        options = rules.get("options") or []
-        if not isinstance(value, str):
-            return "must be one of the options (a string)"
-        if value not in options:
-            return f"must be one of: {', '.join(map(str, options))}"
-    elif kind == DataType.MULTISELECT:
-        options = rules.get("options") or []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            return "must be a list of options"
-        bad = [v for v in value if v not in options]
-        if bad:
-            return f"has values that are not options: {', '.join(bad)}"
-        if len(set(value)) != len(value):
-            return "lists an option twice"
-    elif kind == DataType.URL:
-        if not isinstance(value, str):
-            return "must be a URL string"
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            return "must be an absolute http(s) URL"
-        if "maxLength" in rules and len(value) > rules["maxLength"]:
-            return f"must be at most {rules['maxLength']} characters"
-    return None
 
 
 def validate_values(
@@ -208,7 +107,7 @@ def validate_values(
                 continue
             if is_empty(value):
                 continue
-            message = _check_value(spec, value)
+            message = codec(spec.data_type).check(value, spec.validation or {})
             if message:
                 problem(f"'{alias}' {message}")
                 continue
