@@ -18,7 +18,7 @@ from pydantic import (
 
 from skuport.api import CamelModel, StrictCamelModel, Timestamp
 from skuport.ids import check_client_id
-from skuport.records.values import DataType
+from skuport.records.codecs import DataType
 
 ALIAS_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 

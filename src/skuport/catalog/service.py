@@ -48,8 +48,9 @@ from skuport.catalog.schemas import (
 from skuport.db import utcnow
 from skuport.errors import Conflict, ValidationFailed, not_found
 from skuport.ids import new_id
+from skuport.records.codecs import DataType
 from skuport.records.models import Record, RecordValue
-from skuport.records.values import AttributeSpec, DataType, validate_values
+from skuport.records.values import AttributeSpec, validate_values
 
 
 class ErrorCode(StrEnum):

@@ -10,6 +10,7 @@ attributes, in ``fields`` and in (suffixed) ``filters``. An export holds at most
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
@@ -302,7 +303,9 @@ def _resource(export: Export, request: Request) -> dict[str, Any]:
     """An export as a JSON:API resource object, with seed 004's attributes."""
     base = _base(request)
     self_url = f"{base}/exports/{export.id}"
-    stamp = lambda value: iso_z(value) if value is not None else None  # noqa: E731
+    def stamp(value: dt.datetime | None) -> str | None:
+        return iso_z(value) if value is not None else None
+
     vendor = (export.metadata_json or {})
     return {
         "id": export.id,

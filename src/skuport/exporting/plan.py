@@ -30,7 +30,9 @@ from skuport.exporting.conventions import (
     join_list,
     number_text,
 )
-from skuport.records.values import GLOBAL_CELL, DataType, scope_candidates, scope_key
+from skuport.records.codecs import DataType
+from skuport.records.scopes import scope_key
+from skuport.records.values import GLOBAL_CELL, scope_candidates
 
 CATEGORIES_COLUMN = "categories"
 """Column added by ``includes=("categories",)``: the record's category ids, in assignment order."""
@@ -318,7 +320,8 @@ class ColumnPlan:
         if self._resolved or self.uses_cells:
             if text not in self._compiled:
                 self._compiled[text] = self._compile(text)
-            return self._compiled[text](rows, categories, orjson.loads, [])
+            flat: list[list[Any]] = self._compiled[text](rows, categories, orjson.loads, [])
+            return flat
         out = self._flatten_generic(rows, categories)
         if self.permutation is not None:
             out = [self._permute(row) for row in out]

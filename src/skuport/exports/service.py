@@ -72,12 +72,13 @@ def build_spec(export: Export) -> ExportSpec:
 def selection_of(export: Export) -> Selection:
     """The selection an export row stores."""
     construct: Any = Selection.model_construct  # the row passed ExportCreate's validation
-    return construct(
+    selection: Selection = construct(
         format=export.format, schema_id=export.schema_id, catalog_id=export.catalog_id,
         include_variants=export.include_variants, lifecycle_state_ids=list(export.lifecycle_state_ids or ()),
         filters=export.filters, fields=export.fields, includes=list(export.includes or ()),
         dimension_scope=export.dimension_scope, header_language=export.header_language,
         compress=export.compress, dry_data=export.dry_data)
+    return selection
 
 
 # --- API operations ------------------------------------------------------------------------------

@@ -13,15 +13,16 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from skuport.catalog.models import Attribute
 from skuport.errors import ValidationFailed
+from skuport.records.codecs import DataType
 from skuport.records.models import Record, RecordValue
-from skuport.records.values import NUMERIC_TYPES, DataType, index_text, scope_candidates
+from skuport.records.values import NUMERIC_TYPES, index_text, scope_candidates
 
 
 class Op(StrEnum):
@@ -211,7 +212,8 @@ def _value_test(cond: Condition, types: set[str]) -> ColumnElement[bool]:
         Op.LT: column < operand,
         Op.LTE: column <= operand,
     }
-    return tests[cond.op]
+    test: ColumnElement[bool] = tests[cond.op]
+    return test
 
 
 def _rows(attribute: str, *extra: ColumnElement[bool]) -> Any:
@@ -260,7 +262,7 @@ def _time(cond: Condition, value: Any) -> dt.datetime:
 def _record_field_clause(cond: Condition) -> ColumnElement[bool]:
     column = RECORD_FIELDS[cond.field]
     if cond.op == Op.EXISTS:
-        return column.is_not(None) if _truthy(cond) else column.is_(None)
+        return cast(ColumnElement[bool], column.is_not(None) if _truthy(cond) else column.is_(None))
     is_time = cond.field in _TIME_FIELDS
 
     def convert(value: Any) -> Any:
@@ -271,7 +273,7 @@ def _record_field_clause(cond: Condition) -> ColumnElement[bool]:
         return index_text(value)
 
     if cond.op == Op.IN:
-        return column.in_([convert(v) for v in _list_operand(cond)])
+        return cast(ColumnElement[bool], column.in_([convert(v) for v in _list_operand(cond)]))
     if cond.op == Op.CONTAINS:
         if is_time:
             raise _bad(cond, "contains applies to text fields, not timestamps")
@@ -285,7 +287,8 @@ def _record_field_clause(cond: Condition) -> ColumnElement[bool]:
         Op.LT: column < operand,
         Op.LTE: column <= operand,
     }
-    return ops[cond.op]
+    clause: ColumnElement[bool] = ops[cond.op]
+    return clause
 
 
 def attribute_types(session: Session, schema_id: str | None = None) -> dict[str, set[str]]:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationInfo
+from urllib3.connection import HTTPConnection
 
 from skuport.config import get_settings
 from skuport.exporting.destinations.base import DeliveryError
@@ -137,18 +138,18 @@ def pinned_pool(pool_cls: type[Any], *, what: str) -> type[Any]:
     certificate against it; only the socket is opened to the checked address. A name that now resolves
     to a refused address (DNS rebinding) never gets a connection.
     """
-    base: type[Any] = pool_cls.ConnectionCls
+    base: type[HTTPConnection] = pool_cls.ConnectionCls
 
-    class PinnedConnection(base):
-        def _new_conn(self) -> Any:
-            name: str = self._dns_host  # type: ignore[has-type]
-            self._dns_host = resolve_checked(name, self.port, what=what)
-            try:
-                return super()._new_conn()
-            finally:
-                self._dns_host = name
+    def _new_conn(connection: Any) -> Any:
+        name = connection._dns_host
+        connection._dns_host = resolve_checked(name, connection.port, what=what)
+        try:
+            return base._new_conn(connection)
+        finally:
+            connection._dns_host = name
 
-    return type(f"Pinned{pool_cls.__name__}", (pool_cls,), {"ConnectionCls": PinnedConnection})
+    pinned = type(f"Pinned{base.__name__}", (base,), {"_new_conn": _new_conn})
+    return type(f"Pinned{pool_cls.__name__}", (pool_cls,), {"ConnectionCls": pinned})
 
 
 def delivery_error_in(exc: BaseException) -> DeliveryError | None:

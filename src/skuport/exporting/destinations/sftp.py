@@ -71,12 +71,16 @@ class SftpConfig(DestinationConfig):
         return self
 
 
-def _key_class(text: str) -> type[paramiko.PKey] | None:
+_KEY_CLASSES: dict[str, type[Any]] = {"rsa": paramiko.RSAKey, "ecdsa": paramiko.ECDSAKey,
+                                      "ed25519": paramiko.Ed25519Key}
+
+
+def _key_class(text: str) -> type[Any] | None:
     """The key class of a private key, read from its unencrypted header (decrypting is slow: bcrypt)."""
     if "BEGIN RSA PRIVATE KEY" in text:
-        return paramiko.RSAKey
+        return _KEY_CLASSES["rsa"]
     if "BEGIN EC PRIVATE KEY" in text:
-        return paramiko.ECDSAKey
+        return _KEY_CLASSES["ecdsa"]
     if "BEGIN OPENSSH PRIVATE KEY" not in text:
         return None
     body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
@@ -93,11 +97,11 @@ def _key_class(text: str) -> type[paramiko.PKey] | None:
     except (ValueError, UnicodeDecodeError, binascii.Error):
         return None
     if key_type == "ssh-ed25519":
-        return paramiko.Ed25519Key
+        return _KEY_CLASSES["ed25519"]
     if key_type == "ssh-rsa":
-        return paramiko.RSAKey
+        return _KEY_CLASSES["rsa"]
     if key_type.startswith("ecdsa-sha2-"):
-        return paramiko.ECDSAKey
+        return _KEY_CLASSES["ecdsa"]
     return None
 
 

@@ -248,7 +248,7 @@ class WebhookDestination:
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: half fixed, half random, capped."""
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
     def _attempt(self, delivery: Delivery) -> None:
         cfg = self.config
