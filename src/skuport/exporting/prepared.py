@@ -67,43 +67,41 @@ def _segments(session: Session) -> dict[str, list[str]]:
     return segments
 
 
-def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
-    """Check every option of ``spec`` against the catalogue model; raise a 422 listing the problems."""
-    problems: list[dict[str, str]] = []
-    fmt = FORMATS.get(spec.format)
-    if fmt is None:
-        problems.append(problem("format", f"unknown format '{spec.format}' (use one of: "
-                                           f"{', '.join(FORMATS)})."))
-    if spec.schema_id and session.get(Schema, spec.schema_id) is None:
-        problems.append(problem("schemaId", f"schema '{spec.schema_id}' does not exist."))
-    attributes = _attributes(session, spec.schema_id)
-    by_alias = {a.alias: a for a in attributes}
-    if spec.fields is not None:
-        unknown = [f for f in spec.fields if f not in by_alias and f not in SYSTEM_FIELDS]
-        where = f"schema '{spec.schema_id}'" if spec.schema_id else "any schema"
-        for alias in unknown:
-            problems.append(problem("fields", f"'{alias}' is neither an attribute of {where} nor a record "
-                                               f"field ({', '.join(SYSTEM_FIELDS)})."))
-        doubles = sorted({f for f in spec.fields if list(spec.fields).count(f) > 1})
-        if doubles:
-            problems.append(problem("fields", f"fields name {', '.join(doubles)} more than once."))
-        if not spec.fields:
-            problems.append(problem("fields", "fields is empty; leave it out to export every attribute."))
-        attributes = [by_alias[f] for f in spec.fields if f in by_alias]
-    segments = _segments(session)
+Problems = list[dict[str, str]]
+
+
+def _check_fields(spec: ExportSpec, by_alias: Mapping[str, AttributeInfo], problems: Problems) -> None:
+    assert spec.fields is not None
+    where = f"schema '{spec.schema_id}'" if spec.schema_id else "any schema"
+    for alias in [f for f in spec.fields if f not in by_alias and f not in SYSTEM_FIELDS]:
+        problems.append(problem("fields", f"'{alias}' is neither an attribute of {where} nor a record "
+                                          f"field ({', '.join(SYSTEM_FIELDS)})."))
+    doubles = sorted({f for f in spec.fields if list(spec.fields).count(f) > 1})
+    if doubles:
+        problems.append(problem("fields", f"fields name {', '.join(doubles)} more than once."))
+    if not spec.fields:
+        problems.append(problem("fields", "fields is empty; leave it out to export every attribute."))
+
+
+def _check_scope(spec: ExportSpec, segments: Mapping[str, list[str]], problems: Problems) -> None:
     if spec.dimension_scope is not None:
         if not isinstance(spec.dimension_scope, Mapping):
             problems.append(problem("dimensionScope",
-                                     "dimensionScope must map dimension ids to segment ids."))
-        else:
-            for dim, seg in spec.dimension_scope.items():
-                if dim not in segments:
-                    problems.append(problem("dimensionScope", f"dimension '{dim}' does not exist."))
-                elif seg not in segments[dim]:
-                    problems.append(problem("dimensionScope",
-                                             f"'{seg}' is not a segment of dimension '{dim}'."))
+                                    "dimensionScope must map dimension ids to segment ids."))
+            return
+        for dim, seg in spec.dimension_scope.items():
+            if dim not in segments:
+                problems.append(problem("dimensionScope", f"dimension '{dim}' does not exist."))
+            elif seg not in segments[dim]:
+                problems.append(problem("dimensionScope", f"'{seg}' is not a segment of dimension '{dim}'."))
     if spec.header_language and not any(spec.header_language in segs for segs in segments.values()):
         problems.append(problem("headerLanguage", f"'{spec.header_language}' is not a segment."))
+
+
+def _check_references(session: Session, spec: ExportSpec, problems: Problems) -> list[str] | None:
+    """Schema, catalog and lifecycle states exist; returns the catalog's category ids."""
+    if spec.schema_id and session.get(Schema, spec.schema_id) is None:
+        problems.append(problem("schemaId", f"schema '{spec.schema_id}' does not exist."))
     category_ids: list[str] | None = None
     if spec.catalog_id:
         if session.get(Catalog, spec.catalog_id) is None:
@@ -116,14 +114,47 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
         for state in spec.lifecycle_state_ids:
             if state not in known:
                 problems.append(problem("lifecycleStateIds", f"lifecycle state '{state}' does not exist."))
+    return category_ids
+
+
+def _check_options(spec: ExportSpec, problems: Problems) -> None:
     for include in spec.includes:
         if include not in INCLUDES:
             problems.append(problem("includes", f"cannot include '{include}'; "
-                                                 f"use one of: {', '.join(sorted(INCLUDES))}."))
+                                                f"use one of: {', '.join(sorted(INCLUDES))}."))
     if spec.max_records is not None and spec.max_records < 0:
         problems.append(problem("maxRecords", "maxRecords must not be negative."))
     if spec.changed_since is not None and spec.changed_since.tzinfo is None:
         problems.append(problem("changedSince", "changedSince needs a time zone (e.g. ...Z)."))
+
+
+def _kinds(session: Session, schema_id: str | None) -> dict[str, set[str]]:
+    """Attribute alias -> the column kinds of the attributes of that alias (across schemas unless one)."""
+    kinds: dict[str, set[str]] = {}
+    by_schema = select(Attribute.alias, Attribute.data_type)
+    if schema_id:
+        by_schema = by_schema.where(Attribute.schema_id == schema_id)
+    for alias, data_type in session.execute(by_schema):
+        kinds.setdefault(alias, set()).add(kind_of(data_type))
+    return kinds
+
+
+def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
+    """Check every option of ``spec`` against the catalogue model; raise a 422 listing the problems."""
+    problems: Problems = []
+    fmt = FORMATS.get(spec.format)
+    if fmt is None:
+        problems.append(problem("format", f"unknown format '{spec.format}' (use one of: "
+                                          f"{', '.join(FORMATS)})."))
+    category_ids = _check_references(session, spec, problems)
+    attributes = _attributes(session, spec.schema_id)
+    if spec.fields is not None:
+        by_alias = {a.alias: a for a in attributes}
+        _check_fields(spec, by_alias, problems)
+        attributes = [by_alias[f] for f in spec.fields if f in by_alias]
+    segments = _segments(session)
+    _check_scope(spec, segments, problems)
+    _check_options(spec, problems)
     _refuse(problems)
     assert fmt is not None
     scope = dict(spec.dimension_scope) if spec.dimension_scope is not None else None
@@ -142,14 +173,8 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
                                               include_variants=spec.include_variants,
                                               changed_since=spec.changed_since)
                   if spec.changed_since is not None else None)
-    kinds: dict[str, set[str]] = {}
-    by_schema = select(Attribute.alias, Attribute.data_type)
-    if spec.schema_id:
-        by_schema = by_schema.where(Attribute.schema_id == spec.schema_id)
-    for alias, data_type in session.execute(by_schema):
-        kinds.setdefault(alias, set()).add(kind_of(data_type))
     return PreparedExport(spec=spec, format=fmt, plan=plan, record_clauses=clauses,
-                          tombstone_clauses=tombstones, kinds_by_alias=kinds)
+                          tombstone_clauses=tombstones, kinds_by_alias=_kinds(session, spec.schema_id))
 
 
 def _completeness(session: Session) -> Callable[[str, str | None, Mapping[str, Any]], int]:
