@@ -47,23 +47,44 @@ def _fill(records: int, runs: int) -> str:
     generate(count=records, seed=7)
     now = dt.datetime.now(dt.UTC)
     with session_scope() as session:
-        job = ExportJob(id="expjob-bench", name="Bench feed", destination_type="local",
-                        destination_config={"path": "bench"}, format="csv", schedule="0 * * * *",
-                        timezone="UTC", include_variants=True, compress=False,
-                        filename_template="{jobId}-{datetime}.csv", active=True, delta=False,
-                        created_at=now, updated_at=now, next_run_at=now + dt.timedelta(hours=1))
+        job = ExportJob(
+            id="expjob-bench",
+            name="Bench feed",
+            destination_type="local",
+            destination_config={"path": "bench"},
+            format="csv",
+            schedule="0 * * * *",
+            timezone="UTC",
+            include_variants=True,
+            compress=False,
+            filename_template="{jobId}-{datetime}.csv",
+            active=True,
+            delta=False,
+            created_at=now,
+            updated_at=now,
+            next_run_at=now + dt.timedelta(hours=1),
+        )
         session.add(job)
         session.flush()
         for n in range(runs):
             start = now - dt.timedelta(hours=runs - n)
             failed = n % 17 == 0
-            session.add(ExportRun(
-                id=f"run-bench-{n:05d}", job_id=job.id, status="failed" if failed else "success",
-                trigger="schedule", attempt=1, scheduled_for=start, started_at=start,
-                completed_at=start + dt.timedelta(seconds=40 + n % 9),
-                record_count=None if failed else records - n, file_size=None if failed else 9_000_000 + n,
-                destination_path=None if failed else f"file:///tmp/bench/expjob-bench-{n}.csv",
-                error="S3 refused the upload: AccessDenied" if failed else None))
+            session.add(
+                ExportRun(
+                    id=f"run-bench-{n:05d}",
+                    job_id=job.id,
+                    status="failed" if failed else "success",
+                    trigger="schedule",
+                    attempt=1,
+                    scheduled_for=start,
+                    started_at=start,
+                    completed_at=start + dt.timedelta(seconds=40 + n % 9),
+                    record_count=None if failed else records - n,
+                    file_size=None if failed else 9_000_000 + n,
+                    destination_path=None if failed else f"file:///tmp/bench/expjob-bench-{n}.csv",
+                    error="S3 refused the upload: AccessDenied" if failed else None,
+                )
+            )
     return "expjob-bench"
 
 
@@ -89,12 +110,25 @@ def main() -> None:
     os.environ.update(env)
     began = time.perf_counter()
     job_id = _fill(args.records, args.runs)
-    print(f"filled {args.records:,} records and {args.runs:,} runs in {time.perf_counter() - began:.0f} s",
-          file=sys.stderr)
-    subprocess.run([*SKUPORT, "user", "password", "user-admin"], input=PASSWORD + "\n", text=True, env=env,
-                   check=True, capture_output=True)
-    token = subprocess.run([*SKUPORT, "token", "create", "--user", "user-admin"], env=env, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    print(
+        f"filled {args.records:,} records and {args.runs:,} runs in {time.perf_counter() - began:.0f} s",
+        file=sys.stderr,
+    )
+    subprocess.run(
+        [*SKUPORT, "user", "password", "user-admin"],
+        input=PASSWORD + "\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    token = subprocess.run(
+        [*SKUPORT, "token", "create", "--user", "user-admin"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     port = _free_port()
     server = subprocess.Popen([*SKUPORT, "serve", "--port", str(port), "--no-scheduler"], env=env)
     url = f"http://127.0.0.1:{port}"
@@ -108,15 +142,20 @@ def main() -> None:
                 time.sleep(0.1)
         login = client.get("/console/login")
         csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
-        answer = client.post("/console/login", data={"username": "user-admin", "password": PASSWORD,
-                                                     "csrf": csrf, "next": "/console"})
+        answer = client.post(
+            "/console/login",
+            data={"username": "user-admin", "password": PASSWORD, "csrf": csrf, "next": "/console"},
+        )
         assert answer.status_code == 303, answer.status_code  # logged in, sent on to the home page
         api = {"Authorization": f"Bearer {token}"}
         pages = [
             ("console: records list, page 1", "/console/records", None),
             ("console: records list, Danish scope", "/console/records?scope=dim-language:seg-da", None),
-            ("console: records list, page 1,000", f"/console/records?offset={min(49_950, args.records - 50)}",
-             None),
+            (
+                "console: records list, page 1,000",
+                f"/console/records?offset={min(49_950, args.records - 50)}",
+                None,
+            ),
             ("console: records search 'jacket'", "/console/records?q=jacket", None),
             (f"console: job page ({args.runs:,} runs)", f"/console/jobs/{job_id}", None),
             ("console: home (feeds by health, 14 days)", "/console", None),
@@ -134,8 +173,10 @@ def main() -> None:
                 times.append((time.perf_counter() - start) * 1000)
                 assert response.status_code == 200, (path, response.status_code)
             results.append((name, _percentile(times, 0.5), _percentile(times, 0.95), len(response.content)))
-        print(f"\n{args.records:,} records, {args.runs:,} runs, {args.repeat} requests per page, "
-              f"{'PostgreSQL' if args.database_url else 'SQLite'}\n")
+        print(
+            f"\n{args.records:,} records, {args.runs:,} runs, {args.repeat} requests per page, "
+            f"{'PostgreSQL' if args.database_url else 'SQLite'}\n"
+        )
         print("| page | p50 ms | p95 ms | bytes |\n|---|---:|---:|---:|")
         for name, p50, p95, size in results:
             print(f"| {name} | {p50:.1f} | {p95:.1f} | {size:,} |")

@@ -39,8 +39,12 @@ def child(args: argparse.Namespace) -> None:
     from skuport.exporting.spec import ExportSpec
 
     scenario = SCENARIOS[args.scenario]
-    spec = ExportSpec(format=scenario["format"], compress=scenario["compress"], schema_id="schema-apparel",
-                      dimension_scope=SCOPE)
+    spec = ExportSpec(
+        format=scenario["format"],
+        compress=scenario["compress"],
+        schema_id="schema-apparel",
+        dimension_scope=SCOPE,
+    )
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
@@ -52,8 +56,19 @@ def child(args: argparse.Namespace) -> None:
         size = result.file_size
     me = resource.getrusage(resource.RUSAGE_SELF)
     cpu = me.ru_utime - before.ru_utime + me.ru_stime - before.ru_stime + worker_cpu
-    print(json.dumps({"records": result.record_count, "bytes": size, "wall": wall, "cpu": cpu,
-                      "rss_mb": me.ru_maxrss / 1024, "worker_rss_mb": worker_rss, "load": load}))
+    print(
+        json.dumps(
+            {
+                "records": result.record_count,
+                "bytes": size,
+                "wall": wall,
+                "cpu": cpu,
+                "rss_mb": me.ru_maxrss / 1024,
+                "worker_rss_mb": worker_rss,
+                "load": load,
+            }
+        )
+    )
 
 
 def reference(args: argparse.Namespace) -> None:
@@ -78,13 +93,16 @@ def reference(args: argparse.Namespace) -> None:
     engine = make_engine(args.url)
     where = "WHERE schema_id = 'schema-apparel'"
     with tempfile.TemporaryDirectory() as out:
-        plain = run_export(ExportSpec(format="csv", schema_id="schema-apparel", dimension_scope=SCOPE),
-                           out_dir=Path(out))
+        plain = run_export(
+            ExportSpec(format="csv", schema_id="schema-apparel", dimension_scope=SCOPE), out_dir=Path(out)
+        )
         data = plain.path.read_bytes()
     began = time.perf_counter()
     with engine.connect() as conn:
-        scanned = sum(len(row[0]) for row in conn.execute(text(f"SELECT cells_json FROM records {where}"))
-                      .yield_per(5000))
+        scanned = sum(
+            len(row[0])
+            for row in conn.execute(text(f"SELECT cells_json FROM records {where}")).yield_per(5000)
+        )
     scan = time.perf_counter() - began
     began = time.perf_counter()
     compressed = len(igzip.compress(data, compresslevel=3))
@@ -92,15 +110,26 @@ def reference(args: argparse.Namespace) -> None:
 
     began = time.perf_counter()
     with engine.connect() as conn:
-        aliases = [a for (a,) in conn.execute(text(
-            "SELECT alias FROM attributes WHERE schema_id = 'schema-apparel' ORDER BY sort_order"))]
-        rows = conn.execute(text(f"SELECT id, parent_id, schema_id, lifecycle_state_id, created_at, "
-                                 f"updated_at, values_json FROM records {where} ORDER BY pk")).yield_per(5000)
-        with tempfile.TemporaryDirectory() as out, gzip.open(Path(out) / "feed.csv.gz", "wt", newline="",
-                                                              encoding="utf-8") as handle:
+        aliases = [
+            a
+            for (a,) in conn.execute(
+                text("SELECT alias FROM attributes WHERE schema_id = 'schema-apparel' ORDER BY sort_order")
+            )
+        ]
+        rows = conn.execute(
+            text(
+                f"SELECT id, parent_id, schema_id, lifecycle_state_id, created_at, "
+                f"updated_at, values_json FROM records {where} ORDER BY pk"
+            )
+        ).yield_per(5000)
+        with (
+            tempfile.TemporaryDirectory() as out,
+            gzip.open(Path(out) / "feed.csv.gz", "wt", newline="", encoding="utf-8") as handle,
+        ):
             writer = csv.writer(handle)
-            writer.writerow(["id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt",
-                             *aliases])
+            writer.writerow(
+                ["id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt", *aliases]
+            )
             for *fixed, values_json in rows:
                 values = json.loads(values_json)
                 cells = []
@@ -113,8 +142,19 @@ def reference(args: argparse.Namespace) -> None:
                     cells.append("|".join(best) if isinstance(best, list) else best)
                 writer.writerow([*fixed, *cells])
     baseline = time.perf_counter() - began
-    print(json.dumps({"scan": scan, "scanned_bytes": scanned, "compress": squeeze, "csv_bytes": len(data),
-                      "compressed": compressed, "baseline": baseline, "records": plain.record_count}))
+    print(
+        json.dumps(
+            {
+                "scan": scan,
+                "scanned_bytes": scanned,
+                "compress": squeeze,
+                "csv_bytes": len(data),
+                "compressed": compressed,
+                "baseline": baseline,
+                "records": plain.record_count,
+            }
+        )
+    )
 
 
 def _workers(parallel: object) -> tuple[float, float]:
@@ -142,9 +182,13 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--workers", default="1,2", help="SKUPORT_EXPORT_WORKERS values to try")
     parser.add_argument("--engines", default="auto", help="SKUPORT_EXPORT_ENGINE values to try (auto,rows)")
-    parser.add_argument("--settle", type=float, default=5.0,
-                        help="seconds to wait after syncing the previous run's file to disk (the kernel's "
-                             "write-back of a 600 MB file otherwise bills the next run)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="seconds to wait after syncing the previous run's file to disk (the kernel's "
+        "write-back of a 600 MB file otherwise bills the next run)",
+    )
     parser.add_argument("--engine", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -164,10 +208,15 @@ def main() -> None:
         url = f"sqlite:///{(args.data_dir / 'skuport.db').resolve()}"
     else:
         parser.error("give --data-dir or --database-url")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, {url.split('://')[0]}", flush=True)
-    print("| scenario | engine | workers | records | file bytes | seconds | records/s | CPU s | peak RSS MB "
-          "(main / worker) | load avg |")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {url.split('://')[0]}",
+        flush=True,
+    )
+    print(
+        "| scenario | engine | workers | records | file bytes | seconds | records/s | CPU s | peak RSS MB "
+        "(main / worker) | load avg |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     exported: dict[str, float] = {}
     for name in args.scenarios.split(","):
@@ -175,32 +224,58 @@ def main() -> None:
             for workers in args.workers.split(","):
                 os.sync()
                 time.sleep(args.settle)
-                out = subprocess.run([sys.executable, __file__, "--child", "--url", url, "--scenario", name,
-                                      "--workers", workers, "--engine", engine],
-                                     capture_output=True, text=True, check=False)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        "--url",
+                        url,
+                        "--scenario",
+                        name,
+                        "--workers",
+                        workers,
+                        "--engine",
+                        engine,
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
                 if out.returncode:
-                    print(f"| {name} | {engine} | {workers} | failed: "
-                          f"{out.stderr.strip().splitlines()[-1]} |", flush=True)
+                    print(
+                        f"| {name} | {engine} | {workers} | failed: {out.stderr.strip().splitlines()[-1]} |",
+                        flush=True,
+                    )
                     continue
                 m = json.loads(out.stdout.strip().splitlines()[-1])
                 exported.setdefault(name, m["wall"])
-                print(f"| {name} | {engine} | {workers} | {m['records']:,} | {m['bytes']:,} | "
-                      f"{m['wall']:.2f} | {m['records'] / m['wall']:,.0f} | {m['cpu']:.2f} | "
-                      f"{m['rss_mb']:.0f} / {m['worker_rss_mb']:.0f} | {m['load']:.1f} |", flush=True)
+                print(
+                    f"| {name} | {engine} | {workers} | {m['records']:,} | {m['bytes']:,} | "
+                    f"{m['wall']:.2f} | {m['records'] / m['wall']:,.0f} | {m['cpu']:.2f} | "
+                    f"{m['rss_mb']:.0f} / {m['worker_rss_mb']:.0f} | {m['load']:.1f} |",
+                    flush=True,
+                )
     if "csv+gzip" in exported:
         os.sync()
         time.sleep(args.settle)
-        out = subprocess.run([sys.executable, __file__, "--reference", "--url", url], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--reference", "--url", url],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         floor = r["scan"] + r["compress"]
         wall = exported["csv+gzip"]
-        print(f"\ncsv+gzip, {r['records']:,} records: export {wall:.2f} s; floor {floor:.2f} s (scan of "
-              f"{r['scanned_bytes'] / 1e6:,.0f} MB of cells {r['scan']:.2f} s + ISA-L level 3 over "
-              f"{r['csv_bytes'] / 1e6:,.0f} MB of csv {r['compress']:.2f} s) -> {wall / floor:.1f}x the "
-              "floor; "
-              f"baseline (values -> csv.writer -> gzip) {r['baseline']:.2f} s -> "
-              f"{r['baseline'] / wall:.1f}x faster than the baseline")
+        print(
+            f"\ncsv+gzip, {r['records']:,} records: export {wall:.2f} s; floor {floor:.2f} s (scan of "
+            f"{r['scanned_bytes'] / 1e6:,.0f} MB of cells {r['scan']:.2f} s + ISA-L level 3 over "
+            f"{r['csv_bytes'] / 1e6:,.0f} MB of csv {r['compress']:.2f} s) -> {wall / floor:.1f}x the "
+            "floor; "
+            f"baseline (values -> csv.writer -> gzip) {r['baseline']:.2f} s -> "
+            f"{r['baseline'] / wall:.1f}x faster than the baseline"
+        )
 
 
 if __name__ == "__main__":

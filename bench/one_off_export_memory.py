@@ -133,9 +133,19 @@ def export_once(client: httpx.Client, headers: dict[str, str], pid: int, fmt: st
                 digest.update(chunk)
                 size += len(chunk)
         assert size == body["fileSize"] and digest.hexdigest() == body["sha256"], "download differs"
-    return Measure(format=fmt, records=body["recordCount"], size=size, export_s=exported,
-                   total_s=time.perf_counter() - began, before=before, peak=sampler.peak, after=_rss_kib(pid),
-                   main_before=main_before, main_peak=sampler.main_peak, main_after=_status_kib(pid))
+    return Measure(
+        format=fmt,
+        records=body["recordCount"],
+        size=size,
+        export_s=exported,
+        total_s=time.perf_counter() - began,
+        before=before,
+        peak=sampler.peak,
+        after=_rss_kib(pid),
+        main_before=main_before,
+        main_peak=sampler.main_peak,
+        main_after=_status_kib(pid),
+    )
 
 
 def main() -> None:
@@ -148,8 +158,14 @@ def main() -> None:
     formats = args.formats.split(",")
 
     data_dir = Path(tempfile.mkdtemp(prefix="skuport-bench-exports-"))
-    os.environ.update({"SKUPORT_DATA_DIR": str(data_dir), "SKUPORT_SECRET_KEY": "bench-secret",
-                       "SKUPORT_EXPORT_MAX_RECORDS": "0", "SKUPORT_LOG_LEVEL": "warning"})
+    os.environ.update(
+        {
+            "SKUPORT_DATA_DIR": str(data_dir),
+            "SKUPORT_SECRET_KEY": "bench-secret",
+            "SKUPORT_EXPORT_MAX_RECORDS": "0",
+            "SKUPORT_LOG_LEVEL": "warning",
+        }
+    )
     os.environ.pop("SKUPORT_DATABASE_URL", None)
     from skuport.bootstrap import bootstrap
     from skuport.config import get_settings
@@ -162,8 +178,18 @@ def main() -> None:
     _fill(args.small)
 
     port = _free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "skuport"), "serve", "--port", str(port),
-                               "--log-level", "warning", "--no-scheduler"], env=os.environ.copy())
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "skuport"),
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-scheduler",
+        ],
+        env=os.environ.copy(),
+    )
     rows: list[Measure] = []
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
@@ -189,15 +215,21 @@ def main() -> None:
         server.terminate()
         server.wait(30)
 
-    print(f"server RSS idle after start: {idle / 1024:.0f} MiB; high-water mark of the server process "
-          f"over the whole run: {hwm / 1024:.0f} MiB (RSS figures below include its child processes)\n")
-    print("| format | records | file | export (s) | export + download (s) | server process RSS before / "
-          "peak / after | with worker processes: before / peak / after |")
+    print(
+        f"server RSS idle after start: {idle / 1024:.0f} MiB; high-water mark of the server process "
+        f"over the whole run: {hwm / 1024:.0f} MiB (RSS figures below include its child processes)\n"
+    )
+    print(
+        "| format | records | file | export (s) | export + download (s) | server process RSS before / "
+        "peak / after | with worker processes: before / peak / after |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for m in rows:
-        print(f"| {m.format} | {m.records:,} | {m.size / 1e6:.1f} MB | {m.export_s:.1f} | {m.total_s:.1f} | "
-              f"{m.main_before / 1024:.0f} / {m.main_peak / 1024:.0f} / {m.main_after / 1024:.0f} MiB | "
-              f"{m.before / 1024:.0f} / {m.peak / 1024:.0f} / {m.after / 1024:.0f} MiB |")
+        print(
+            f"| {m.format} | {m.records:,} | {m.size / 1e6:.1f} MB | {m.export_s:.1f} | {m.total_s:.1f} | "
+            f"{m.main_before / 1024:.0f} / {m.main_peak / 1024:.0f} / {m.main_after / 1024:.0f} MiB | "
+            f"{m.before / 1024:.0f} / {m.peak / 1024:.0f} / {m.after / 1024:.0f} MiB |"
+        )
 
 
 if __name__ == "__main__":

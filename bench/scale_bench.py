@@ -181,9 +181,12 @@ def queued_to_started(sample: int) -> dict[str, Any]:
     started = sorted(event_times("started").items(), key=lambda item: item[1])[:sample]
     waits = [at - deferred[job] for job, at in started]
     span = started[-1][1] - started[0][1]
-    return {"sample": len(started), "workers_up_to_first_start_s": round(started[0][1] - began, 2),
-            "queued_to_started_p50_s": round(percentile(waits, 50), 2),
-            "started_per_s_2_workers": round((len(started) - 1) / span, 1) if span else None}
+    return {
+        "sample": len(started),
+        "workers_up_to_first_start_s": round(started[0][1] - began, 2),
+        "queued_to_started_p50_s": round(percentile(waits, 50), 2),
+        "started_per_s_2_workers": round((len(started) - 1) / span, 1) if span else None,
+    }
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
@@ -313,8 +316,12 @@ def main() -> None:
     one = sub.add_parser("scheduler")
     one.add_argument("--jobs", type=int, default=10_000)
     one.add_argument("--sample", type=int, default=1000, help="runs whose queued -> started is measured")
-    one.add_argument("--batches", type=lambda v: [int(b) for b in v.split(",")], default=[1, 500],
-                     help="jobs claimed per transaction, comma-separated (1: one by one, the baseline)")
+    one.add_argument(
+        "--batches",
+        type=lambda v: [int(b) for b in v.split(",")],
+        default=[1, 500],
+        help="jobs claimed per transaction, comma-separated (1: one by one, the baseline)",
+    )
     two = sub.add_parser("throughput")
     two.add_argument("--exports", type=int, default=100)
     two.add_argument("--records", type=int, default=20_000)

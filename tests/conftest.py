@@ -80,10 +80,15 @@ def _truncate() -> None:
         try:
             with engine.begin() as conn:
                 if engine.dialect.name == "postgresql":
-                    queue = ["procrastinate_jobs", "procrastinate_events", "procrastinate_periodic_defers",
-                             "procrastinate_workers"]  # the scale-out queue (migration 0007)
-                    conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in [*tables, *queue])
-                                      + " CASCADE"))
+                    queue = [
+                        "procrastinate_jobs",
+                        "procrastinate_events",
+                        "procrastinate_periodic_defers",
+                        "procrastinate_workers",
+                    ]  # the scale-out queue (migration 0007)
+                    conn.execute(
+                        text("TRUNCATE " + ", ".join(f'"{t}"' for t in [*tables, *queue]) + " CASCADE")
+                    )
                 else:
                     for table in tables:
                         conn.execute(text(f'DELETE FROM "{table}"'))

@@ -85,8 +85,14 @@ def _skuport(*args: str, data_dir: str, umask: int | None = None) -> subprocess.
         if umask is not None:
             os.umask(umask)
 
-    return subprocess.run([sys.executable, "-m", "skuport.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=120, preexec_fn=set_umask)
+    return subprocess.run(
+        [sys.executable, "-m", "skuport.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=set_umask,
+    )
 
 
 def test_a_fresh_data_dir_token_db_upgrade_and_export_permissions(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -13,20 +13,35 @@ from skuport.scheduling.executor import InMemoryExecutor
 def scrape(client: TestClient, admin: dict[str, str]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     response = client.get("/metrics", headers=admin)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
 
-def test_metrics_count_runs_queue_and_deliveries(memory_executor: InMemoryExecutor, client: TestClient,
-                                                 admin: dict[str, str], tmp_path: Any,
-                                                 monkeypatch: Any) -> None:
+def test_metrics_count_runs_queue_and_deliveries(
+    memory_executor: InMemoryExecutor,
+    client: TestClient,
+    admin: dict[str, str],
+    tmp_path: Any,
+    monkeypatch: Any,
+) -> None:
     from skuport.config import get_settings
 
     monkeypatch.setenv("SKUPORT_LOCAL_ROOT", str(tmp_path))
     get_settings.cache_clear()
-    created = client.post("/api/v1/export-jobs", headers=admin, json={
-        "name": "m", "destinationType": "local", "destinationConfig": {"path": "m"}, "format": "csv",
-        "schedule": "0 0 1 1 *"}).json()
+    created = client.post(
+        "/api/v1/export-jobs",
+        headers=admin,
+        json={
+            "name": "m",
+            "destinationType": "local",
+            "destinationConfig": {"path": "m"},
+            "format": "csv",
+            "schedule": "0 0 1 1 *",
+        },
+    ).json()
     run = client.post(f"/api/v1/export-jobs/{created['id']}/run", headers=admin).json()
     queued = scrape(client, admin)
     assert queued[("skuport_queue_depth", (("kind", "run"),))] == 1

@@ -55,7 +55,8 @@ def test_api_conforms(case: schemathesis.Case, headers: dict[str, str]) -> None:
     components = case.meta.components if case.meta is not None else {}
     mutated_headers = any(
         getattr(location, "value", location) == "header" and info.mode == GenerationMode.NEGATIVE
-        for location, info in components.items())
+        for location, info in components.items()
+    )
     # a case whose headers were made invalid on purpose is sent as generated (without the admin token)
     case.call_and_validate(headers=None if mutated_headers else headers, checks=CHECKS)
 

@@ -12,11 +12,19 @@ from skuport import secrets
 from skuport.config import get_settings
 from skuport.exporting.destinations.base import MASK
 
-S3 = {"bucket": "sigma-exports", "path": "feeds/", "region": "eu-west-1", "accessKeyId": "AKIAEXAMPLE",
-      "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+S3 = {
+    "bucket": "sigma-exports",
+    "path": "feeds/",
+    "region": "eu-west-1",
+    "accessKeyId": "AKIAEXAMPLE",
+    "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+}
 UseKeys = Callable[[str], None]
-HOOK = {"url": "https://hooks.example.com/in", "secret": "whsec_c2t1cG9ydC10ZXN0LXNlY3JldA==",
-        "headers": {"Authorization": "Bearer live-token-0123456789", "X-Feed": "products"}}
+HOOK = {
+    "url": "https://hooks.example.com/in",
+    "secret": "whsec_c2t1cG9ydC10ZXN0LXNlY3JldA==",
+    "headers": {"Authorization": "Bearer live-token-0123456789", "X-Feed": "products"},
+}
 
 
 @pytest.fixture
@@ -37,7 +45,8 @@ def test_secret_fields_are_encrypted_and_nothing_else(keys: UseKeys) -> None:
     stored = secrets.encrypt_config("s3", S3)
     secret = {"accessKeyId", "secretAccessKey"}  # the key id too: it names the account
     assert {k: v for k, v in stored.items() if k not in secret} == {
-        k: v for k, v in S3.items() if k not in secret}
+        k: v for k, v in S3.items() if k not in secret
+    }
     assert set(stored["secretAccessKey"]) == set(stored["accessKeyId"]) == {"$enc"}
     assert S3["secretAccessKey"] not in json.dumps(stored) and S3["accessKeyId"] not in json.dumps(stored)
     assert secrets.decrypt_config("s3", stored) == S3
@@ -56,12 +65,16 @@ def test_webhook_header_values_are_secret_but_their_names_visible(keys: UseKeys)
     assert "live-token" not in json.dumps(stored) and "whsec_" not in json.dumps(stored)
     assert secrets.decrypt_config("webhook", stored) == HOOK
     assert secrets.mask_config("webhook", stored) == {
-        "url": HOOK["url"], "secret": MASK, "headers": {"Authorization": MASK, "X-Feed": MASK}}
+        "url": HOOK["url"],
+        "secret": MASK,
+        "headers": {"Authorization": MASK, "X-Feed": MASK},
+    }
 
 
 def test_mask_shows_only_which_secrets_are_set() -> None:
-    masked = secrets.mask_config("sftp", {"host": "h", "username": "u", "password": "pw-123456",
-                                          "privateKey": None})
+    masked = secrets.mask_config(
+        "sftp", {"host": "h", "username": "u", "password": "pw-123456", "privateKey": None}
+    )
     assert masked == {"host": "h", "username": "u", "password": MASK, "privateKey": None}
     assert secrets.mask_config("local", {"path": "feeds"}) == {"path": "feeds"}
 
@@ -73,8 +86,11 @@ def test_masked_values_sent_back_keep_the_stored_secret(keys: UseKeys) -> None:
     update["headers"] = {**update["headers"], "X-Feed": "changed"}
     merged = secrets.encrypt_config("webhook", secrets.keep_masked_secrets("webhook", update, stored))
     plain = secrets.decrypt_config("webhook", merged)
-    assert plain == {**HOOK, "url": "https://hooks.example.com/v2",
-                     "headers": {"Authorization": HOOK["headers"]["Authorization"], "X-Feed": "changed"}}
+    assert plain == {
+        **HOOK,
+        "url": "https://hooks.example.com/v2",
+        "headers": {"Authorization": HOOK["headers"]["Authorization"], "X-Feed": "changed"},
+    }
 
 
 def test_key_rotation_new_key_first_old_key_still_decrypts(keys: UseKeys) -> None:
@@ -104,8 +120,9 @@ def test_derived_keys_differ_per_secret_and_are_fernet_keys() -> None:
     assert one != two and len(one) == 44 and one == secrets.derive_key("a")
 
 
-def test_log_filter_redacts_known_secrets_and_secret_patterns(caplog: pytest.LogCaptureFixture,
-                                                              keys: UseKeys) -> None:
+def test_log_filter_redacts_known_secrets_and_secret_patterns(
+    caplog: pytest.LogCaptureFixture, keys: UseKeys
+) -> None:
     keys("key-one")
     plain = secrets.decrypt_config("s3", secrets.encrypt_config("s3", S3))  # decrypting registers the value
     secrets.install_log_redaction(caplog.handler)
@@ -120,8 +137,13 @@ def test_log_filter_redacts_known_secrets_and_secret_patterns(caplog: pytest.Log
         except RuntimeError:
             log.exception("failed")
     text = caplog.text
-    for secret in (S3["secretAccessKey"], "AbCdEf%2B123", "Zm9vYmFyYmF6cXV4", "hunter2hunter2",
-                   "c2VjcmV0c2VjcmV0"):
+    for secret in (
+        S3["secretAccessKey"],
+        "AbCdEf%2B123",
+        "Zm9vYmFyYmF6cXV4",
+        "hunter2hunter2",
+        "c2VjcmV0c2VjcmV0",
+    ):
         assert secret not in text
     assert "sigma-exports" in text and "sig=" + MASK in text and "AccountKey=" + MASK in text
 

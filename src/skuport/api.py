@@ -198,11 +198,18 @@ def refuse_unknown_query(request: Request) -> None:
     if not request.query_params or not isinstance(route, APIRoute):
         return
     names, prefixes = _query_names(route)
-    unknown = sorted({key for key in request.query_params
-                      if key not in names and not (prefixes and key.startswith(prefixes))})
+    unknown = sorted(
+        {
+            key
+            for key in request.query_params
+            if key not in names and not (prefixes and key.startswith(prefixes))
+        }
+    )
     if unknown:
         takes = sorted(names) + [f"{prefix}…]" for prefix in prefixes]
         raise BadRequest(
             f"Unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}. This operation "
-            f"takes {', '.join(takes) if takes else 'none'}.", code="unknown_parameter",
-            details=[{"parameter": key} for key in unknown])
+            f"takes {', '.join(takes) if takes else 'none'}.",
+            code="unknown_parameter",
+            details=[{"parameter": key} for key in unknown],
+        )

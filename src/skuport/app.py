@@ -59,8 +59,12 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     if is_console(request.url.path):
-        return error_page(request, 422, "The address holds a value this page does not take: "
-                          + "; ".join(f"{_loc(e.get('loc', ()))}: {e.get('msg', '')}" for e in errors[:5]))
+        return error_page(
+            request,
+            422,
+            "The address holds a value this page does not take: "
+            + "; ".join(f"{_loc(e.get('loc', ()))}: {e.get('msg', '')}" for e in errors[:5]),
+        )
     if any(err.get("type") == "json_invalid" for err in errors):
         return _envelope(400, "invalid_json", "The request body is not valid JSON.")
     details = [
@@ -101,8 +105,9 @@ def _allowed_methods(request: Request) -> list[str]:
 async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if is_console(request.url.path):
-        return error_page(request, exc.status_code, {404: "There is no such page."}.get(
-            exc.status_code, str(exc.detail)))
+        return error_page(
+            request, exc.status_code, {404: "There is no such page."}.get(exc.status_code, str(exc.detail))
+        )
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     headers = getattr(exc, "headers", None)
     details: list[Any] = []
@@ -154,14 +159,16 @@ class BodyLimit:
         if scope["type"] == "http":
             raw = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
             if b"\x00" in raw or b"%00" in raw.lower() or "\x00" in scope.get("path", ""):
-                response = _early_error(scope, 400, "invalid_characters",
-                                        "NUL characters are not allowed in URLs.")
+                response = _early_error(
+                    scope, 400, "invalid_characters", "NUL characters are not allowed in URLs."
+                )
                 await response(scope, receive, send)
                 return
             for name, value in scope.get("headers", []):
                 if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                    response = _early_error(scope, 413, "payload_too_large",
-                                            f"The request body is over {self.limit} bytes.")
+                    response = _early_error(
+                        scope, 413, "payload_too_large", f"The request body is over {self.limit} bytes."
+                    )
                     await response(scope, receive, send)
                     return
             receive = self._counting(receive)
@@ -236,14 +243,25 @@ def create_app() -> FastAPI:
         try:
             return readiness()
         except Exception as exc:
-            message = (str(exc) if isinstance(exc, RuntimeError)
-                       else f"the database did not answer ({type(exc).__name__})")
+            message = (
+                str(exc)
+                if isinstance(exc, RuntimeError)
+                else f"the database did not answer ({type(exc).__name__})"
+            )
             return _envelope(503, "not_ready", message)
 
-    @app.get("/metrics", tags=["health"], response_class=Response,
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                              "description": "Prometheus text format"},
-                        401: {"model": ErrorEnvelope, "description": "No or an invalid bearer token"}})
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "Prometheus text format",
+            },
+            401: {"model": ErrorEnvelope, "description": "No or an invalid bearer token"},
+        },
+    )
     def metrics(_user: CurrentUser) -> Response:
         """Prometheus metrics of the whole fleet, computed from the database (any role's bearer token)."""
         from skuport.metrics import CONTENT_TYPE, render

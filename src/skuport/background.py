@@ -73,8 +73,11 @@ class Housekeeper:
                 # A locked SQLite file (another process writing) or a database that is briefly away: one
                 # line, and the next pass retries. Nothing was half-done: each step is its own transaction.
                 reason = "locked" if "locked" in str(exc.orig) else f"unavailable ({type(exc.orig).__name__})"
-                log.warning("housekeeping pass skipped: the database is %s; retrying in %ss", reason,
-                            self.settings.scheduler_interval)
+                log.warning(
+                    "housekeeping pass skipped: the database is %s; retrying in %ss",
+                    reason,
+                    self.settings.scheduler_interval,
+                )
             except Exception:
                 log.exception("housekeeping pass failed")
             self._stop.wait(self.settings.scheduler_interval)
@@ -110,8 +113,12 @@ def start_background(settings: Settings | None = None) -> Background:
                 log.warning("could not look for queued %s work: %s", kind.task, type(exc).__name__)
         for task, idents in background.requeued.items():
             if idents:
-                log.info("queued again %d %s item(s) left by a stopped process: %s", len(idents), task,
-                         ", ".join(idents[:20]))
+                log.info(
+                    "queued again %d %s item(s) left by a stopped process: %s",
+                    len(idents),
+                    task,
+                    ", ".join(idents[:20]),
+                )
     if settings.scheduler:
         background.housekeeper = Housekeeper(settings)
         background.housekeeper.start()
@@ -126,12 +133,14 @@ def stop_background(background: Background, settings: Settings | None = None) ->
         background.housekeeper.stop()
     running = LIFECYCLE.leases()
     if running:
-        log.info("shutting down: %d export(s) running get %.0f s to finish", len(running),
-                 settings.shutdown_grace)
+        log.info(
+            "shutting down: %d export(s) running get %.0f s to finish", len(running), settings.shutdown_grace
+        )
     failed = LIFECYCLE.drain(grace=settings.shutdown_grace, stop_wait=settings.shutdown_stop_wait)
     if failed:
-        log.warning("shut down: %d export(s) cancelled and failed, to be retried: %s", len(failed),
-                    ", ".join(failed))
+        log.warning(
+            "shut down: %d export(s) cancelled and failed, to be retried: %s", len(failed), ", ".join(failed)
+        )
     if get_executor.cache_info().currsize:
         get_executor().shutdown(wait=False)
         get_executor.cache_clear()
@@ -157,8 +166,12 @@ def stop_on_signals(stop: threading.Event, on_first: Callable[[], None] | None =
     """The first SIGTERM or SIGINT sets ``stop`` (a graceful drain follows); the next ends at once."""
 
     def first(signum: int, _frame: object) -> None:
-        log.info("%s: stopping; running exports get %.0f s (SKUPORT_SHUTDOWN_GRACE) to finish, send it again "
-                 "to exit at once", signal.Signals(signum).name, get_settings().shutdown_grace)
+        log.info(
+            "%s: stopping; running exports get %.0f s (SKUPORT_SHUTDOWN_GRACE) to finish, send it again "
+            "to exit at once",
+            signal.Signals(signum).name,
+            get_settings().shutdown_grace,
+        )
         exit_on_next_signal()
         stop.set()
         if on_first is not None:

@@ -90,8 +90,14 @@ def serve(
     # a signed download URL is logged without its signature).
     from skuport.http import EnvelopeH11Protocol
 
-    uvicorn.run(create_app(), host=host, port=port, log_level=log_level.lower(), log_config=None,
-                http=EnvelopeH11Protocol)
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        log_config=None,
+        http=EnvelopeH11Protocol,
+    )
 
 
 @app.command("scheduler")
@@ -138,8 +144,9 @@ def worker_command(
     ] = 1,
     queues: Annotated[
         str | None,
-        typer.Option(envvar="SKUPORT_WORKER_QUEUES", help="procrastinate queues, comma-separated (default: "
-                     "skuport)."),
+        typer.Option(
+            envvar="SKUPORT_WORKER_QUEUES", help="procrastinate queues, comma-separated (default: skuport)."
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(envvar="SKUPORT_LOG_LEVEL", help="Log level.")] = "info",
     data_dir: DataDir = None,
@@ -189,8 +196,11 @@ def _require_database() -> None:
     from skuport.migrate import describe_database, is_set_up
 
     if not is_set_up():
-        typer.echo(f"error: there is no skuport database at {describe_database()}; create it with "
-                   "'skuport db upgrade' (or 'skuport demo' for the demo world) first", err=True)
+        typer.echo(
+            f"error: there is no skuport database at {describe_database()}; create it with "
+            "'skuport db upgrade' (or 'skuport demo' for the demo world) first",
+            err=True,
+        )
         raise typer.Exit(1)
     bootstrap()
 
@@ -227,8 +237,12 @@ def token_create(
 @user_app.command("create")
 def user_create(
     user_id: Annotated[str, typer.Argument(help="User id, e.g. user-jane.")],
-    role: Annotated[list[str], typer.Option("--role", help="Role id (repeat for several): role-admin, "
-                                            "role-editor, role-viewer, role-runner.")],
+    role: Annotated[
+        list[str],
+        typer.Option(
+            "--role", help="Role id (repeat for several): role-admin, role-editor, role-viewer, role-runner."
+        ),
+    ],
     name: Annotated[str | None, typer.Option(help="Display name (default: the id).")] = None,
     email: Annotated[str | None, typer.Option(help="E-mail address.")] = None,
     data_dir: DataDir = None,
@@ -256,8 +270,9 @@ def user_create(
 def user_password(
     user_id: Annotated[str, typer.Argument(help="User id, e.g. user-admin.")],
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it.")] = False,
-    if_unset: Annotated[bool, typer.Option("--if-unset", help="Only when the user has no password yet.")]
-    = False,
+    if_unset: Annotated[
+        bool, typer.Option("--if-unset", help="Only when the user has no password yet.")
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -278,12 +293,14 @@ def user_password(
     with session_scope() as session:
         found = session.get(User, user_id)
         if found is None:
-            typer.echo(f"error: user '{user_id}' does not exist (create it with 'skuport user create')",
-                       err=True)
+            typer.echo(
+                f"error: user '{user_id}' does not exist (create it with 'skuport user create')", err=True
+            )
             raise typer.Exit(2)
         if if_unset and found.password_hash:
-            typer.echo(f"{user_id} already has a console password (change it with 'skuport user password "
-                       f"{user_id}')")
+            typer.echo(
+                f"{user_id} already has a console password (change it with 'skuport user password {user_id}')"
+            )
             return
         if generate:
             password = secrets.token_urlsafe(12)
@@ -297,8 +314,11 @@ def user_password(
         except SkuportError as exc:
             typer.echo(f"error: {exc.message}", err=True)
             raise typer.Exit(2) from None
-    typer.echo(f"console password of {user_id}: {password}" if generate
-               else f"console password of {user_id} set; their other logins ended")
+    typer.echo(
+        f"console password of {user_id}: {password}"
+        if generate
+        else f"console password of {user_id} set; their other logins ended"
+    )
 
 
 @app.command()

@@ -89,17 +89,24 @@ class Settings(BaseSettings):
     export_max_active_per_user: int = Field(default=5, description="Exports pending or running per user.")
     export_metadata_max_bytes: int = Field(default=4096, description="Largest metadata object, as JSON.")
     compat_commercelayer_max_records: int = Field(
-        default=10_000, ge=0, description="Most records per export of the Commerce Layer dialect (the vendor "
-        "documents 10,000); 0: SKUPORT_EXPORT_MAX_RECORDS applies.")
+        default=10_000,
+        ge=0,
+        description="Most records per export of the Commerce Layer dialect (the vendor "
+        "documents 10,000); 0: SKUPORT_EXPORT_MAX_RECORDS applies.",
+    )
     export_sweep_interval: int = Field(default=300, description="Seconds between expired-file sweeps.")
     console_session_idle: int = Field(
-        default=2 * 3600, ge=60, description="Seconds a console login lasts without being used.")
+        default=2 * 3600, ge=60, description="Seconds a console login lasts without being used."
+    )
     console_session_max: int = Field(
-        default=12 * 3600, ge=60, description="Seconds a console login lasts at most, used or not.")
+        default=12 * 3600, ge=60, description="Seconds a console login lasts at most, used or not."
+    )
     console_login_attempts: int = Field(
-        default=5, ge=1, description="Failed console logins per user name or client address before 429.")
+        default=5, ge=1, description="Failed console logins per user name or client address before 429."
+    )
     console_login_window: int = Field(
-        default=300, ge=1, description="Seconds over which failed console logins are counted.")
+        default=300, ge=1, description="Seconds over which failed console logins are counted."
+    )
     export_s3_bucket: str | None = None
     export_s3_prefix: str = "exports/"
     export_s3_region: str | None = None

@@ -176,16 +176,31 @@ def load_seed_world(session: Session) -> None:
 
     schema = session.get(Schema, "schema-apparel")
     if schema is None:
-        schema = Schema(id="schema-apparel", name="Apparel", description="Clothing and outerwear",
-                        workflow_id="wf-apparel")
+        schema = Schema(
+            id="schema-apparel",
+            name="Apparel",
+            description="Clothing and outerwear",
+            workflow_id="wf-apparel",
+        )
         session.add(schema)
     # Attributes the demo world gained later are added to a data dir made by an earlier version.
     known = {attribute.alias for attribute in schema.attributes}
     for i, (alias, labels, dtype, required, dims, rules, guard) in enumerate(APPAREL_ATTRIBUTES):
         if alias not in known:
-            schema.attributes.append(Attribute(
-                id=f"attr-{alias}", alias=alias, name=labels[0], labels=_labels(*labels), data_type=dtype,
-                required=required, dimension_ids=dims, validation=rules, guard=guard, sort_order=i))
+            schema.attributes.append(
+                Attribute(
+                    id=f"attr-{alias}",
+                    alias=alias,
+                    name=labels[0],
+                    labels=_labels(*labels),
+                    data_type=dtype,
+                    required=required,
+                    dimension_ids=dims,
+                    validation=rules,
+                    guard=guard,
+                    sort_order=i,
+                )
+            )
 
     if session.get(Catalog, "catalog-webshop") is None:
         session.add(Catalog(id="catalog-webshop", name="Webshop", description="Webshop navigation"))

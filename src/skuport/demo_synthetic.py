@@ -29,19 +29,35 @@ SCHEMA_ID = "schema-apparel"
 BATCH = 5000
 _BASE62 = string.digits + string.ascii_letters
 
-_ADJECTIVES = [("Coastal", "Kyst", "Kuesten"), ("Alpine", "Alpin", "Alpen"), ("Urban", "By", "Stadt"),
-               ("Nordic", "Nordisk", "Nordische"), ("Storm", "Storm", "Sturm"), ("Trail", "Spor", "Trail"),
-               ("Harbour", "Havne", "Hafen"), ("Summit", "Top", "Gipfel"), ("Forest", "Skov", "Wald"),
-               ("Island", "Oe", "Insel")]
-_NOUNS = [("windbreaker", "vindjakke", "Windjacke"), ("parka", "parka", "Parka"),
-          ("rain jacket", "regnjakke", "Regenjacke"), ("fleece", "fleece", "Fleecejacke"),
-          ("knit sweater", "strikketroeje", "Strickpullover"), ("softshell", "softshell", "Softshelljacke"),
-          ("vest", "vest", "Weste"), ("hoodie", "haettetroeje", "Kapuzenpullover")]
+_ADJECTIVES = [
+    ("Coastal", "Kyst", "Kuesten"),
+    ("Alpine", "Alpin", "Alpen"),
+    ("Urban", "By", "Stadt"),
+    ("Nordic", "Nordisk", "Nordische"),
+    ("Storm", "Storm", "Sturm"),
+    ("Trail", "Spor", "Trail"),
+    ("Harbour", "Havne", "Hafen"),
+    ("Summit", "Top", "Gipfel"),
+    ("Forest", "Skov", "Wald"),
+    ("Island", "Oe", "Insel"),
+]
+_NOUNS = [
+    ("windbreaker", "vindjakke", "Windjacke"),
+    ("parka", "parka", "Parka"),
+    ("rain jacket", "regnjakke", "Regenjacke"),
+    ("fleece", "fleece", "Fleecejacke"),
+    ("knit sweater", "strikketroeje", "Strickpullover"),
+    ("softshell", "softshell", "Softshelljacke"),
+    ("vest", "vest", "Weste"),
+    ("hoodie", "haettetroeje", "Kapuzenpullover"),
+]
 _BRANDS = ["Ma Marque", "Nordkyst", "Fjeldgear", "Havbris", "Klitmoeller Co."]
-_USES = [("windy days on the coast", "blaesende dage ved kysten", "windige Tage an der Kueste"),
-         ("city commutes in the rain", "bypendling i regnvejr", "Pendeln in der Stadt bei Regen"),
-         ("long hikes in the mountains", "lange vandreture i bjergene", "lange Wanderungen in den Bergen"),
-         ("cold mornings by the harbour", "kolde morgener ved havnen", "kalte Morgen am Hafen")]
+_USES = [
+    ("windy days on the coast", "blaesende dage ved kysten", "windige Tage an der Kueste"),
+    ("city commutes in the rain", "bypendling i regnvejr", "Pendeln in der Stadt bei Regen"),
+    ("long hikes in the mountains", "lange vandreture i bjergene", "lange Wanderungen in den Bergen"),
+    ("cold mornings by the harbour", "kolde morgener ved havnen", "kalte Morgen am Hafen"),
+]
 _STATES = [("state-draft", 0.3), ("state-review", 0.2), ("state-published", 0.5)]
 _CATEGORIES = ["cat-jackets", "cat-outerwear", "cat-knitwear", "cat-spring-collection"]
 _LANGS = ("seg-en", "seg-da", "seg-de")
@@ -80,7 +96,7 @@ def product_values(rng: random.Random, sku: str) -> dict[str, list[dict[str, Any
     )
     price = round(rng.uniform(19, 399), 0) + 0.95
     first = rng.randrange(len(SIZES) - 2)
-    sizes = SIZES[first:first + rng.randint(2, len(SIZES) - first)]
+    sizes = SIZES[first : first + rng.randint(2, len(SIZES) - first)]
     values: dict[str, list[dict[str, Any]]] = {
         "product-name": _lang(names),
         "sku": _one(sku),
@@ -94,8 +110,9 @@ def product_values(rng: random.Random, sku: str) -> dict[str, list[dict[str, Any
         "ean": _one(_ean(rng)),
         "release-date": _one((dt.date(2023, 1, 1) + dt.timedelta(days=rng.randrange(1100))).isoformat()),
         "in-stock": _market((rng.random() < 0.8, rng.random() < 0.7)),
-        "product-url": _market((f"https://shop.example.com/dk/p/{sku.lower()}",
-                                f"https://shop.example.com/de/p/{sku.lower()}")),
+        "product-url": _market(
+            (f"https://shop.example.com/dk/p/{sku.lower()}", f"https://shop.example.com/de/p/{sku.lower()}")
+        ),
         "has-hood": _one(hooded),
     }
     if hooded:
@@ -103,8 +120,9 @@ def product_values(rng: random.Random, sku: str) -> dict[str, list[dict[str, Any
     return values
 
 
-def variant_values(rng: random.Random, parent: dict[str, list[dict[str, Any]]], size: str,
-                   sku: str) -> dict[str, list[dict[str, Any]]]:
+def variant_values(
+    rng: random.Random, parent: dict[str, list[dict[str, Any]]], size: str, sku: str
+) -> dict[str, list[dict[str, Any]]]:
     """Values of one variant: its own size, colour, SKU, EAN, price and stock."""
     price = parent["price"][0]["value"]
     return {
@@ -141,9 +159,18 @@ def records(count: int, *, seed: int, first_pk: int) -> Iterator[Row]:
         values = product_values(rng, sku)
         created = start + dt.timedelta(seconds=rng.randrange(300 * 86400))
         updated = created + dt.timedelta(seconds=rng.randrange(30 * 86400))
-        row = {"pk": pk, "id": product_id, "schema_id": SCHEMA_ID, "parent_id": None,
-               "lifecycle_state_id": _state(rng), "values": values, "created_at": created,
-               "updated_at": updated, "created_by": "user-admin", "updated_by": "user-admin"}
+        row = {
+            "pk": pk,
+            "id": product_id,
+            "schema_id": SCHEMA_ID,
+            "parent_id": None,
+            "lifecycle_state_id": _state(rng),
+            "values": values,
+            "created_at": created,
+            "updated_at": updated,
+            "created_by": "user-admin",
+            "updated_by": "user-admin",
+        }
         cats = rng.sample(_CATEGORIES, rng.randint(1, 2))
         yield row, [(pk, c, i) for i, c in enumerate(cats)]
         pk += 1
@@ -153,9 +180,13 @@ def records(count: int, *, seed: int, first_pk: int) -> Iterator[Row]:
             for size in rng.sample(sizes, min(len(sizes), rng.randint(2, 4))):
                 if made >= count:
                     break
-                child = {**row, "pk": pk, "id": "ent-" + "".join(ids.choices(_BASE62, k=10)),
-                         "parent_id": product_id,
-                         "values": variant_values(rng, values, size, f"{sku}-{size}")}
+                child = {
+                    **row,
+                    "pk": pk,
+                    "id": "ent-" + "".join(ids.choices(_BASE62, k=10)),
+                    "parent_id": product_id,
+                    "values": variant_values(rng, values, size, f"{sku}-{size}"),
+                }
                 yield child, []
                 pk += 1
                 made += 1
@@ -171,16 +202,21 @@ def _flush(conn: Connection, rows: list[dict[str, Any]], cats: list[tuple[int, s
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:  # type: ignore[union-attr]
-            with cur.copy("COPY record_values (record_pk, attribute, scope_key, value_text, value_num) "
-                          "FROM STDIN") as copy:
+            with cur.copy(
+                "COPY record_values (record_pk, attribute, scope_key, value_text, value_num) FROM STDIN"
+            ) as copy:
                 for value_row in value_rows:
                     copy.write_row(value_row)
     else:
-        conn.exec_driver_sql("INSERT INTO record_values (record_pk, attribute, scope_key, value_text, "
-                             "value_num) VALUES (?, ?, ?, ?, ?)", value_rows)
+        conn.exec_driver_sql(
+            "INSERT INTO record_values (record_pk, attribute, scope_key, value_text, "
+            "value_num) VALUES (?, ?, ?, ?, ?)",
+            value_rows,
+        )
     if cats:
-        conn.execute(insert(RecordCategory), [
-            {"record_pk": p, "category_id": c, "sort_order": o} for p, c, o in cats])
+        conn.execute(
+            insert(RecordCategory), [{"record_pk": p, "category_id": c, "sort_order": o} for p, c, o in cats]
+        )
 
 
 def generate(*, count: int, seed: int = 42, echo: Callable[[str], None] | None = None) -> int:
@@ -210,8 +246,9 @@ def generate(*, count: int, seed: int = 42, echo: Callable[[str], None] | None =
             _flush(conn, rows, cats)
             made += len(rows)
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('records', 'pk'), "
-                              "(SELECT max(pk) FROM records))"))
+            conn.execute(
+                text("SELECT setval(pg_get_serial_sequence('records', 'pk'), (SELECT max(pk) FROM records))")
+            )
             # Fresh statistics, or the planner keeps its empty-table plans until autovacuum comes by.
             conn.execute(text("ANALYZE records, record_values, record_categories"))
         else:

@@ -49,77 +49,116 @@ class DatabaseCollector(Collector):
             yield from self._lag(session, now)
 
     def _runs(self, session: Session) -> Iterator[Any]:
-        runs = GaugeMetricFamily("skuport_runs", "Export runs in the history, by status and trigger.",
-                                 labels=["status", "trigger"])
+        runs = GaugeMetricFamily(
+            "skuport_runs", "Export runs in the history, by status and trigger.", labels=["status", "trigger"]
+        )
         for status, trigger, count in session.execute(
-                select(ExportRun.status, ExportRun.trigger, func.count()).group_by(ExportRun.status,
-                                                                                  ExportRun.trigger)):
+            select(ExportRun.status, ExportRun.trigger, func.count()).group_by(
+                ExportRun.status, ExportRun.trigger
+            )
+        ):
             runs.add_metric([status, trigger], count)
         yield runs
-        deliveries = GaugeMetricFamily("skuport_deliveries", "Ended runs by destination type and outcome.",
-                                       labels=["destination", "outcome"])
+        deliveries = GaugeMetricFamily(
+            "skuport_deliveries",
+            "Ended runs by destination type and outcome.",
+            labels=["destination", "outcome"],
+        )
         for destination, status, count in session.execute(
-                select(ExportJob.destination_type, ExportRun.status, func.count())
-                .join(ExportJob, ExportJob.id == ExportRun.job_id)
-                .where(ExportRun.status.in_([RunStatus.SUCCESS, RunStatus.FAILED]))
-                .group_by(ExportJob.destination_type, ExportRun.status)):
+            select(ExportJob.destination_type, ExportRun.status, func.count())
+            .join(ExportJob, ExportJob.id == ExportRun.job_id)
+            .where(ExportRun.status.in_([RunStatus.SUCCESS, RunStatus.FAILED]))
+            .group_by(ExportJob.destination_type, ExportRun.status)
+        ):
             deliveries.add_metric([destination, status], count)
         yield deliveries
 
     def _durations(self, session: Session) -> Iterator[Any]:
         seconds = cast(_seconds(session, ExportRun.completed_at, ExportRun.started_at), Float)
         columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS]
-        row = session.execute(select(func.count(), func.coalesce(func.sum(seconds), 0.0), *columns).where(
-            ExportRun.status == RunStatus.SUCCESS, ExportRun.completed_at.is_not(None))).one()
+        row = session.execute(
+            select(func.count(), func.coalesce(func.sum(seconds), 0.0), *columns).where(
+                ExportRun.status == RunStatus.SUCCESS, ExportRun.completed_at.is_not(None)
+            )
+        ).one()
         count, total, *cumulative = row
         buckets = [(str(bound), int(n or 0)) for bound, n in zip(DURATION_BUCKETS, cumulative, strict=True)]
         buckets.append(("+Inf", int(count or 0)))
-        yield HistogramMetricFamily("skuport_run_duration_seconds", "Duration of successful export runs.",
-                                    buckets=buckets, sum_value=float(total or 0))
+        yield HistogramMetricFamily(
+            "skuport_run_duration_seconds",
+            "Duration of successful export runs.",
+            buckets=buckets,
+            sum_value=float(total or 0),
+        )
 
     def _volume(self, session: Session) -> Iterator[Any]:
         records, size = session.execute(
-            select(func.sum(ExportRun.record_count), func.sum(ExportRun.file_size))
-            .where(ExportRun.status == RunStatus.SUCCESS)).one()
+            select(func.sum(ExportRun.record_count), func.sum(ExportRun.file_size)).where(
+                ExportRun.status == RunStatus.SUCCESS
+            )
+        ).one()
         one_off_records, one_off_size = session.execute(
-            select(func.sum(Export.record_count), func.sum(Export.file_size))
-            .where(Export.status == ExportStatus.COMPLETED)).one()
-        exported = GaugeMetricFamily("skuport_records_exported", "Records written by successful exports.",
-                                     labels=["kind"])
+            select(func.sum(Export.record_count), func.sum(Export.file_size)).where(
+                Export.status == ExportStatus.COMPLETED
+            )
+        ).one()
+        exported = GaugeMetricFamily(
+            "skuport_records_exported", "Records written by successful exports.", labels=["kind"]
+        )
         exported.add_metric(["run"], int(records or 0))
         exported.add_metric(["one-off"], int(one_off_records or 0))
         yield exported
-        written = GaugeMetricFamily("skuport_bytes_exported", "Bytes of the files of successful exports.",
-                                    labels=["kind"])
+        written = GaugeMetricFamily(
+            "skuport_bytes_exported", "Bytes of the files of successful exports.", labels=["kind"]
+        )
         written.add_metric(["run"], int(size or 0))
         written.add_metric(["one-off"], int(one_off_size or 0))
         yield written
 
     def _queue(self, session: Session, now: dt.datetime, *, stale_after: float) -> Iterator[Any]:
         depth = GaugeMetricFamily("skuport_queue_depth", "Work queued and not yet claimed.", labels=["kind"])
-        oldest = GaugeMetricFamily("skuport_queue_oldest_seconds", "Age of the oldest queued work.",
-                                   labels=["kind"])
-        for kind, model, queued, since in (("run", ExportRun, RunStatus.RUNNING, ExportRun.started_at),
-                                           ("one-off", Export, ExportStatus.PENDING, Export.created_at)):
-            count, first = session.execute(select(func.count(), func.min(since)).where(
-                model.status == queued, model.worker.is_(None))).one()
+        oldest = GaugeMetricFamily(
+            "skuport_queue_oldest_seconds", "Age of the oldest queued work.", labels=["kind"]
+        )
+        for kind, model, queued, since in (
+            ("run", ExportRun, RunStatus.RUNNING, ExportRun.started_at),
+            ("one-off", Export, ExportStatus.PENDING, Export.created_at),
+        ):
+            count, first = session.execute(
+                select(func.count(), func.min(since)).where(model.status == queued, model.worker.is_(None))
+            ).one()
             depth.add_metric([kind], int(count))
             oldest.add_metric([kind], max(0.0, (now - first).total_seconds()) if first else 0.0)
         yield depth
         yield oldest
         stale = now - dt.timedelta(seconds=stale_after)
-        stalled = session.scalar(select(func.count()).where(
-            ExportRun.status == RunStatus.RUNNING, ExportRun.worker.is_not(None),
-            ExportRun.heartbeat_at < stale)) or 0
-        yield GaugeMetricFamily("skuport_runs_stalled", "Running runs whose heartbeat stopped (about to be "
-                                "reaped).", value=int(stalled))
+        stalled = (
+            session.scalar(
+                select(func.count()).where(
+                    ExportRun.status == RunStatus.RUNNING,
+                    ExportRun.worker.is_not(None),
+                    ExportRun.heartbeat_at < stale,
+                )
+            )
+            or 0
+        )
+        yield GaugeMetricFamily(
+            "skuport_runs_stalled",
+            "Running runs whose heartbeat stopped (about to be reaped).",
+            value=int(stalled),
+        )
 
     def _lag(self, session: Session, now: dt.datetime) -> Iterator[Any]:
-        due = session.scalar(select(func.min(ExportJob.next_run_at)).where(
-            ExportJob.active.is_(True), ExportJob.next_run_at <= now))
-        yield GaugeMetricFamily("skuport_scheduler_lag_seconds", "How late the most overdue due tick is "
-                                "(0 when the schedulers keep up).",
-                                value=max(0.0, (now - due).total_seconds()) if due else 0.0)
+        due = session.scalar(
+            select(func.min(ExportJob.next_run_at)).where(
+                ExportJob.active.is_(True), ExportJob.next_run_at <= now
+            )
+        )
+        yield GaugeMetricFamily(
+            "skuport_scheduler_lag_seconds",
+            "How late the most overdue due tick is (0 when the schedulers keep up).",
+            value=max(0.0, (now - due).total_seconds()) if due else 0.0,
+        )
 
 
 _REGISTRY = CollectorRegistry()
@@ -143,6 +182,7 @@ def readiness() -> dict[str, str]:
     with get_engine().connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     if current != head:
-        raise RuntimeError(f"the database is at migration {current}, the code needs {head}: run "
-                           "'skuport db upgrade'")
+        raise RuntimeError(
+            f"the database is at migration {current}, the code needs {head}: run 'skuport db upgrade'"
+        )
     return {"status": "ready", "migration": str(current)}

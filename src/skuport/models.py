@@ -18,7 +18,22 @@ from skuport.jobs.models import ExportJob, ExportRun  # noqa: F401
 from skuport.records.models import AuditEntry, Record, RecordCategory, RecordTombstone, RecordValue
 
 __all__ = [
-    "Attribute", "AuditEntry", "Base", "Catalog", "Category", "Dimension", "LifecycleState", "LoginSession",
-    "Record", "RecordCategory", "RecordTombstone", "RecordValue", "Role", "Schema", "Segment",
-    "Transition", "User", "Workflow",
+    "Attribute",
+    "AuditEntry",
+    "Base",
+    "Catalog",
+    "Category",
+    "Dimension",
+    "LifecycleState",
+    "LoginSession",
+    "Record",
+    "RecordCategory",
+    "RecordTombstone",
+    "RecordValue",
+    "Role",
+    "Schema",
+    "Segment",
+    "Transition",
+    "User",
+    "Workflow",
 ]

@@ -118,8 +118,9 @@ def mask_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = MASK + "@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(f"{name}={MASK}" if value else name
-                     for name, value in parse_qsl(parts.query, keep_blank_values=True))
+    query = "&".join(
+        f"{name}={MASK}" if value else name for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment and MASK))
 
 
@@ -140,14 +141,17 @@ def rotate_config(type_: str, config: Mapping[str, Any] | None) -> dict[str, Any
         try:
             return {ENCRYPTED: fernet().rotate(value[ENCRYPTED].encode()).decode()}
         except InvalidToken:
-            raise SecretError("A stored destination secret could not be re-encrypted: no key in "
-                              "SKUPORT_SECRET_KEY decrypts it.") from None
+            raise SecretError(
+                "A stored destination secret could not be re-encrypted: no key in "
+                "SKUPORT_SECRET_KEY decrypts it."
+            ) from None
 
     return _map_secrets(type_, config, _rotate)
 
 
-def keep_masked_secrets(type_: str, new: Mapping[str, Any],
-                        stored: Mapping[str, Any] | None) -> dict[str, Any]:
+def keep_masked_secrets(
+    type_: str, new: Mapping[str, Any], stored: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """An update's config where each secret sent back as ``"********"`` keeps its stored (encrypted) value."""
     result = dict(new)
     stored = stored or {}
@@ -157,8 +161,10 @@ def keep_masked_secrets(type_: str, new: Mapping[str, Any],
             if isinstance(result.get(name), Mapping):
                 previous = stored.get(name)
                 old: Mapping[str, Any] = previous if isinstance(previous, Mapping) else {}
-                result[name] = {key: (old.get(key) if value == MASK and key in old else value)
-                                for key, value in result[name].items()}
+                result[name] = {
+                    key: (old.get(key) if value == MASK and key in old else value)
+                    for key, value in result[name].items()
+                }
         elif result.get(field) == MASK and field in stored:
             result[field] = stored[field]
     return result
@@ -173,8 +179,10 @@ _PATTERNS = [
     re.compile(r"(?i)(AccountKey=)[^;\s\"']+"),
     re.compile(r"(?i)([?&]sig=)[^&\s\"']+"),
     re.compile(r"(whsec_)[A-Za-z0-9+/=]+"),
-    re.compile(r"(?i)((?:password|passphrase|secret|secretAccessKey|sasToken|accountKey)[\"']?\s*[:=]\s*[\"']?)"
-               r"[^\s\"',;}]+"),
+    re.compile(
+        r"(?i)((?:password|passphrase|secret|secretAccessKey|sasToken|accountKey)[\"']?\s*[:=]\s*[\"']?)"
+        r"[^\s\"',;}]+"
+    ),
     re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
     # A signed download URL in an access log line: the signature is what grants the download.
     re.compile(r"([?&]signature=)[^&\s\"']+"),

@@ -51,8 +51,9 @@ def test_token_for_unknown_user_is_401(client: TestClient, world: None) -> None:
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_token"
 
 
-def test_the_last_active_admin_can_neither_be_demoted_nor_disabled(client: TestClient,
-                                                                   admin: dict[str, str]) -> None:
+def test_the_last_active_admin_can_neither_be_demoted_nor_disabled(
+    client: TestClient, admin: dict[str, str]
+) -> None:
     for change in ({"roleIds": ["role-viewer"]}, {"active": False}):
         refused = client.patch("/api/v1/users/user-admin", json=change, headers=admin)
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "last_admin", change
@@ -60,12 +61,20 @@ def test_the_last_active_admin_can_neither_be_demoted_nor_disabled(client: TestC
     assert me["active"] is True and "role-admin" in me["roleIds"]
     # with a second admin, the first may step down
     make_user("user-second-admin", "role-admin")
-    assert client.patch("/api/v1/users/user-admin", json={"roleIds": ["role-editor"]},
-                        headers=admin).status_code == 200
+    assert (
+        client.patch("/api/v1/users/user-admin", json={"roleIds": ["role-editor"]}, headers=admin).status_code
+        == 200
+    )
     viewer = make_user("user-viewer-x", "role-viewer")
-    assert viewer and client.patch("/api/v1/users/user-viewer-x", json={"active": False},
-                                   headers={"Authorization": f"Bearer {token_for('user-second-admin')}"}
-                                   ).status_code == 200
+    assert (
+        viewer
+        and client.patch(
+            "/api/v1/users/user-viewer-x",
+            json={"active": False},
+            headers={"Authorization": f"Bearer {token_for('user-second-admin')}"},
+        ).status_code
+        == 200
+    )
 
 
 def test_input_booleans_are_true_or_false_only(client: TestClient, admin: dict[str, str]) -> None:

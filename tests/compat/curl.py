@@ -37,13 +37,20 @@ class Curl:
     def __call__(self, example: str, *, ident: str | None = None, cwd: Path | None = None) -> str:
         """Run the example with bash; its standard output (the response body)."""
         env = {**os.environ, "HOME": str(cwd or Path.cwd())}  # no ~/.curlrc of the machine's user
-        done = subprocess.run(["bash", "-c", self.command(example, ident=ident)], capture_output=True,
-                              text=True, timeout=60, cwd=cwd, env=env)
+        done = subprocess.run(
+            ["bash", "-c", self.command(example, ident=ident)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=cwd,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def poll(self, example: str, *, ident: str, until: Callable[[dict[str, Any]], bool],
-             timeout: float = 60) -> dict[str, Any]:
+    def poll(
+        self, example: str, *, ident: str, until: Callable[[dict[str, Any]], bool], timeout: float = 60
+    ) -> dict[str, Any]:
         """Run the example until its JSON answer satisfies ``until``."""
         deadline = time.monotonic() + timeout
         while True:

@@ -35,9 +35,12 @@ def document(**attributes: Any) -> dict[str, Any]:
     return {"data": {"type": "exports", "attributes": {"resource_type": "skus", **attributes}}}
 
 
-def wait_cl(client: TestClient, headers: dict[str, str], ident: str,
-            until: Callable[[dict[str, Any]], bool] = lambda a: a["status"] in ("completed", "interrupted"),
-            ) -> dict[str, Any]:
+def wait_cl(
+    client: TestClient,
+    headers: dict[str, str],
+    ident: str,
+    until: Callable[[dict[str, Any]], bool] = lambda a: a["status"] in ("completed", "interrupted"),
+) -> dict[str, Any]:
     for _ in range(600):
         attributes: dict[str, Any] = client.get(f"{CL}/{ident}", headers=headers).json()["data"]["attributes"]
         if until(attributes):
@@ -46,11 +49,17 @@ def wait_cl(client: TestClient, headers: dict[str, str], ident: str,
     raise AssertionError(f"export {ident} still {attributes['status']}")
 
 
-def test_suffixed_filters_and_vendor_field_names(client: TestClient, cl: dict[str, str],
-                                                 products: list[str]) -> None:
+def test_suffixed_filters_and_vendor_field_names(
+    client: TestClient, cl: dict[str, str], products: list[str]
+) -> None:
     # code is the sku, name the product name: the vendor's names in fields and in suffixed filters
-    response = client.post(CL, headers=cl, json=document(format="csv", fields=["code", "name", "price"],
-                                                         filters={"code_eq": "MM-002"}, reference="nightly"))
+    response = client.post(
+        CL,
+        headers=cl,
+        json=document(
+            format="csv", fields=["code", "name", "price"], filters={"code_eq": "MM-002"}, reference="nightly"
+        ),
+    )
     assert response.status_code == 201, response.text
     assert response.headers["content-type"] == JSONAPI
     data = response.json()["data"]
@@ -63,8 +72,9 @@ def test_suffixed_filters_and_vendor_field_names(client: TestClient, cl: dict[st
     assert read_csv(file.content) == [{"sku": "MM-002", "product-name": "Harbour Parka", "price": "249"}]
 
 
-def test_errors_are_json_api_error_objects(client: TestClient, cl: dict[str, str],
-                                           products: list[str]) -> None:
+def test_errors_are_json_api_error_objects(
+    client: TestClient, cl: dict[str, str], products: list[str]
+) -> None:
     # validation of the document: a pointer to the attribute
     response = client.post(CL, headers=cl, json=document(format="xml"))
     assert response.status_code == 422 and response.headers["content-type"] == JSONAPI
@@ -91,8 +101,9 @@ def test_errors_are_json_api_error_objects(client: TestClient, cl: dict[str, str
     assert response.status_code == 404 and response.json()["errors"][0]["code"] == "RECORD_NOT_FOUND"
 
 
-def test_the_dialects_record_limit(client: TestClient, cl: dict[str, str], products: list[str],
-                                   configure: Callable[..., None]) -> None:
+def test_the_dialects_record_limit(
+    client: TestClient, cl: dict[str, str], products: list[str], configure: Callable[..., None]
+) -> None:
     configure(compat_commercelayer_max_records=2)
     response = client.post(CL, headers=cl, json=document())
     assert response.status_code == 422
@@ -103,11 +114,13 @@ def test_the_dialects_record_limit(client: TestClient, cl: dict[str, str], produ
     assert client.post("/api/v1/exports", headers=cl, json={"format": "json"}).status_code == 202
 
 
-def test_list_pages_interrupt_and_delete(client: TestClient, cl: dict[str, str], products: list[str],
-                                         configure: Callable[..., None]) -> None:
+def test_list_pages_interrupt_and_delete(
+    client: TestClient, cl: dict[str, str], products: list[str], configure: Callable[..., None]
+) -> None:
     configure(export_max_active_per_user=10)
-    ids = [client.post(CL, headers=cl, json=document(reference=f"r{i}")).json()["data"]["id"]
-           for i in range(3)]
+    ids = [
+        client.post(CL, headers=cl, json=document(reference=f"r{i}")).json()["data"]["id"] for i in range(3)
+    ]
     first = client.get(CL, headers=cl, params={"page[number]": 1, "page[size]": 2}).json()
     assert [e["id"] for e in first["data"]] == ids[::-1][:2]
     assert first["meta"] == {"record_count": 3, "page_count": 2}
@@ -123,15 +136,17 @@ def test_list_pages_interrupt_and_delete(client: TestClient, cl: dict[str, str],
     patch = {"data": {"type": "exports", "id": ids[0], "attributes": {"_interrupt": True}}}
     response = client.patch(f"{CL}/{ids[0]}", headers=cl, json=patch)
     assert response.status_code == 409 and response.json()["errors"][0]["code"] == "CONFLICT"
-    response = client.patch(f"{CL}/{ids[0]}", headers=cl, json={"data": {"type": "exports", "attributes":
-                                                                       {"reference": "x"}}})
+    response = client.patch(
+        f"{CL}/{ids[0]}", headers=cl, json={"data": {"type": "exports", "attributes": {"reference": "x"}}}
+    )
     assert response.status_code == 422
     assert client.delete(f"{CL}/{ids[0]}", headers=cl).status_code == 204
     assert client.get(f"{CL}/{ids[0]}", headers=cl).status_code == 404
 
 
-def test_interrupt_a_pending_export(client: TestClient, cl: dict[str, str], products: list[str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_a_pending_export(
+    client: TestClient, cl: dict[str, str], products: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from skuport.scheduling import executor
 
     monkeypatch.setattr(executor.InProcessExecutor, "enqueue", lambda self, session, task, ident: None)
@@ -144,16 +159,19 @@ def test_interrupt_a_pending_export(client: TestClient, cl: dict[str, str], prod
     events = client.get(f"{CL}/{ident}/events", headers=cl).json()["data"]
     assert [e["attributes"]["name"] for e in events] == ["create", "interrupt"]
     links = client.get(f"{CL}/{ident}/relationships/events", headers=cl).json()["data"]
-    assert links == [{"type": "events", "id": f"{ident}-create"},
-                     {"type": "events", "id": f"{ident}-interrupt"}]
+    assert links == [
+        {"type": "events", "id": f"{ident}-create"},
+        {"type": "events", "id": f"{ident}-interrupt"},
+    ]
     # Products Manager shows an interrupted export as failed, with why
     body = client.get(f"{PM}/{ident}", headers=cl).json()
     assert body["status"] == "failed" and body["error"] == "The export was interrupted."
     assert body["download_url"] is None and body["row_count"] is None
 
 
-def test_exports_are_private_in_both_dialects(client: TestClient, cl: dict[str, str],
-                                              products: list[str]) -> None:
+def test_exports_are_private_in_both_dialects(
+    client: TestClient, cl: dict[str, str], products: list[str]
+) -> None:
     ident = client.post(PM, headers=cl, json={"format": "json", "fields": ["sku", "ean"]}).json()["id"]
     other = make_user("user-other", "role-viewer")
     assert client.get(f"{PM}/{ident}", headers=other).status_code == 404
@@ -172,8 +190,9 @@ def test_exports_are_private_in_both_dialects(client: TestClient, cl: dict[str, 
     assert response.status_code == 422
 
 
-def test_what_the_native_request_refuses_is_a_422_in_both_dialects(client: TestClient, cl: dict[str, str],
-                                                                   products: list[str]) -> None:
+def test_what_the_native_request_refuses_is_a_422_in_both_dialects(
+    client: TestClient, cl: dict[str, str], products: list[str]
+) -> None:
     response = client.post(CL, headers=cl, json=document(metadata={"n": 2**64}, reference="a\x00b"))
     assert response.status_code == 422
     pointers = {e["source"]["pointer"] for e in response.json()["errors"]}
@@ -184,8 +203,9 @@ def test_what_the_native_request_refuses_is_a_422_in_both_dialects(client: TestC
     assert response.status_code == 422
 
 
-def test_router_errors_under_the_json_api_dialect_are_error_objects(client: TestClient,
-                                                                     cl: dict[str, str]) -> None:
+def test_router_errors_under_the_json_api_dialect_are_error_objects(
+    client: TestClient, cl: dict[str, str]
+) -> None:
     response = client.put(f"{CL}/exp-x", headers=cl, json={})
     assert response.status_code == 405 and response.headers["content-type"] == JSONAPI
     assert response.headers["allow"] == "DELETE, GET, HEAD, PATCH"
@@ -196,8 +216,9 @@ def test_router_errors_under_the_json_api_dialect_are_error_objects(client: Test
     assert client.put("/api/v1/exports", headers=cl).json()["error"]["code"] == "method_not_allowed"
 
 
-def test_errors_answered_before_routing_keep_the_dialects_shape(client: TestClient,
-                                                                cl: dict[str, str]) -> None:
+def test_errors_answered_before_routing_keep_the_dialects_shape(
+    client: TestClient, cl: dict[str, str]
+) -> None:
     response = client.get(f"{CL}?page%5Bsize%5D=2&x=%00", headers=cl)
     assert response.status_code == 400 and response.headers["content-type"] == JSONAPI
     assert "NUL" in response.json()["errors"][0]["detail"]

@@ -35,8 +35,17 @@ DOWNLOAD = """curl https://api.productsmanager.app/api/v1/exports/exp_01HQ.../do
   -H "Authorization: Bearer {api_key}" \\
   -o catalog_export.csv"""
 
-STATUS_KEYS = ["id", "status", "format", "row_count", "file_size_bytes", "download_url", "expires_at",
-               "created_at", "completed_at"]
+STATUS_KEYS = [
+    "id",
+    "status",
+    "format",
+    "row_count",
+    "file_size_bytes",
+    "download_url",
+    "expires_at",
+    "created_at",
+    "completed_at",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +67,9 @@ def test_create_poll_and_download_as_the_seed_shows(curl: Curl, tmp_path: Path) 
     status = curl.poll(STATUS, ident=created["id"], until=lambda body: body["status"] == "completed")
     assert list(status) == STATUS_KEYS
     assert status["id"] == created["id"] and status["format"] == "csv" and status["row_count"] == 1
-    assert status["download_url"] == (f"{curl.server.url}/compat/productsmanager/api/v1/exports/"
-                                      f"{created['id']}/download")
+    assert status["download_url"] == (
+        f"{curl.server.url}/compat/productsmanager/api/v1/exports/{created['id']}/download"
+    )
     assert parse_time(status["expires_at"]) - parse_time(status["completed_at"]) == dt.timedelta(days=7)
 
     curl(DOWNLOAD, ident=created["id"], cwd=tmp_path)
@@ -74,9 +84,14 @@ def test_json_and_xlsx_hold_the_same_fields_and_the_native_view_agrees(curl: Cur
     with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as client:
         files = {}
         for fmt in ("json", "xlsx"):
-            response = client.post("/compat/productsmanager/api/v1/exports",
-                                   json={"format": fmt, "filters": {"brand": "Ma Marque"},
-                                         "fields": ["ean", "title", "price", "stock"]})
+            response = client.post(
+                "/compat/productsmanager/api/v1/exports",
+                json={
+                    "format": fmt,
+                    "filters": {"brand": "Ma Marque"},
+                    "fields": ["ean", "title", "price", "stock"],
+                },
+            )
             assert response.status_code == 202, response.text
             ident = response.json()["id"]
             status = curl.poll(STATUS, ident=ident, until=lambda body: body["status"] == "completed")

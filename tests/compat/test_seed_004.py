@@ -30,15 +30,33 @@ CREATE = """curl -g -X POST \\
   }
 }'"""
 
-ATTRIBUTES = ["resource_type", "format", "status", "includes", "fields", "filters", "dry_data", "started_at",
-              "completed_at", "interrupted_at", "records_count", "attachment_url", "errors_log", "created_at",
-              "updated_at", "reference", "reference_origin", "metadata"]
+ATTRIBUTES = [
+    "resource_type",
+    "format",
+    "status",
+    "includes",
+    "fields",
+    "filters",
+    "dry_data",
+    "started_at",
+    "completed_at",
+    "interrupted_at",
+    "records_count",
+    "attachment_url",
+    "errors_log",
+    "created_at",
+    "updated_at",
+    "reference",
+    "reference_origin",
+    "metadata",
+]
 
 
 @pytest.fixture(scope="module")
 def curl() -> Iterator[Curl]:
-    with live_curl("https://yourdomain.commercelayer.io/api", "/compat/commercelayer/api",
-                   token="your-access-token") as run:
+    with live_curl(
+        "https://yourdomain.commercelayer.io/api", "/compat/commercelayer/api", token="your-access-token"
+    ) as run:
         yield run
 
 
@@ -58,8 +76,10 @@ def test_create_an_export_of_skus_as_the_seed_shows(curl: Curl) -> None:
     assert attributes["status"] in ("pending", "in_progress", "completed")
     assert attributes["records_count"] == 2  # the demo world's two products
     assert attributes["dry_data"] is False and attributes["metadata"] == {}
-    assert data["relationships"]["events"]["links"] == {"self": f"{own}/relationships/events",
-                                                         "related": f"{own}/events"}
+    assert data["relationships"]["events"]["links"] == {
+        "self": f"{own}/relationships/events",
+        "related": f"{own}/events",
+    }
 
     headers = {**curl.server.headers, "Accept": "application/vnd.api+json"}
     with httpx.Client(headers=headers, timeout=30) as client:

@@ -34,41 +34,89 @@ def make_record(
     updated_at: dt.datetime | None = None,
 ) -> Record:
     """Insert a record with validated, normalised values, its value-index rows and category assignments."""
-    specs = {a.alias: AttributeSpec(alias=a.alias, data_type=a.data_type,
-                                    dimension_ids=tuple(a.dimension_ids or ()), validation=a.validation or {})
-             for a in session.scalars(select(Attribute).where(Attribute.schema_id == schema_id))}
+    specs = {
+        a.alias: AttributeSpec(
+            alias=a.alias,
+            data_type=a.data_type,
+            dimension_ids=tuple(a.dimension_ids or ()),
+            validation=a.validation or {},
+        )
+        for a in session.scalars(select(Attribute).where(Attribute.schema_id == schema_id))
+    }
     segments = {d.id: {s.id for s in d.segments} for d in session.scalars(select(Dimension))}
     clean = validate_values(values, attributes=specs, segments=segments)
     clean = {alias: scoped for alias, scoped in clean.items() if scoped}
     now = updated_at or utcnow()
-    record = Record(id=record_id or new_id("ent"), schema_id=schema_id, parent_id=parent_id,
-                    lifecycle_state_id=state, values_json=orjson.dumps(clean).decode(),
-                    cells_json=orjson.dumps(cells_of(clean)).decode(),
-                    created_at=now, updated_at=now, created_by="user-admin", updated_by="user-admin")
+    record = Record(
+        id=record_id or new_id("ent"),
+        schema_id=schema_id,
+        parent_id=parent_id,
+        lifecycle_state_id=state,
+        values_json=orjson.dumps(clean).decode(),
+        cells_json=orjson.dumps(cells_of(clean)).decode(),
+        created_at=now,
+        updated_at=now,
+        created_by="user-admin",
+        updated_by="user-admin",
+    )
     session.add(record)
     session.flush()
     for alias, key, text, number in index_rows(clean):
-        session.add(RecordValue(record_pk=record.pk, attribute=alias, scope_key=key, value_text=text,
-                                value_num=number))
+        session.add(
+            RecordValue(
+                record_pk=record.pk, attribute=alias, scope_key=key, value_text=text, value_num=number
+            )
+        )
     for order, category_id in enumerate(categories):
         session.add(RecordCategory(record_pk=record.pk, category_id=category_id, sort_order=order))
     session.flush()
     return record
 
 
-def make_tombstone(session: Session, record_id: str, *, deleted_at: dt.datetime,
-                   schema_id: str = "schema-apparel", parent_id: str | None = None) -> None:
+def make_tombstone(
+    session: Session,
+    record_id: str,
+    *,
+    deleted_at: dt.datetime,
+    schema_id: str = "schema-apparel",
+    parent_id: str | None = None,
+) -> None:
     """Record that a record was deleted at ``deleted_at``."""
-    session.add(RecordTombstone(record_id=record_id, schema_id=schema_id, parent_id=parent_id,
-                                deleted_at=deleted_at, deleted_by="user-admin"))
+    session.add(
+        RecordTombstone(
+            record_id=record_id,
+            schema_id=schema_id,
+            parent_id=parent_id,
+            deleted_at=deleted_at,
+            deleted_by="user-admin",
+        )
+    )
     session.flush()
 
 
-def add_attribute(session: Session, alias: str, data_type: str, dimension_ids: list[str],
-                  *, schema_id: str = "schema-apparel", labels: dict[str, str] | None = None,
-                  validation: dict[str, Any] | None = None) -> None:
+def add_attribute(
+    session: Session,
+    alias: str,
+    data_type: str,
+    dimension_ids: list[str],
+    *,
+    schema_id: str = "schema-apparel",
+    labels: dict[str, str] | None = None,
+    validation: dict[str, Any] | None = None,
+) -> None:
     """Add an attribute to a schema (e.g. one scoped by two dimensions)."""
-    session.add(Attribute(id=new_id("attr"), schema_id=schema_id, alias=alias, name=alias,
-                          labels=labels or {}, data_type=data_type, required=False,
-                          dimension_ids=dimension_ids, validation=validation or {}, sort_order=100))
+    session.add(
+        Attribute(
+            id=new_id("attr"),
+            schema_id=schema_id,
+            alias=alias,
+            name=alias,
+            labels=labels or {},
+            data_type=data_type,
+            required=False,
+            dimension_ids=dimension_ids,
+            validation=validation or {},
+            sort_order=100,
+        )
+    )
     session.flush()

@@ -18,14 +18,37 @@ runner = CliRunner()
 
 def test_export_command_writes_file_and_summary(world: None, tmp_path: Path) -> None:
     with session_scope() as s:
-        make_record(s, {"sku": g("A-1"), "brand": g("Ma Marque"),
-                        "product-name": [{"scope": {"dim-language": "seg-en"}, "value": "Shirt"}]})
+        make_record(
+            s,
+            {
+                "sku": g("A-1"),
+                "brand": g("Ma Marque"),
+                "product-name": [{"scope": {"dim-language": "seg-en"}, "value": "Shirt"}],
+            },
+        )
         make_record(s, {"sku": g("B-1"), "brand": g("Other")})
     out = tmp_path / "feed.csv.gz"
-    result = runner.invoke(app, ["export", "--format", "csv", "--schema", "schema-apparel",
-                                 "--scope", "dim-language=seg-en", "--scope", "dim-market=seg-dk",
-                                 "--fields", "sku,product-name", "--filter", "brand=Ma Marque",
-                                 "--compress", "-o", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "--format",
+            "csv",
+            "--schema",
+            "schema-apparel",
+            "--scope",
+            "dim-language=seg-en",
+            "--scope",
+            "dim-market=seg-dk",
+            "--fields",
+            "sku,product-name",
+            "--filter",
+            "brand=Ma Marque",
+            "--compress",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "1 records" in result.output and "records/s" in result.output and "bytes" in result.output
     rows = list(csv.DictReader(io.StringIO(gzip.decompress(out.read_bytes()).decode())))
@@ -35,13 +58,15 @@ def test_export_command_writes_file_and_summary(world: None, tmp_path: Path) -> 
 
 def test_export_command_refuses_bad_input(world: None, tmp_path: Path) -> None:
     out = tmp_path / "x.csv"
-    result = runner.invoke(app, ["export", "--format", "pdf", "--scope", "dim-language=seg-xx",
-                                 "-o", str(out)])
+    result = runner.invoke(
+        app, ["export", "--format", "pdf", "--scope", "dim-language=seg-xx", "-o", str(out)]
+    )
     assert result.exit_code == 2
     assert "unknown format 'pdf'" in result.output and "seg-xx" in result.output
     result = runner.invoke(app, ["export", "--scope", "dim-language", "-o", str(out)])
     assert result.exit_code == 2 and "dimension=segment" in result.output
-    result = runner.invoke(app, ["export", "--filter", "price[gte]=abc", "--schema", "schema-apparel",
-                                 "-o", str(out)])
+    result = runner.invoke(
+        app, ["export", "--filter", "price[gte]=abc", "--schema", "schema-apparel", "-o", str(out)]
+    )
     assert result.exit_code == 2 and "not a number" in result.output
     assert not out.exists()

@@ -24,13 +24,44 @@ from skuport.exporting.spec import ExportSpec
 from tests.exporting.factories import add_attribute, g, make_record, make_tombstone
 
 TEXTS = [
-    "plain", 'comma, "quoted"', "line\nbreak", "cr\ronly and crlf\r\n", "tab\there", "",
-    "Æblegrød ✓ 日本 🧥", "ctrl \x01\x08\x0b\x0c\x1f end", '<tag attr="x"> & &amp; </tag>',
-    "back\\slash | pipe", " lead and trail ", "ends with backslash\\", "\u2028 line sep \u2029",
-    "noncharacter \ufffe\uffff", "]]> cdata end", "'single'",
+    "plain",
+    'comma, "quoted"',
+    "line\nbreak",
+    "cr\ronly and crlf\r\n",
+    "tab\there",
+    "",
+    "Æblegrød ✓ 日本 🧥",
+    "ctrl \x01\x08\x0b\x0c\x1f end",
+    '<tag attr="x"> & &amp; </tag>',
+    "back\\slash | pipe",
+    " lead and trail ",
+    "ends with backslash\\",
+    "\u2028 line sep \u2029",
+    "noncharacter \ufffe\uffff",
+    "]]> cdata end",
+    "'single'",
 ]
-NUMBERS = [0, -3, 12.5, 1991, 0.00001, 1e20, 1.5e-07, 123456789.125, -0.5, 2**53 + 1, 1e23, 7e22,
-           2.0**60, 83050364053.078125, 21346066203752.562, 12.0, -0.0, 5e-324, 2**63 - 1]
+NUMBERS = [
+    0,
+    -3,
+    12.5,
+    1991,
+    0.00001,
+    1e20,
+    1.5e-07,
+    123456789.125,
+    -0.5,
+    2**53 + 1,
+    1e23,
+    7e22,
+    2.0**60,
+    83050364053.078125,
+    21346066203752.562,
+    12.0,
+    -0.0,
+    5e-324,
+    2**63 - 1,
+]
 LISTS: list[list[str]] = [[], ["a"], ["a|b", "c\\d", 'q"uote', "x,y"], ["é", "line\nbreak", "<&>"]]
 FORMATS = ["csv", "json", "jsonl", "xml"]
 SINCE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -45,33 +76,54 @@ def tricky(world: None) -> None:
     """Records whose values exercise quoting, escaping, numbers, lists, scopes, variants and categories."""
     with session_scope() as s:
         add_attribute(s, "notes", "text", ["dim-language", "dim-market"], labels={"seg-da": "Noter"})
-        add_attribute(s, "tags", "multiselect", [],
-                      validation={"options": sorted({item for items in LISTS for item in items})})
+        add_attribute(
+            s,
+            "tags",
+            "multiselect",
+            [],
+            validation={"options": sorted({item for items in LISTS for item in items})},
+        )
         add_attribute(s, "ratio", "number", ["dim-market"])
         add_attribute(s, "flag", "boolean", ["dim-market"])
         for i, text in enumerate(TEXTS):
             values: dict[str, list[dict[str, Any]]] = {
                 "sku": g(f"SKU-{i}"),
                 "product-name": scoped(({}, text), ({"dim-language": "seg-en"}, f"en {text}"))
-                if i % 3 else g(text),
-                "notes": scoped(({"dim-language": "seg-en", "dim-market": "seg-dk"}, text),
-                                ({"dim-market": "seg-dk"}, f"dk {i}"), ({}, f"global {i}"))
-                if i % 2 else scoped(({"dim-language": "seg-da"}, text)),
-                "ratio": scoped(({}, NUMBERS[i % len(NUMBERS)]),
-                                ({"dim-market": "seg-dk"}, NUMBERS[(i + 3) % len(NUMBERS)]))
-                if i % 4 else g(NUMBERS[i % len(NUMBERS)]),
+                if i % 3
+                else g(text),
+                "notes": scoped(
+                    ({"dim-language": "seg-en", "dim-market": "seg-dk"}, text),
+                    ({"dim-market": "seg-dk"}, f"dk {i}"),
+                    ({}, f"global {i}"),
+                )
+                if i % 2
+                else scoped(({"dim-language": "seg-da"}, text)),
+                "ratio": scoped(
+                    ({}, NUMBERS[i % len(NUMBERS)]),
+                    ({"dim-market": "seg-dk"}, NUMBERS[(i + 3) % len(NUMBERS)]),
+                )
+                if i % 4
+                else g(NUMBERS[i % len(NUMBERS)]),
                 "flag": scoped(({"dim-market": "seg-dk"}, bool(i % 2))) if i % 5 else [],
                 "tags": g(LISTS[i % len(LISTS)]),
                 "weight": g(i * 7),
                 "in-stock": scoped(({"dim-market": "seg-de"}, True)),
             }
-            parent = make_record(s, {k: v for k, v in values.items() if v}, record_id=f"ent-t{i:02d}",
-                                 categories=["cat-jackets", "cat-knitwear"][: i % 3],
-                                 updated_at=SINCE + dt.timedelta(hours=i - 3))
+            parent = make_record(
+                s,
+                {k: v for k, v in values.items() if v},
+                record_id=f"ent-t{i:02d}",
+                categories=["cat-jackets", "cat-knitwear"][: i % 3],
+                updated_at=SINCE + dt.timedelta(hours=i - 3),
+            )
             if i % 4 == 1:
-                make_record(s, {"sku": g(f"SKU-{i}-V"), "sizes": g(["S", "M"])},
-                            record_id=f"ent-t{i:02d}-v", parent_id=parent.id,
-                            updated_at=SINCE + dt.timedelta(hours=i))
+                make_record(
+                    s,
+                    {"sku": g(f"SKU-{i}-V"), "sizes": g(["S", "M"])},
+                    record_id=f"ent-t{i:02d}-v",
+                    parent_id=parent.id,
+                    updated_at=SINCE + dt.timedelta(hours=i),
+                )
         make_record(s, {}, record_id="ent-empty")
         make_tombstone(s, "ent-gone", deleted_at=SINCE + dt.timedelta(hours=2))
 
@@ -92,19 +144,37 @@ SPECS: dict[str, dict[str, Any]] = {
     "scope-en-dk": {"dimension_scope": {"dim-language": "seg-en", "dim-market": "seg-dk"}},
     "scope-da": {"dimension_scope": {"dim-language": "seg-da"}},
     "unscoped": {},
-    "fields-labels-dry": {"dimension_scope": {"dim-market": "seg-dk"}, "fields": ("ratio", "notes", "tags"),
-                          "header_language": "seg-da", "dry_data": True},
-    "fields-system-interleaved": {"fields": ("sku", "id", "notes", "categories", "updatedAt", "ratio"),
-                                  "catalog_id": "catalog-webshop"},
-    "fields-scoped-delta": {"dimension_scope": {"dim-language": "seg-en"}, "changed_since": SINCE,
-                            "fields": ("ratio", "parentId", "sku")},
-    "categories": {"dimension_scope": {"dim-language": "seg-en"}, "catalog_id": "catalog-webshop",
-                   "includes": ("categories",)},
+    "fields-labels-dry": {
+        "dimension_scope": {"dim-market": "seg-dk"},
+        "fields": ("ratio", "notes", "tags"),
+        "header_language": "seg-da",
+        "dry_data": True,
+    },
+    "fields-system-interleaved": {
+        "fields": ("sku", "id", "notes", "categories", "updatedAt", "ratio"),
+        "catalog_id": "catalog-webshop",
+    },
+    "fields-scoped-delta": {
+        "dimension_scope": {"dim-language": "seg-en"},
+        "changed_since": SINCE,
+        "fields": ("ratio", "parentId", "sku"),
+    },
+    "categories": {
+        "dimension_scope": {"dim-language": "seg-en"},
+        "catalog_id": "catalog-webshop",
+        "includes": ("categories",),
+    },
     "delta": {"dimension_scope": {"dim-language": "seg-en"}, "changed_since": SINCE},
-    "no-variants-all-schemas": {"schema_id": None, "include_variants": False,
-                                "dimension_scope": {"dim-market": "seg-de"}},
-    "filtered-compressed": {"dimension_scope": {"dim-language": "seg-en"}, "compress": True,
-                            "filters": {"sku": {"in": ["SKU-1", "SKU-2", "SKU-5", "SKU-9"]}}},
+    "no-variants-all-schemas": {
+        "schema_id": None,
+        "include_variants": False,
+        "dimension_scope": {"dim-market": "seg-de"},
+    },
+    "filtered-compressed": {
+        "dimension_scope": {"dim-language": "seg-en"},
+        "compress": True,
+        "filters": {"sku": {"in": ["SKU-1", "SKU-2", "SKU-5", "SKU-9"]}},
+    },
 }
 
 
@@ -118,8 +188,9 @@ def run(tmp_path: Path, fmt: str, options: dict[str, Any]) -> bytes:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", list(SPECS))
-def test_same_bytes_as_the_row_engine(tricky: None, engine: Any, tmp_path: Path, fmt: str, name: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_bytes_as_the_row_engine(
+    tricky: None, engine: Any, tmp_path: Path, fmt: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     encoded: list[int] = []
     original = columnar.ColumnarEncoder.encode
 
@@ -200,15 +271,19 @@ def test_csv_reads_back_with_the_csv_module(tricky: None, engine: Any, tmp_path:
     assert {i: notes[f"ent-t{i:02d}"] for i in odd} == {i: TEXTS[i] for i in odd}
 
 
-def test_a_batch_polars_refuses_is_written_by_the_row_engine(tricky: None, engine: Any,
-                                                             tmp_path: Path) -> None:
+def test_a_batch_polars_refuses_is_written_by_the_row_engine(
+    tricky: None, engine: Any, tmp_path: Path
+) -> None:
     from sqlalchemy import update
 
     from skuport.records.models import Record
 
     with session_scope() as s:  # a value of a type validation never stores: an object in a text leaf
-        s.execute(update(Record).where(Record.id == "ent-t03").values(
-            cells_json='{"sku": {"@": "SKU-3"}, "product-name": {"@": {"odd": 1}}}'))
+        s.execute(
+            update(Record)
+            .where(Record.id == "ent-t03")
+            .values(cells_json='{"sku": {"@": "SKU-3"}, "product-name": {"@": {"odd": 1}}}')
+        )
     scope = {"dimension_scope": {"dim-market": "seg-dk"}}
     engine("rows")
     expected = run(tmp_path, "csv", scope)

@@ -50,8 +50,13 @@ def test_integers_read_back_exactly(value: int) -> None:
 
 
 def test_number_text_examples() -> None:
-    assert [number_text(v) for v in (12, 12.5, 1e-05, 1e20, -0.0)] == ["12", "12.5", "0.00001",
-                                                                     "100000000000000000000", "-0"]
+    assert [number_text(v) for v in (12, 12.5, 1e-05, 1e20, -0.0)] == [
+        "12",
+        "12.5",
+        "0.00001",
+        "100000000000000000000",
+        "-0",
+    ]
     assert parse_number("12") == 12 and isinstance(parse_number("12"), int)
     assert parse_number("0.00001") == 1e-05
 
@@ -81,10 +86,17 @@ def test_every_data_type_has_a_codec_whose_text_reads_back() -> None:
     from skuport.records.codecs import CODECS, DataType, codec
 
     assert set(CODECS) == set(DataType)
-    samples = {DataType.TEXT: "Ma Marque", DataType.TEXTAREA: "two\nlines", DataType.NUMBER: 129.99,
-               DataType.INTEGER: 2**62, DataType.BOOLEAN: False, DataType.DATE: "2026-03-08",
-               DataType.SELECT: "Navy", DataType.MULTISELECT: ["S", "M|L"],
-               DataType.URL: "https://example.com/p/1"}
+    samples = {
+        DataType.TEXT: "Ma Marque",
+        DataType.TEXTAREA: "two\nlines",
+        DataType.NUMBER: 129.99,
+        DataType.INTEGER: 2**62,
+        DataType.BOOLEAN: False,
+        DataType.DATE: "2026-03-08",
+        DataType.SELECT: "Navy",
+        DataType.MULTISELECT: ["S", "M|L"],
+        DataType.URL: "https://example.com/p/1",
+    }
     rules = {"options": ["Navy", "S", "M|L"]}
     for data_type, value in samples.items():
         found = codec(data_type)

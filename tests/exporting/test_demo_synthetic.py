@@ -17,9 +17,15 @@ def test_generate_realistic_normalised_records(world: None) -> None:
     assert made == 300
     with session_scope() as s:
         records = s.scalars(select(Record).order_by(Record.pk)).all()
-        specs = {a.alias: AttributeSpec(alias=a.alias, data_type=a.data_type,
-                                        dimension_ids=tuple(a.dimension_ids), validation=a.validation)
-                 for a in s.scalars(select(Attribute).where(Attribute.schema_id == "schema-apparel"))}
+        specs = {
+            a.alias: AttributeSpec(
+                alias=a.alias,
+                data_type=a.data_type,
+                dimension_ids=tuple(a.dimension_ids),
+                validation=a.validation,
+            )
+            for a in s.scalars(select(Attribute).where(Attribute.schema_id == "schema-apparel"))
+        }
         segments = {d.id: {x.id for x in d.segments} for d in s.scalars(select(Dimension))}
         index_count = s.scalar(select(func.count()).select_from(RecordValue))
         assigned = s.scalar(select(func.count(func.distinct(RecordCategory.record_pk))))

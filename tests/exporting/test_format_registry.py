@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-PROGRAM = textwrap.dedent('''
+PROGRAM = textwrap.dedent("""
     import json
     from skuport.exporting import formats
     from skuport.exporting.formats.csv import CsvFormat
@@ -37,12 +37,13 @@ PROGRAM = textwrap.dedent('''
         "media": FILE_TYPES,
         "download": list(download["content"]),
     }))
-''')
+""")
 
 
 def test_a_registered_format_appears_everywhere_formats_are_listed() -> None:
-    result = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120,
-                            check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120, check=True
+    )
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["enum"] == ["csv", "json", "jsonl", "xml", "xlsx", "tsv"]
     assert found["openapi"] == found["enum"]

@@ -33,22 +33,40 @@ FIELDS = ("product-name", "sku", "price", "weight", "sizes", "in-stock", "descri
 def products(world: None) -> None:
     """Two products with awkward text, typed values and a list."""
     with session_scope() as s:
-        make_record(s, {
-            "product-name": [{"scope": {"dim-language": "seg-en"}, "value": TRICKY},
-                             {"scope": {"dim-language": "seg-da"}, "value": "Æblegrøn jakke"}],
-            "sku": g("TR-1"), "price": [{"scope": {}, "value": 10.5}, {"scope": {"dim-market": "seg-dk"},
-                                                                       "value": 79}],
-            "weight": g(450), "sizes": g(["S", "M", "XL"]),
-            "in-stock": [{"scope": {"dim-market": "seg-dk"}, "value": False}],
-            "description": g("Tab\there, control\x01char, ]]> end"),
-        }, record_id="ent-tricky")
-        make_record(s, {"sku": g("PL-2"), "in-stock": [{"scope": {"dim-market": "seg-dk"}, "value": True}]},
-                    record_id="ent-plain")
+        make_record(
+            s,
+            {
+                "product-name": [
+                    {"scope": {"dim-language": "seg-en"}, "value": TRICKY},
+                    {"scope": {"dim-language": "seg-da"}, "value": "Æblegrøn jakke"},
+                ],
+                "sku": g("TR-1"),
+                "price": [{"scope": {}, "value": 10.5}, {"scope": {"dim-market": "seg-dk"}, "value": 79}],
+                "weight": g(450),
+                "sizes": g(["S", "M", "XL"]),
+                "in-stock": [{"scope": {"dim-market": "seg-dk"}, "value": False}],
+                "description": g("Tab\there, control\x01char, ]]> end"),
+            },
+            record_id="ent-tricky",
+        )
+        make_record(
+            s,
+            {"sku": g("PL-2"), "in-stock": [{"scope": {"dim-market": "seg-dk"}, "value": True}]},
+            record_id="ent-plain",
+        )
 
 
 def run(tmp_path: Path, fmt: str, **options: Any) -> ExportResult:
-    return run_export(ExportSpec(format=fmt, schema_id="schema-apparel", dimension_scope=EN_DK,
-                                 fields=(*FIXED_COLUMNS, *FIELDS), **options), out_dir=tmp_path)
+    return run_export(
+        ExportSpec(
+            format=fmt,
+            schema_id="schema-apparel",
+            dimension_scope=EN_DK,
+            fields=(*FIXED_COLUMNS, *FIELDS),
+            **options,
+        ),
+        out_dir=tmp_path,
+    )
 
 
 def content(result: ExportResult) -> bytes:
@@ -112,12 +130,18 @@ def test_xml_is_well_formed_and_escaped(products: None, tmp_path: Path) -> None:
 
 
 def test_xml_without_scope_uses_scope_attributes(products: None, tmp_path: Path) -> None:
-    result = run_export(ExportSpec(format="xml", schema_id="schema-apparel", fields=("product-name",),
-                                   header_language="seg-en"), out_dir=tmp_path)
+    result = run_export(
+        ExportSpec(
+            format="xml", schema_id="schema-apparel", fields=("product-name",), header_language="seg-en"
+        ),
+        out_dir=tmp_path,
+    )
     first = etree.fromstring(result.path.read_bytes()).find("record")
     names = first.findall("Product_name")
     assert {(n.get("dim-language"), n.get("name"), n.text) for n in names} == {
-        ("seg-en", "Product name", TRICKY), ("seg-da", "Product name", "Æblegrøn jakke")}
+        ("seg-en", "Product name", TRICKY),
+        ("seg-da", "Product name", "Æblegrøn jakke"),
+    }
 
 
 def test_xlsx_read_back_by_openpyxl(products: None, tmp_path: Path) -> None:
@@ -147,9 +171,9 @@ def test_empty_export_is_a_valid_file(world: None, tmp_path: Path, fmt: str) -> 
     data = result.path.read_bytes()
     assert result.record_count == 0 and result.file_size == len(data)
     if fmt == "csv":
-        assert list(csv.reader(io.StringIO(data.decode()))) == [["id", "parentId", "schemaId",
-                                                                 "lifecycleStateId", "createdAt",
-                                                                 "updatedAt", *FIELDS]]
+        assert list(csv.reader(io.StringIO(data.decode()))) == [
+            ["id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt", *FIELDS]
+        ]
     elif fmt == "json":
         assert json.loads(data) == []
     elif fmt == "jsonl":

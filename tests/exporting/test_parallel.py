@@ -34,10 +34,17 @@ def _run(tmp_path: Path, name: str, spec: ExportSpec) -> bytes:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
-def test_parallel_output_equals_single_process(many: None, tmp_path: Path, fmt: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    spec = ExportSpec(format=fmt, schema_id="schema-apparel", dimension_scope={"dim-language": "seg-en"},
-                      includes=("categories",), filters={"brand": "B"}, max_records=13)
+def test_parallel_output_equals_single_process(
+    many: None, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = ExportSpec(
+        format=fmt,
+        schema_id="schema-apparel",
+        dimension_scope={"dim-language": "seg-en"},
+        includes=("categories",),
+        filters={"brand": "B"},
+        max_records=13,
+    )
     monkeypatch.setattr(get_settings(), "export_workers", 1)
     single = _run(tmp_path, "one", spec)
     monkeypatch.setattr(get_settings(), "export_workers", 2)

@@ -45,18 +45,26 @@ def jacket(world: None) -> str:
     """One product with scoped names, prices and stock; returns its id."""
     with session_scope() as s:
         add_attribute(s, "promo", "text", ["dim-language", "dim-market"])
-        make_record(s, {
-            "product-name": [{"scope": {}, "value": "Jacket"},
-                             {"scope": {"dim-language": "seg-da"}, "value": "Jakke"},
-                             {"scope": {"dim-language": "seg-en"}, "value": "Rain jacket"}],
-            "sku": g("RJ-1"),
-            "price": [{"scope": {}, "value": 100}, {"scope": {"dim-market": "seg-dk"}, "value": 750.5}],
-            "in-stock": [{"scope": {"dim-market": "seg-de"}, "value": True}],
-            "promo": [{"scope": {}, "value": "promo-global"},
-                      {"scope": {"dim-language": "seg-en"}, "value": "promo-en"},
-                      {"scope": {"dim-market": "seg-dk"}, "value": "promo-dk"},
-                      {"scope": {"dim-language": "seg-en", "dim-market": "seg-dk"}, "value": "promo-en-dk"}],
-        }, record_id="ent-jacket")
+        make_record(
+            s,
+            {
+                "product-name": [
+                    {"scope": {}, "value": "Jacket"},
+                    {"scope": {"dim-language": "seg-da"}, "value": "Jakke"},
+                    {"scope": {"dim-language": "seg-en"}, "value": "Rain jacket"},
+                ],
+                "sku": g("RJ-1"),
+                "price": [{"scope": {}, "value": 100}, {"scope": {"dim-market": "seg-dk"}, "value": 750.5}],
+                "in-stock": [{"scope": {"dim-market": "seg-de"}, "value": True}],
+                "promo": [
+                    {"scope": {}, "value": "promo-global"},
+                    {"scope": {"dim-language": "seg-en"}, "value": "promo-en"},
+                    {"scope": {"dim-market": "seg-dk"}, "value": "promo-dk"},
+                    {"scope": {"dim-language": "seg-en", "dim-market": "seg-dk"}, "value": "promo-en-dk"},
+                ],
+            },
+            record_id="ent-jacket",
+        )
     return "ent-jacket"
 
 
@@ -87,8 +95,12 @@ def test_without_scope_one_column_per_attribute_and_scope(jacket: str, tmp_path:
     (row,) = read_rows(result)
     headers = list(row)
     assert headers[:6] == ["id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt"]
-    assert headers[6:10] == ["product-name", "product-name[dim-language=seg-en]",
-                             "product-name[dim-language=seg-da]", "product-name[dim-language=seg-de]"]
+    assert headers[6:10] == [
+        "product-name",
+        "product-name[dim-language=seg-en]",
+        "product-name[dim-language=seg-da]",
+        "product-name[dim-language=seg-de]",
+    ]
     assert row["product-name"] == "Jacket"
     assert row["product-name[dim-language=seg-da]"] == "Jakke"
     assert row["price"] == "100" and row["price[dim-market=seg-dk]"] == "750.5"
@@ -109,8 +121,13 @@ def test_fields_order_header_language_and_dry_data(jacket: str, tmp_path: Path) 
     # without a scope an attribute keeps its columns together, where fields puts it
     (row,) = export(tmp_path, fields=("price", "sku"))
     assert list(row) == ["price", "price[dim-market=seg-dk]", "price[dim-market=seg-de]", "sku"]
-    (row,) = export(tmp_path, dimension_scope={"dim-language": "seg-da"}, fields=("sku", "product-name"),
-                    header_language="seg-da", dry_data=True)
+    (row,) = export(
+        tmp_path,
+        dimension_scope={"dim-language": "seg-da"},
+        fields=("sku", "product-name"),
+        header_language="seg-da",
+        dry_data=True,
+    )
     assert row == {"Varenummer": "RJ-1", "Produktnavn": "Jakke"}
     # without fields, every record field leads as before
     (row,) = export(tmp_path, dimension_scope=EN_DK)
@@ -123,8 +140,12 @@ def test_fields_order_header_language_and_dry_data(jacket: str, tmp_path: Path) 
 def test_filters_states_and_max_records(world: None, tmp_path: Path) -> None:
     with session_scope() as s:
         make_record(s, {"sku": g("A-1"), "brand": g("Ma Marque"), "price": g(50)}, record_id="ent-a")
-        make_record(s, {"sku": g("B-1"), "brand": g("Other"), "price": g(150)}, record_id="ent-b",
-                    state="state-published")
+        make_record(
+            s,
+            {"sku": g("B-1"), "brand": g("Other"), "price": g(150)},
+            record_id="ent-b",
+            state="state-published",
+        )
         make_record(s, {"sku": g("C-1"), "brand": g("Ma Marque"), "price": g(250)}, record_id="ent-c")
     ids = lambda rows: [r["id"] for r in rows]  # noqa: E731
     assert ids(export(tmp_path, filters={"brand": "Ma Marque"})) == ["ent-a", "ent-c"]
@@ -172,11 +193,14 @@ def test_delta_with_tombstones(world: None, tmp_path: Path) -> None:
         make_tombstone(s, "ent-gone", deleted_at=since + dt.timedelta(hours=1))
         make_tombstone(s, "ent-long-gone", deleted_at=since - dt.timedelta(hours=1))
         make_tombstone(s, "ent-other", deleted_at=since + dt.timedelta(hours=1), schema_id="schema-other")
-    result = run_export(ExportSpec(schema_id="schema-apparel", changed_since=since, compress=True),
-                        out_dir=tmp_path)
+    result = run_export(
+        ExportSpec(schema_id="schema-apparel", changed_since=since, compress=True), out_dir=tmp_path
+    )
     rows = read_rows(result)
-    assert [(r["id"], r["_deleted"], r["sku"]) for r in rows] == [("ent-new", "false", "NEW-1"),
-                                                                  ("ent-gone", "true", "")]
+    assert [(r["id"], r["_deleted"], r["sku"]) for r in rows] == [
+        ("ent-new", "false", "NEW-1"),
+        ("ent-gone", "true", ""),
+    ]
     assert rows[1]["schemaId"] == "schema-apparel" and rows[1]["createdAt"] == ""
     assert result.record_count == 2 and result.tombstone_count == 1
 
@@ -194,8 +218,11 @@ def test_timestamps_are_cut_to_milliseconds_as_the_api_writes_them(world: None, 
 
 def test_result_describes_the_file(jacket: str, tmp_path: Path) -> None:
     seen: list[tuple[int, int]] = []
-    result = run_export(ExportSpec(schema_id="schema-apparel", compress=True),
-                        out_dir=tmp_path, control=ExportControl(progress=lambda d, t: seen.append((d, t))))
+    result = run_export(
+        ExportSpec(schema_id="schema-apparel", compress=True),
+        out_dir=tmp_path,
+        control=ExportControl(progress=lambda d, t: seen.append((d, t))),
+    )
     data = result.path.read_bytes()
     assert result.path.parent == tmp_path and result.path.name.endswith(".csv.gz")
     assert result.extension == "csv.gz" and result.content_encoding == "gzip"
@@ -212,21 +239,25 @@ def test_empty_result_still_writes_a_valid_file(world: None, tmp_path: Path) -> 
     assert read_rows(result) == []
 
 
-@pytest.mark.parametrize(("options", "field", "words"), [
-    ({"format": "pdf"}, "format", "unknown format 'pdf'"),
-    ({"schema_id": "schema-nope"}, "schemaId", "schema 'schema-nope' does not exist"),
-    ({"fields": ("sku", "nope")}, "fields", "'nope' is neither an attribute"),
-    ({"fields": ("sku", "sku")}, "fields", "more than once"),
-    ({"dimension_scope": {"dim-planet": "seg-mars"}}, "dimensionScope", "dimension 'dim-planet'"),
-    ({"dimension_scope": {"dim-market": "seg-en"}}, "dimensionScope", "'seg-en' is not a segment"),
-    ({"catalog_id": "catalog-nope"}, "catalogId", "catalog 'catalog-nope'"),
-    ({"lifecycle_state_ids": ("state-nope",)}, "lifecycleStateIds", "state-nope"),
-    ({"includes": ("bogus",)}, "includes", "cannot include 'bogus'"),
-    ({"header_language": "seg-xx"}, "headerLanguage", "seg-xx"),
-    ({"changed_since": dt.datetime(2026, 1, 1)}, "changedSince", "time zone"),
-])
-def test_bad_specs_are_refused_before_writing(world: None, tmp_path: Path, options: dict[str, Any],
-                                              field: str, words: str) -> None:
+@pytest.mark.parametrize(
+    ("options", "field", "words"),
+    [
+        ({"format": "pdf"}, "format", "unknown format 'pdf'"),
+        ({"schema_id": "schema-nope"}, "schemaId", "schema 'schema-nope' does not exist"),
+        ({"fields": ("sku", "nope")}, "fields", "'nope' is neither an attribute"),
+        ({"fields": ("sku", "sku")}, "fields", "more than once"),
+        ({"dimension_scope": {"dim-planet": "seg-mars"}}, "dimensionScope", "dimension 'dim-planet'"),
+        ({"dimension_scope": {"dim-market": "seg-en"}}, "dimensionScope", "'seg-en' is not a segment"),
+        ({"catalog_id": "catalog-nope"}, "catalogId", "catalog 'catalog-nope'"),
+        ({"lifecycle_state_ids": ("state-nope",)}, "lifecycleStateIds", "state-nope"),
+        ({"includes": ("bogus",)}, "includes", "cannot include 'bogus'"),
+        ({"header_language": "seg-xx"}, "headerLanguage", "seg-xx"),
+        ({"changed_since": dt.datetime(2026, 1, 1)}, "changedSince", "time zone"),
+    ],
+)
+def test_bad_specs_are_refused_before_writing(
+    world: None, tmp_path: Path, options: dict[str, Any], field: str, words: str
+) -> None:
     spec = ExportSpec(**{"schema_id": "schema-apparel", **options})
     with pytest.raises(ValidationFailed) as err:
         run_export(spec, out_dir=tmp_path)
@@ -238,8 +269,9 @@ def test_bad_specs_are_refused_before_writing(world: None, tmp_path: Path, optio
         validate_spec(s, spec)
 
 
-def test_xlsx_over_the_row_limit_is_refused(world: None, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_xlsx_over_the_row_limit_is_refused(
+    world: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     small = XlsxFormat()
     small.max_rows = 2
     monkeypatch.setitem(FORMATS, "xlsx", small)
@@ -253,12 +285,17 @@ def test_xlsx_over_the_row_limit_is_refused(world: None, tmp_path: Path,
     assert list(tmp_path.iterdir()) == []
     with session_scope() as s, pytest.raises(ValidationFailed):
         validate_spec(s, spec)
-    assert run_export(ExportSpec(format="xlsx", schema_id="schema-apparel", max_records=2),
-                      out_dir=tmp_path).record_count == 2
+    assert (
+        run_export(
+            ExportSpec(format="xlsx", schema_id="schema-apparel", max_records=2), out_dir=tmp_path
+        ).record_count
+        == 2
+    )
 
 
-def test_cancel_stops_and_removes_the_file(world: None, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancel_stops_and_removes_the_file(
+    world: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(selection, "BATCH_SIZE", 2)
     monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 2)
     with session_scope() as s:
@@ -280,8 +317,9 @@ def test_cancel_stops_and_removes_the_file(world: None, tmp_path: Path,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_batches_follow_pk_order_across_batch_boundaries(world: None, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batches_follow_pk_order_across_batch_boundaries(
+    world: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(selection, "BATCH_SIZE", 3)
     monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 3)
     with session_scope() as s:
@@ -292,8 +330,12 @@ def test_batches_follow_pk_order_across_batch_boundaries(world: None, tmp_path: 
 
 def test_headers_for_lists_the_plan(jacket: str) -> None:
     with session_scope() as s:
-        headers = pipeline.headers_for(s, ExportSpec(schema_id="schema-apparel", dimension_scope=EN_DK,
-                                                     fields=("sku",), includes=("categories",)))
+        headers = pipeline.headers_for(
+            s,
+            ExportSpec(
+                schema_id="schema-apparel", dimension_scope=EN_DK, fields=("sku",), includes=("categories",)
+            ),
+        )
     assert headers[-2:] == ["sku", "categories"]
 
 
@@ -302,12 +344,20 @@ def test_completeness_include_matches_the_records_api(world: None, tmp_path: Pat
 
     with session_scope() as s:
         make_record(s, {"sku": g("S-1")}, record_id="ent-sparse")
-        make_record(s, {"sku": g("F-1"), "product-name": [{"scope": {"dim-language": seg}, "value": "n"}
-                                                          for seg in ("seg-en", "seg-da", "seg-de")],
-                        "price": [{"scope": {"dim-market": m}, "value": 1} for m in ("seg-dk", "seg-de")]},
-                    record_id="ent-full")
-    rows = export(tmp_path, includes=("completeness", "categories"),
-                  dimension_scope={"dim-language": "seg-en"})
+        make_record(
+            s,
+            {
+                "sku": g("F-1"),
+                "product-name": [
+                    {"scope": {"dim-language": seg}, "value": "n"} for seg in ("seg-en", "seg-da", "seg-de")
+                ],
+                "price": [{"scope": {"dim-market": m}, "value": 1} for m in ("seg-dk", "seg-de")],
+            },
+            record_id="ent-full",
+        )
+    rows = export(
+        tmp_path, includes=("completeness", "categories"), dimension_scope={"dim-language": "seg-en"}
+    )
     got = {r["id"]: int(r["completeness"]) for r in rows}
     with session_scope() as s:
         expected = {rid: completeness(s, record_id=rid)["percentage"] for rid in got}

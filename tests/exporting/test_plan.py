@@ -23,17 +23,27 @@ def raw(
 ) -> tuple[object, ...]:
     """A raw row as the selection yields it: the cells form for scoped plans, else the list form."""
     stored = cells_of(values) if cells else values
-    return (pk, f"ent-{pk}", None, "schema-x", "state-draft", orjson.dumps(stored).decode(),
-            "2026-01-01T00:00:00.000Z", "2026-01-02T00:00:00.000Z")
+    return (
+        pk,
+        f"ent-{pk}",
+        None,
+        "schema-x",
+        "state-draft",
+        orjson.dumps(stored).decode(),
+        "2026-01-01T00:00:00.000Z",
+        "2026-01-02T00:00:00.000Z",
+    )
 
 
 VALUES = {
     "name": [{"scope": {"dim-language": "seg-da"}, "value": "Navn"}, {"scope": {}, "value": "Name"}],
     "price": [{"scope": {"dim-market": "seg-dk"}, "value": 7}, {"scope": {}, "value": 1}],
-    "promo": [{"scope": {"dim-market": "seg-dk"}, "value": "dk"},
-              {"scope": {"dim-language": "seg-en", "dim-market": "seg-dk"}, "value": "en-dk"},
-              {"scope": {"dim-language": "seg-en"}, "value": "en"},
-              {"scope": {"dim-channel": "web"}, "value": "stray"}],
+    "promo": [
+        {"scope": {"dim-market": "seg-dk"}, "value": "dk"},
+        {"scope": {"dim-language": "seg-en", "dim-market": "seg-dk"}, "value": "en-dk"},
+        {"scope": {"dim-language": "seg-en"}, "value": "en"},
+        {"scope": {"dim-channel": "web"}, "value": "stray"},
+    ],
     "tags": [{"scope": {}, "value": ["a", "b"]}],
     "ok": [{"scope": {"dim-market": "seg-dk"}, "value": True}],  # not a dimension of 'ok': ignored
 }
@@ -74,14 +84,37 @@ def test_unscoped_columns_and_values() -> None:
 
 
 def test_tombstone_and_extra_columns() -> None:
-    plan = ColumnPlan(attributes=ATTRS[:1], segments=SEGMENTS, dimension_scope={"dim-language": "seg-en"},
-                      deleted_column=True, categories_column=True)
-    assert plan.headers == ["id", "parentId", "schemaId", "lifecycleStateId", "createdAt", "updatedAt",
-                            "_deleted", "name", "categories"]
+    plan = ColumnPlan(
+        attributes=ATTRS[:1],
+        segments=SEGMENTS,
+        dimension_scope={"dim-language": "seg-en"},
+        deleted_column=True,
+        categories_column=True,
+    )
+    assert plan.headers == [
+        "id",
+        "parentId",
+        "schemaId",
+        "lifecycleStateId",
+        "createdAt",
+        "updatedAt",
+        "_deleted",
+        "name",
+        "categories",
+    ]
     (row,) = plan.flatten([raw(VALUES, pk=5, cells=True)], {5: ["cat-a"]})
     assert row[6] is False and row[7] == "Name" and row[8] == ["cat-a"]
     assert plan.tombstone_row(record_id="ent-9", parent_id=None, schema_id="schema-x") == [
-        "ent-9", None, "schema-x", None, None, None, True, None, None]
+        "ent-9",
+        None,
+        "schema-x",
+        None,
+        None,
+        None,
+        True,
+        None,
+        None,
+    ]
 
 
 def test_attribute_scopes_and_keys() -> None:

@@ -34,11 +34,18 @@ from tests.exporting.factories import add_attribute, g, make_record
 
 OPTIONS = ["a|b", "back\\slash", 'quo"te, comma', "ünï ☂", "line\nbreak", "cr\rhere", "<&>", "_x000D_"]
 FIELDS = ("id", "t", "n", "l")
-TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=[
-    chr(c) for c in range(32) if c not in (9, 10, 13)] + ["\ufffe", "\uffff"]), min_size=1, max_size=40)
+TEXT = st.text(
+    st.characters(
+        blacklist_categories=("Cs",),
+        blacklist_characters=[chr(c) for c in range(32) if c not in (9, 10, 13)] + ["\ufffe", "\uffff"],
+    ),
+    min_size=1,
+    max_size=40,
+)
 NUMBER = st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False))
-RECORD = st.fixed_dictionaries({"t": TEXT, "n": NUMBER,
-                                "l": st.lists(st.sampled_from(OPTIONS), min_size=1, max_size=4, unique=True)})
+RECORD = st.fixed_dictionaries(
+    {"t": TEXT, "n": NUMBER, "l": st.lists(st.sampled_from(OPTIONS), min_size=1, max_size=4, unique=True)}
+)
 
 
 @pytest.fixture
@@ -57,8 +64,12 @@ def replace_records(records: list[dict[str, Any]]) -> list[str]:
 
 
 def export(tmp_path: Path, fmt: str, compress: bool) -> bytes:
-    result = run_export(ExportSpec(format=fmt, schema_id="schema-apparel", fields=FIELDS, dimension_scope={},
-                                   compress=compress), out_dir=tmp_path)
+    result = run_export(
+        ExportSpec(
+            format=fmt, schema_id="schema-apparel", fields=FIELDS, dimension_scope={}, compress=compress
+        ),
+        out_dir=tmp_path,
+    )
     data = result.path.read_bytes()
     result.path.unlink()
     return gzip.decompress(data) if compress else data
@@ -68,8 +79,9 @@ def same_number(found: Any, expected: float) -> bool:
     return float(found) == float(expected)
 
 
-def check_text_rows(rows: list[dict[str, Any]], ids: list[str], records: list[dict[str, Any]], *,
-                    plain_numbers: bool = True) -> None:
+def check_text_rows(
+    rows: list[dict[str, Any]], ids: list[str], records: list[dict[str, Any]], *, plain_numbers: bool = True
+) -> None:
     """Rows of a reader of cells (csv, xlsx): lists joined; csv numbers in plain decimal notation."""
     assert [r["id"] for r in rows] == ids
     for row, values in zip(rows, records, strict=True):
@@ -83,11 +95,18 @@ def check_text_rows(rows: list[dict[str, Any]], ids: list[str], records: list[di
             assert parse_number(row["n"]) == values["n"]
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None, phases=(Phase.generate,),
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=(Phase.generate,),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(records=st.lists(RECORD, min_size=1, max_size=3))
-def test_every_format_reads_back_what_was_exported(attributes: None, tmp_path: Path,
-                                                   records: list[dict[str, Any]]) -> None:
+def test_every_format_reads_back_what_was_exported(
+    attributes: None, tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
     ids = replace_records(records)
     for compress in (False, True):
         data = export(tmp_path, "csv", compress)
@@ -95,19 +114,25 @@ def test_every_format_reads_back_what_was_exported(attributes: None, tmp_path: P
         frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
         check_text_rows(frame.to_dict("records"), ids, records, plain_numbers=False)
         (tmp_path / "f.csv").write_bytes(data)
-        table = duckdb.sql(f"SELECT * FROM read_csv('{tmp_path / 'f.csv'}', header=true, all_varchar=true, "
-                           "quote='\"', escape='\"', delim=',', strict_mode=true)")
+        table = duckdb.sql(
+            f"SELECT * FROM read_csv('{tmp_path / 'f.csv'}', header=true, all_varchar=true, "
+            "quote='\"', escape='\"', delim=',', strict_mode=true)"
+        )
         found = [dict(zip(table.columns, row, strict=True)) for row in table.fetchall()]
         check_text_rows(found, ids, records)
 
         for fmt in ("json", "jsonl"):
             data = export(tmp_path, fmt, compress)
-            objects = (json.loads(data) if fmt == "json"
-                       else [json.loads(line) for line in data.decode("utf-8").split("\n") if line])
+            objects = (
+                json.loads(data)
+                if fmt == "json"
+                else [json.loads(line) for line in data.decode("utf-8").split("\n") if line]
+            )
             # JSON has one number type: a float is written in plain decimal digits (which Python's json
             # reads as an int) that read back as the same double
             assert [{**o, "n": float(o["n"])} for o in objects] == [
-                {"id": i, **values, "n": float(values["n"])} for i, values in zip(ids, records, strict=True)]
+                {"id": i, **values, "n": float(values["n"])} for i, values in zip(ids, records, strict=True)
+            ]
 
         root = etree.fromstring(export(tmp_path, "xml", compress))
         for element, ident, values in zip(root, ids, records, strict=True):
@@ -122,8 +147,10 @@ def test_every_format_reads_back_what_was_exported(attributes: None, tmp_path: P
             assert (sheet.max_row, sheet.max_column) == (len(ids) + 1, len(FIELDS))
             header, *body = [list(r) for r in sheet.iter_rows(values_only=True)]
             # openpyxl leaves the OOXML _xHHHH_ escapes of inline strings as they are; Excel decodes them
-            rows = [{h: unescape(v) if isinstance(v, str) else v for h, v in zip(header, r, strict=True)}
-                    for r in body]
+            rows = [
+                {h: unescape(v) if isinstance(v, str) else v for h, v in zip(header, r, strict=True)}
+                for r in body
+            ]
             check_text_rows(rows, ids, records, plain_numbers=False)
         frame = pd.read_excel(io.BytesIO(data), engine="calamine", dtype=object)
         check_text_rows(frame.to_dict("records"), ids, records, plain_numbers=False)

@@ -21,9 +21,17 @@ from skuport.db import session_scope
 TERMINAL = {"completed", "failed", "interrupted"}
 
 
-def product(sku: str, name: str, *, price: float = 100.0, brand: str | None = None,
-            ean: str | None = None, price_dk: float | None = None, name_da: str | None = None,
-            in_stock: bool | None = None) -> dict[str, Any]:
+def product(
+    sku: str,
+    name: str,
+    *,
+    price: float = 100.0,
+    brand: str | None = None,
+    ean: str | None = None,
+    price_dk: float | None = None,
+    name_da: str | None = None,
+    in_stock: bool | None = None,
+) -> dict[str, Any]:
     """Values of an apparel record in the seed world."""
     values: dict[str, Any] = {
         "product-name": [{"scope": {}, "value": name}],
@@ -50,23 +58,40 @@ def add_records(*records: dict[str, Any], categories: dict[int, str] | None = No
     ids = []
     with session_scope() as session:
         for i, values in enumerate(records):
-            record = create_record(session, schema_id="schema-apparel", values=values, user_id="user-admin",
-                                   enforce_plan_limit=False)
+            record = create_record(
+                session,
+                schema_id="schema-apparel",
+                values=values,
+                user_id="user-admin",
+                enforce_plan_limit=False,
+            )
             if categories and i in categories:
-                assign_category(session, record_id=record.id, category_id=categories[i], sort_order=0,
-                                user_id="user-admin")
+                assign_category(
+                    session,
+                    record_id=record.id,
+                    category_id=categories[i],
+                    sort_order=0,
+                    user_id="user-admin",
+                )
             ids.append(record.id)
     return ids
 
 
 def add_many(count: int, *, brand: str = "Bulk") -> None:
     """``count`` simple records."""
-    add_records(*(product(f"BULK-{i:06d}", f"Bulk item {i}", price=float(i), brand=brand)
-                  for i in range(count)))
+    add_records(
+        *(product(f"BULK-{i:06d}", f"Bulk item {i}", price=float(i), brand=brand) for i in range(count))
+    )
 
 
-def wait(client: TestClient, headers: dict[str, str], export_id: str, *, timeout: float = 60,
-         until: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+def wait(
+    client: TestClient,
+    headers: dict[str, str],
+    export_id: str,
+    *,
+    timeout: float = 60,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
     """Poll GET /exports/{id} until it ends (or ``until`` holds)."""
     check = until or (lambda body: body["status"] in TERMINAL)
     deadline = time.monotonic() + timeout
@@ -141,7 +166,11 @@ def read_xlsx(data: bytes) -> list[dict[str, Any]]:
 
 
 READERS: dict[str, Callable[[bytes], list[Any]]] = {
-    "csv": read_csv, "json": read_json, "jsonl": read_jsonl, "xml": read_xml, "xlsx": read_xlsx,
+    "csv": read_csv,
+    "json": read_json,
+    "jsonl": read_jsonl,
+    "xml": read_xml,
+    "xlsx": read_xlsx,
 }
 
 

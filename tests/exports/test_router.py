@@ -37,8 +37,16 @@ API = "/api/v1/exports"
 def catalogue(admin: dict[str, str]) -> list[str]:
     """Three records: two of brand 'Ma Marque' (seed 003), one other; CW-001 is in a category."""
     return add_records(
-        product("CW-001", "Coastal Windbreaker", price=129.99, brand="Ma Marque", ean="5701234567890",
-                price_dk=969, name_da="Kyst Vindjakke", in_stock=True),
+        product(
+            "CW-001",
+            "Coastal Windbreaker",
+            price=129.99,
+            brand="Ma Marque",
+            ean="5701234567890",
+            price_dk=969,
+            name_da="Kyst Vindjakke",
+            in_stock=True,
+        ),
         product("MM-002", "Harbour Parka", price=249.0, brand="Ma Marque", ean="5701234567891"),
         product("OT-003", "Trail Fleece", price=59.5, brand="Other", ean="5701234567892"),
         categories={0: "cat-jackets"},
@@ -48,11 +56,15 @@ def catalogue(admin: dict[str, str]) -> list[str]:
 # --- seed 003: format, filters, fields -------------------------------------------------------------
 
 
-def test_seed_003_csv_export_with_filters_and_fields(client: TestClient, admin: dict[str, str],
-                                                     catalogue: list[str]) -> None:
+def test_seed_003_csv_export_with_filters_and_fields(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     # given the seed's request in skuport's form (title -> product-name, stock -> in-stock)
-    body = {"format": "csv", "filters": {"brand": "Ma Marque"},
-            "fields": ["id", "ean", "product-name", "price", "in-stock"]}
+    body = {
+        "format": "csv",
+        "filters": {"brand": "Ma Marque"},
+        "fields": ["id", "ean", "product-name", "price", "in-stock"],
+    }
     # when it is created
     created = create(client, admin, **body)
     # then the answer is the seed's: id, status pending, format, createdAt
@@ -98,15 +110,20 @@ def test_seed_003_csv_export_with_filters_and_fields(client: TestClient, admin: 
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "xml", "xlsx"])
-def test_every_format_reads_back(client: TestClient, admin: dict[str, str], catalogue: list[str],
-                                 fmt: str) -> None:
+def test_every_format_reads_back(
+    client: TestClient, admin: dict[str, str], catalogue: list[str], fmt: str
+) -> None:
     done = run(client, admin, format=fmt, filters={"brand": "Ma Marque"})
     response = client.get(f"{API}/{done['id']}/download", headers=admin)
     assert response.status_code == 200
     assert response.headers["content-disposition"].endswith(f'.{fmt}"')
-    expected_type = {"csv": "text/csv", "json": "application/json", "jsonl": "application/",
-                     "xml": "application/xml",
-                     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
+    expected_type = {
+        "csv": "text/csv",
+        "json": "application/json",
+        "jsonl": "application/",
+        "xml": "application/xml",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }[fmt]
     assert response.headers["content-type"].startswith(expected_type)
     records = READERS[fmt](response.content)
     assert len(records) == 2
@@ -115,8 +132,9 @@ def test_every_format_reads_back(client: TestClient, admin: dict[str, str], cata
         assert any("Harbour Parka" in map(str, row.values()) for row in records)
 
 
-def test_a_compressed_export_is_a_gzip_file(client: TestClient, admin: dict[str, str],
-                                            catalogue: list[str]) -> None:
+def test_a_compressed_export_is_a_gzip_file(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     done = run(client, admin, format="csv", compress=True)
     assert done["compress"] is True and done["filename"].endswith(".csv.gz")
     response = client.get(f"{API}/{done['id']}/download", headers=admin)
@@ -126,26 +144,40 @@ def test_a_compressed_export_is_a_gzip_file(client: TestClient, admin: dict[str,
     assert len(read_csv(gunzip(response.content))) == 3
 
 
-def test_a_dimension_scope_resolves_scoped_values(client: TestClient, admin: dict[str, str],
-                                                  catalogue: list[str]) -> None:
-    done = run(client, admin, format="json", filters={"sku_eq": "CW-001"}, fields=["sku", "price"],
-               dimensionScope={"dim-market": "seg-dk"})
+def test_a_dimension_scope_resolves_scoped_values(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
+    done = run(
+        client,
+        admin,
+        format="json",
+        filters={"sku_eq": "CW-001"},
+        fields=["sku", "price"],
+        dimensionScope={"dim-market": "seg-dk"},
+    )
     assert done["dimensionScope"] == {"dim-market": "seg-dk"}
     records = read_json(client.get(f"{API}/{done['id']}/download", headers=admin).content)
-    assert records == [{**{k: records[0][k] for k in records[0] if k not in ("sku", "price")},
-                        "sku": "CW-001", "price": 969}]
+    assert records == [
+        {**{k: records[0][k] for k in records[0] if k not in ("sku", "price")}, "sku": "CW-001", "price": 969}
+    ]
     assert not any("[" in column for column in records[0])  # one column per attribute
 
 
 # --- seed 004: resource attributes, includes, dry_data, reference, metadata -----------------------
 
 
-def test_seed_004_resource_attributes(client: TestClient, admin: dict[str, str],
-                                      catalogue: list[str]) -> None:
+def test_seed_004_resource_attributes(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     body = {
-        "resourceType": "records", "format": "json", "includes": ["categories", "lifecycleState"],
-        "fields": ["sku", "product-name"], "filters": {"sku_eq": "CW-001"}, "dryData": False,
-        "reference": "ANY-EXTERNAL-REFERENCE", "referenceOrigin": "ANY-EXTERNAL-REFERENCE-ORIGIN",
+        "resourceType": "records",
+        "format": "json",
+        "includes": ["categories", "lifecycleState"],
+        "fields": ["sku", "product-name"],
+        "filters": {"sku_eq": "CW-001"},
+        "dryData": False,
+        "reference": "ANY-EXTERNAL-REFERENCE",
+        "referenceOrigin": "ANY-EXTERNAL-REFERENCE-ORIGIN",
         "metadata": {"foo": "bar", "nested": {"n": 1}},
     }
     created = create(client, admin, **body)
@@ -166,8 +198,9 @@ def test_seed_004_resource_attributes(client: TestClient, admin: dict[str, str],
     assert "brand" not in records[0] and "price" not in records[0]
 
 
-def test_completeness_can_be_included(client: TestClient, admin: dict[str, str],
-                                      catalogue: list[str]) -> None:
+def test_completeness_can_be_included(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     done = run(client, admin, format="json", includes=["completeness"], filters={"brand": "Ma Marque"})
     assert done["includes"] == ["completeness"]
     records = read_json(client.get(f"{API}/{done['id']}/download", headers=admin).content)
@@ -181,14 +214,16 @@ def test_completeness_can_be_included(client: TestClient, admin: dict[str, str],
             assert by_id[record_id]["completeness"] == expected
 
 
-def test_includes_that_contradict_include_variants_are_refused(client: TestClient, admin: dict[str, str],
-                                                               catalogue: list[str]) -> None:
+def test_includes_that_contradict_include_variants_are_refused(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     conflict = client.post(API, json={"includes": ["variants"], "includeVariants": False}, headers=admin)
     assert conflict.status_code == 422 and "includeVariants" in conflict.json()["error"]["message"]
 
 
-def test_dry_data_leaves_out_redundant_data(client: TestClient, admin: dict[str, str],
-                                            catalogue: list[str]) -> None:
+def test_dry_data_leaves_out_redundant_data(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     full = run(client, admin, format="json", filters={"sku_eq": "MM-002"}, dryData=False)
     dry = run(client, admin, format="json", filters={"sku_eq": "MM-002"}, dryData=True)
     assert dry["dryData"] is True
@@ -200,39 +235,44 @@ def test_dry_data_leaves_out_redundant_data(client: TestClient, admin: dict[str,
     assert dry_record["sku"] == "MM-002"
 
 
-@pytest.mark.parametrize(("body", "code"), [
-    ({"includes": ["prices.price_tiers"]}, "validation_error"),
-    ({"format": "pdf"}, "validation_error"),
-    ({"resourceType": "orders"}, "validation_error"),
-    ({"filters": {"no-such-attribute": 1}}, "invalid_filter"),
-    ({"filters": {"price": {"between": 1}}}, "invalid_filter"),
-    ({"colour": "red"}, "validation_error"),
-    ({"metadata": {"blob": "x" * 5000}}, "metadata_too_large"),
-    ({"metadata": ["not", "an", "object"]}, "validation_error"),
-    ({"fields": []}, "validation_error"),
-    ({"reference": "a\x00b"}, "validation_error"),
-    ({"metadata": {"k": ["x\x00"]}}, "validation_error"),
-    ({"filters": {"brand\x00": "x"}}, "validation_error"),
-])
-def test_bad_requests_are_refused_with_the_envelope(client: TestClient, admin: dict[str, str],
-                                                    catalogue: list[str], body: dict[str, Any],
-                                                    code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"includes": ["prices.price_tiers"]}, "validation_error"),
+        ({"format": "pdf"}, "validation_error"),
+        ({"resourceType": "orders"}, "validation_error"),
+        ({"filters": {"no-such-attribute": 1}}, "invalid_filter"),
+        ({"filters": {"price": {"between": 1}}}, "invalid_filter"),
+        ({"colour": "red"}, "validation_error"),
+        ({"metadata": {"blob": "x" * 5000}}, "metadata_too_large"),
+        ({"metadata": ["not", "an", "object"]}, "validation_error"),
+        ({"fields": []}, "validation_error"),
+        ({"reference": "a\x00b"}, "validation_error"),
+        ({"metadata": {"k": ["x\x00"]}}, "validation_error"),
+        ({"filters": {"brand\x00": "x"}}, "validation_error"),
+    ],
+)
+def test_bad_requests_are_refused_with_the_envelope(
+    client: TestClient, admin: dict[str, str], catalogue: list[str], body: dict[str, Any], code: str
+) -> None:
     response = client.post(API, json=body, headers=admin)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == code and error["message"]
 
 
-def test_an_export_that_matches_nothing_is_refused(client: TestClient, admin: dict[str, str],
-                                                   catalogue: list[str]) -> None:
+def test_an_export_that_matches_nothing_is_refused(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     response = client.post(API, json={"filters": {"brand": "Nobody"}}, headers=admin)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "no_matching_records"
     assert "No record matches" in response.json()["error"]["message"]
 
 
-def test_the_maximum_record_count_is_enforced(client: TestClient, admin: dict[str, str],
-                                              catalogue: list[str], configure: Callable[..., None]) -> None:
+def test_the_maximum_record_count_is_enforced(
+    client: TestClient, admin: dict[str, str], catalogue: list[str], configure: Callable[..., None]
+) -> None:
     configure(export_max_records=2)
     response = client.post(API, json={}, headers=admin)
     assert response.status_code == 422
@@ -241,9 +281,13 @@ def test_the_maximum_record_count_is_enforced(client: TestClient, admin: dict[st
     run(client, admin, filters={"brand": "Ma Marque"})  # two records are fine
 
 
-def test_the_active_exports_per_user_limit(client: TestClient, admin: dict[str, str], catalogue: list[str],
-                                           configure: Callable[..., None],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_active_exports_per_user_limit(
+    client: TestClient,
+    admin: dict[str, str],
+    catalogue: list[str],
+    configure: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     configure(export_max_active_per_user=1)
     editor = make_user("user-ed2", "role-editor")
     with gated_pipeline(monkeypatch) as (reached, release):
@@ -262,8 +306,12 @@ def test_the_active_exports_per_user_limit(client: TestClient, admin: dict[str, 
 
 
 def test_concurrent_requests_cannot_overrun_the_active_limit(
-        client: TestClient, admin: dict[str, str], catalogue: list[str], configure: Callable[..., None],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient,
+    admin: dict[str, str],
+    catalogue: list[str],
+    configure: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     configure(export_max_active_per_user=2)
@@ -280,8 +328,9 @@ def test_concurrent_requests_cannot_overrun_the_active_limit(
 # --- download: bearer, signed URL, tampering, expiry -----------------------------------------------
 
 
-def test_the_signed_url_downloads_without_a_token(client: TestClient, admin: dict[str, str],
-                                                  catalogue: list[str]) -> None:
+def test_the_signed_url_downloads_without_a_token(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     done = run(client, admin, format="csv")
     url = signed_path(done["downloadUrl"])
     assert "expires=" in url and "signature=" in url
@@ -291,8 +340,9 @@ def test_the_signed_url_downloads_without_a_token(client: TestClient, admin: dic
     assert client.get(f"{API}/{done['id']}/download").status_code == 401
 
 
-def test_a_signed_url_stops_working_once_its_owner_is_disabled(client: TestClient, admin: dict[str, str],
-                                                                catalogue: list[str]) -> None:
+def test_a_signed_url_stops_working_once_its_owner_is_disabled(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     from tests.factories import make_user
 
     editor = make_user("user-leaver", "role-editor")
@@ -305,8 +355,9 @@ def test_a_signed_url_stops_working_once_its_owner_is_disabled(client: TestClien
 
 
 @pytest.mark.parametrize("tamper", ["signature", "expires", "id", "drop-signature"])
-def test_tampered_urls_are_refused(client: TestClient, admin: dict[str, str], catalogue: list[str],
-                                   tamper: str) -> None:
+def test_tampered_urls_are_refused(
+    client: TestClient, admin: dict[str, str], catalogue: list[str], tamper: str
+) -> None:
     done = run(client, admin, format="csv", filters={"brand": "Ma Marque"})
     other = run(client, admin, format="csv", filters={"brand": "Other"})
     url = signed_path(done["downloadUrl"])
@@ -325,22 +376,25 @@ def test_tampered_urls_are_refused(client: TestClient, admin: dict[str, str], ca
     assert response.json()["error"]["code"] == "invalid_signature"
 
 
-def test_an_expired_signed_url_is_refused(client: TestClient, admin: dict[str, str],
-                                          catalogue: list[str]) -> None:
+def test_an_expired_signed_url_is_refused(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     from skuport.config import get_settings
     from skuport.exports import signing
 
     done = run(client, admin, format="csv")
-    expires, signature = signing.sign(get_settings(), export_id=done["id"],
-                                      expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+    expires, signature = signing.sign(
+        get_settings(), export_id=done["id"], expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    )
     response = client.get(f"{API}/{done['id']}/download?expires={expires}&signature={signature}")
     assert response.status_code == 403
     error = response.json()["error"]
     assert error["code"] == "signature_expired" and "fresh downloadUrl" in error["message"]
 
 
-def test_a_short_url_ttl_bounds_the_signed_url(client: TestClient, admin: dict[str, str],
-                                               catalogue: list[str], configure: Callable[..., None]) -> None:
+def test_a_short_url_ttl_bounds_the_signed_url(
+    client: TestClient, admin: dict[str, str], catalogue: list[str], configure: Callable[..., None]
+) -> None:
     configure(export_url_ttl="10m")
     done = run(client, admin, format="csv")
     expires = int(signed_path(done["downloadUrl"]).split("expires=")[1].split("&")[0])
@@ -365,8 +419,9 @@ def _age(export_id: str, *, expires_at: dt.datetime) -> None:
         session.execute(update(Export).where(Export.id == export_id).values(expires_at=expires_at))
 
 
-def test_after_expiry_the_file_is_removed_and_the_export_says_so(client: TestClient, admin: dict[str, str],
-                                                                catalogue: list[str]) -> None:
+def test_after_expiry_the_file_is_removed_and_the_export_says_so(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     done = run(client, admin, format="csv")
     url = signed_path(done["downloadUrl"])
     path = _local_file(done["id"])
@@ -384,8 +439,9 @@ def test_after_expiry_the_file_is_removed_and_the_export_says_so(client: TestCli
     assert client.get(url).status_code in (403, 410)
 
 
-def test_interrupt_while_running(client: TestClient, admin: dict[str, str], catalogue: list[str],
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_while_running(
+    client: TestClient, admin: dict[str, str], catalogue: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_many(40)
     with gated_pipeline(monkeypatch) as (reached, release):
         created = create(client, admin, format="csv")
@@ -413,8 +469,9 @@ def test_interrupt_while_running(client: TestClient, admin: dict[str, str], cata
     assert not (storage.root / created["id"]).exists()
 
 
-def test_interrupt_while_pending(client: TestClient, admin: dict[str, str], catalogue: list[str],
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupt_while_pending(
+    client: TestClient, admin: dict[str, str], catalogue: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from skuport.config import get_settings
 
     workers = get_settings().run_workers
@@ -433,8 +490,9 @@ def test_interrupt_while_pending(client: TestClient, admin: dict[str, str], cata
     assert after["status"] == "interrupted" and after["startedAt"] is None and after["recordCount"] is None
 
 
-def test_a_finished_export_cannot_be_interrupted(client: TestClient, admin: dict[str, str],
-                                                 catalogue: list[str]) -> None:
+def test_a_finished_export_cannot_be_interrupted(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     done = run(client, admin, format="csv")
     response = client.post(f"{API}/{done['id']}/interrupt", headers=admin)
     assert response.status_code == 409
@@ -442,10 +500,19 @@ def test_a_finished_export_cannot_be_interrupted(client: TestClient, admin: dict
 
 
 def test_a_failing_storage_fails_the_export_with_an_errors_log(
-        client: TestClient, admin: dict[str, str], catalogue: list[str], configure: Callable[..., None],
-        moto_endpoint: str, bucket: str) -> None:
-    configure(export_storage="s3", export_s3_bucket=bucket + "-gone", export_s3_endpoint_url=moto_endpoint,
-              export_s3_region="us-east-1")
+    client: TestClient,
+    admin: dict[str, str],
+    catalogue: list[str],
+    configure: Callable[..., None],
+    moto_endpoint: str,
+    bucket: str,
+) -> None:
+    configure(
+        export_storage="s3",
+        export_s3_bucket=bucket + "-gone",
+        export_s3_endpoint_url=moto_endpoint,
+        export_s3_region="us-east-1",
+    )
     created = create(client, admin, format="csv")
     failed = wait(client, admin, created["id"])
     assert failed["status"] == "failed" and failed["failedAt"] and failed["completedAt"] is None
@@ -457,8 +524,8 @@ def test_a_failing_storage_fails_the_export_with_an_errors_log(
 
 
 def test_a_pipeline_error_fails_the_export_with_an_errors_log(
-        client: TestClient, admin: dict[str, str], catalogue: list[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient, admin: dict[str, str], catalogue: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import skuport.exporting.pipeline as pipeline
 
     def timing_out(*_args: Any, **_kwargs: Any) -> Any:
@@ -471,11 +538,16 @@ def test_a_pipeline_error_fails_the_export_with_an_errors_log(
     assert "create the export again" in failed["errorsLog"]["RuntimeError"]
 
 
-def test_concurrent_exports_each_get_their_own_file(client: TestClient, admin: dict[str, str],
-                                                    catalogue: list[str]) -> None:
+def test_concurrent_exports_each_get_their_own_file(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     add_many(30, brand="Bulk")
-    requests = [("csv", {"brand": "Bulk"}, 30), ("json", {"brand": "Ma Marque"}, 2),
-                ("jsonl", {"brand": "Other"}, 1), ("xlsx", {"price": {"gte": 20, "lt": 25}}, 5)]
+    requests = [
+        ("csv", {"brand": "Bulk"}, 30),
+        ("json", {"brand": "Ma Marque"}, 2),
+        ("jsonl", {"brand": "Other"}, 1),
+        ("xlsx", {"price": {"gte": 20, "lt": 25}}, 5),
+    ]
     created = [create(client, admin, format=fmt, filters=filters) for fmt, filters, _n in requests]
     for (fmt, _filters, count), export in zip(requests, created, strict=True):
         done = wait(client, admin, export["id"])
@@ -488,8 +560,9 @@ def test_concurrent_exports_each_get_their_own_file(client: TestClient, admin: d
 # --- listing, roles, delete ------------------------------------------------------------------------
 
 
-def test_listing_is_newest_first_with_filters(client: TestClient, admin: dict[str, str],
-                                              catalogue: list[str]) -> None:
+def test_listing_is_newest_first_with_filters(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     first = run(client, admin, format="csv", reference="batch-1")
     second = run(client, admin, format="json", reference="batch-2")
     third = run(client, admin, format="xml", reference="batch-1")
@@ -508,8 +581,9 @@ def test_listing_is_newest_first_with_filters(client: TestClient, admin: dict[st
     assert client.get(API, params={"limit": 201}, headers=admin).status_code == 422
 
 
-def test_viewers_may_export_and_users_see_only_their_own(client: TestClient, admin: dict[str, str],
-                                                         catalogue: list[str]) -> None:
+def test_viewers_may_export_and_users_see_only_their_own(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     viewer = make_user("user-viewer", "role-viewer")
     editor = make_user("user-editor", "role-editor")
     mine = run(client, viewer, format="csv", filters={"brand": "Other"})
@@ -528,8 +602,9 @@ def test_viewers_may_export_and_users_see_only_their_own(client: TestClient, adm
     assert client.get(API).status_code == 401
 
 
-def test_delete_removes_the_file_and_the_row(client: TestClient, admin: dict[str, str],
-                                             catalogue: list[str]) -> None:
+def test_delete_removes_the_file_and_the_row(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     done = run(client, admin, format="csv")
     path = _local_file(done["id"])
     response = client.delete(f"{API}/{done['id']}", headers=admin)
@@ -540,8 +615,9 @@ def test_delete_removes_the_file_and_the_row(client: TestClient, admin: dict[str
     assert client.delete(f"{API}/{done['id']}", headers=admin).status_code == 404
 
 
-def test_deleting_a_running_export_cancels_it(client: TestClient, admin: dict[str, str],
-                                              catalogue: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deleting_a_running_export_cancels_it(
+    client: TestClient, admin: dict[str, str], catalogue: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with gated_pipeline(monkeypatch) as (reached, release):
         created = create(client, admin, format="csv")
         assert reached.wait(10)
@@ -558,20 +634,29 @@ def test_deleting_a_running_export_cancels_it(client: TestClient, admin: dict[st
 
 @pytest.mark.parametrize("export_id", ["exp-nope", "exp-" + "x" * 300, "exp-%C3%A9"])
 def test_unknown_export_is_a_404_envelope(client: TestClient, admin: dict[str, str], export_id: str) -> None:
-    for method, path in [("get", f"{API}/{export_id}"), ("get", f"{API}/{export_id}/download"),
-                         ("post", f"{API}/{export_id}/interrupt"), ("delete", f"{API}/{export_id}")]:
+    for method, path in [
+        ("get", f"{API}/{export_id}"),
+        ("get", f"{API}/{export_id}/download"),
+        ("post", f"{API}/{export_id}/interrupt"),
+        ("delete", f"{API}/{export_id}"),
+    ]:
         response = client.request(method.upper(), path, headers=admin)
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_odd_query_values_are_clean_errors(client: TestClient, admin: dict[str, str],
-                                           catalogue: list[str]) -> None:
+def test_odd_query_values_are_clean_errors(
+    client: TestClient, admin: dict[str, str], catalogue: list[str]
+) -> None:
     assert client.get(API, params={"reference": "a\x00b"}, headers=admin).status_code == 400
     assert client.get(API, params={"reference": "x" * 256}, headers=admin).status_code == 422
     done = run(client, admin, format="csv")
-    for query in ("expires=1&signature=%C3%A9%FF", "expires=%C3%A9&signature=ab", "expires=" + "9" * 5000 +
-                  "&signature=ab", "signature=ab"):
+    for query in (
+        "expires=1&signature=%C3%A9%FF",
+        "expires=%C3%A9&signature=ab",
+        "expires=" + "9" * 5000 + "&signature=ab",
+        "signature=ab",
+    ):
         response = client.get(f"{API}/{done['id']}/download?{query}")
         assert response.status_code == 403, query
         assert response.json()["error"]["code"] == "invalid_signature"
@@ -580,12 +665,23 @@ def test_odd_query_values_are_clean_errors(client: TestClient, admin: dict[str, 
 # --- S3 storage end to end -------------------------------------------------------------------------
 
 
-def test_exports_kept_in_s3(client: TestClient, admin: dict[str, str], catalogue: list[str],
-                            configure: Callable[..., None], moto_endpoint: str, bucket: str) -> None:
+def test_exports_kept_in_s3(
+    client: TestClient,
+    admin: dict[str, str],
+    catalogue: list[str],
+    configure: Callable[..., None],
+    moto_endpoint: str,
+    bucket: str,
+) -> None:
     import boto3
 
-    configure(export_storage="s3", export_s3_bucket=bucket, export_s3_endpoint_url=moto_endpoint,
-              export_s3_region="us-east-1", export_s3_prefix="skuport/one-off")
+    configure(
+        export_storage="s3",
+        export_s3_bucket=bucket,
+        export_s3_endpoint_url=moto_endpoint,
+        export_s3_region="us-east-1",
+        export_s3_prefix="skuport/one-off",
+    )
     done = run(client, admin, format="xlsx")
     raw = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     keys = [o["Key"] for o in raw.list_objects_v2(Bucket=bucket).get("Contents", [])]

@@ -57,8 +57,14 @@ def test_local_storage_reports_write_failures(tmp_path: Path) -> None:
 
 
 def test_s3_storage_round_trip_with_multipart(tmp_path: Path, moto_endpoint: str, bucket: str) -> None:
-    storage = S3Storage(bucket=bucket, prefix="one-off/", endpoint_url=moto_endpoint, region="us-east-1",
-                        access_key_id="testing", secret_access_key="testing")
+    storage = S3Storage(
+        bucket=bucket,
+        prefix="one-off/",
+        endpoint_url=moto_endpoint,
+        region="us-east-1",
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
     source = _file(tmp_path, 12 * 1024 * 1024)  # over boto3's 8 MiB threshold: a multipart upload
     storage.put(key="exp-a/exp-a.xlsx", source=source, content_type="application/vnd.ms-excel")
     raw = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
@@ -76,8 +82,13 @@ def test_s3_storage_round_trip_with_multipart(tmp_path: Path, moto_endpoint: str
 
 
 def test_s3_missing_bucket_is_a_storage_error(tmp_path: Path, moto_endpoint: str, bucket: str) -> None:
-    storage = S3Storage(bucket=bucket + "-missing", endpoint_url=moto_endpoint, region="us-east-1",
-                        access_key_id="testing", secret_access_key="testing")
+    storage = S3Storage(
+        bucket=bucket + "-missing",
+        endpoint_url=moto_endpoint,
+        region="us-east-1",
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
     with pytest.raises(StorageError, match="missing"):
         storage.put(key="exp-a/f.csv", source=_file(tmp_path, 10), content_type="text/csv")
 

@@ -25,7 +25,9 @@ from tests.exports.helpers import add_records, create, drain, gated_pipeline, pr
 def test_failures_are_described_with_what_to_do() -> None:
     failure = tasks.describe_failure(RuntimeError("query timeout"))
     assert (failure.code, failure.message) == (
-        "RuntimeError", "query timeout (create the export again; report it if it persists).")
+        "RuntimeError",
+        "query timeout (create the export again; report it if it persists).",
+    )
     timeout = tasks.describe_failure(OperationalError("SELECT", {}, Exception("canceling statement")))
     assert "query timeout" in timeout.message and "narrow it" in timeout.message
     storage = tasks.describe_failure(StorageError("could not upload"))
@@ -60,7 +62,8 @@ def test_expiry_removes_files_past_their_time(client: TestClient, admin: dict[st
 
 
 def test_a_lost_worker_s_export_is_queued_again_then_failed_when_attempts_run_out(
-        client: TestClient, admin: dict[str, str]) -> None:
+    client: TestClient, admin: dict[str, str]
+) -> None:
     add_records(product("LW-001", "Lost"))
     done = run(client, admin, format="csv")
     stale = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
@@ -80,7 +83,8 @@ def test_a_lost_worker_s_export_is_queued_again_then_failed_when_attempts_run_ou
 
 
 def test_shutdown_cancels_a_running_export_which_the_next_start_runs_again(
-        client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     add_records(product("SD-001", "Shut down"))
     with gated_pipeline(monkeypatch) as (reached, release):
         created = create(client, admin, format="csv")
@@ -100,7 +104,8 @@ def test_shutdown_cancels_a_running_export_which_the_next_start_runs_again(
 
 
 def test_exports_left_pending_by_a_stopped_server_run_at_the_next_start(
-        database_url: str, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from skuport.app import create_app
 
     add_records(product("RQ-001", "Requeued"))

@@ -71,11 +71,19 @@ def records(admin: dict[str, str]) -> None:
         load_seed_records(session)
 
 
-def make(client: TestClient, admin: dict[str, str], destination_type: str, config: dict[str, Any],
-         **extra: Any) -> str:
-    body = {"name": f"owned {destination_type}", "destinationType": destination_type,
-            "destinationConfig": config, "format": "csv", "schemaId": "schema-apparel",
-            "schedule": "0 0 1 1 *", "filenameTemplate": "feed-{date}.csv", **extra}
+def make(
+    client: TestClient, admin: dict[str, str], destination_type: str, config: dict[str, Any], **extra: Any
+) -> str:
+    body = {
+        "name": f"owned {destination_type}",
+        "destinationType": destination_type,
+        "destinationConfig": config,
+        "format": "csv",
+        "schemaId": "schema-apparel",
+        "schedule": "0 0 1 1 *",
+        "filenameTemplate": "feed-{date}.csv",
+        **extra,
+    }
     response = client.post("/api/v1/export-jobs", json=body, headers=admin)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -94,14 +102,17 @@ def queued_run(job_id: str) -> str:
 
     now = dt.datetime.now(UTC)
     with session_scope() as session:
-        claim = claim_run(session, job_id=job_id, timezone="UTC", scheduled_for=now,
-                          trigger=RunTrigger.SCHEDULE, now=now, record_skip=False)
+        claim = claim_run(
+            session,
+            job_id=job_id,
+            timezone="UTC",
+            scheduled_for=now,
+            trigger=RunTrigger.SCHEDULE,
+            now=now,
+            record_skip=False,
+        )
         assert claim.run is not None
         return claim.run.id
-
-
-
-
 
 
 def ended(run_id: str) -> ExportRun:
@@ -115,12 +126,17 @@ def arrivals(receiver: servers.Receiver) -> list[float]:
 
 
 def test_a_timed_out_run_posts_nothing_afterwards(
-        client: TestClient, admin: dict[str, str], records: None, env: Path,
-        receiver: servers.Receiver) -> None:
+    client: TestClient, admin: dict[str, str], records: None, env: Path, receiver: servers.Receiver
+) -> None:
     # given a receiver that hangs past the webhook's timeout, then answers 200, every time
     receiver.script = [("sleep", 1.5, 200)] * 10
-    job_id = make(client, admin, "webhook", {"url": receiver.url(), "timeoutSeconds": 1, "maxAttempts": 10},
-                  timeoutSeconds=2)
+    job_id = make(
+        client,
+        admin,
+        "webhook",
+        {"url": receiver.url(), "timeoutSeconds": 1, "maxAttempts": 10},
+        timeoutSeconds=2,
+    )
     # when the run's hard timeout passes while the webhook is retrying
     run = ended(run_now(client, admin, job_id))
     assert run.status == "failed" and run.error is not None and run.error.startswith("timed out after 2 s")
@@ -131,8 +147,8 @@ def test_a_timed_out_run_posts_nothing_afterwards(
 
 
 def test_a_job_deleted_while_its_webhook_retries_gets_nothing_more(
-        client: TestClient, admin: dict[str, str], records: None, env: Path,
-        receiver: servers.Receiver) -> None:
+    client: TestClient, admin: dict[str, str], records: None, env: Path, receiver: servers.Receiver
+) -> None:
     receiver.script = [("respond", 503, {}, b"busy")] * 10
     job_id = make(client, admin, "webhook", {"url": receiver.url(), "maxAttempts": 10})
     run_id = run_now(client, admin, job_id)
@@ -162,12 +178,14 @@ class SlowExport:
         control.progress(100, 100)
         path = self.folder / "slow.csv"
         path.write_bytes(b"id\nx\n")
-        return ExportResult(path=path, record_count=100, file_size=5, sha256="x", content_type="text/csv",
-                            extension="csv")
+        return ExportResult(
+            path=path, record_count=100, file_size=5, sha256="x", content_type="text/csv", extension="csv"
+        )
 
 
 def test_a_run_95_percent_done_finishes_within_the_shutdown_grace(
-        client: TestClient, admin: dict[str, str], env: Path) -> None:
+    client: TestClient, admin: dict[str, str], env: Path
+) -> None:
     job_id = make(client, admin, "local", {"path": "grace"})
     run_id = queued_run(job_id)
     export = SlowExport(env, seconds=1.5)
@@ -187,13 +205,20 @@ def test_a_run_95_percent_done_finishes_within_the_shutdown_grace(
 
 
 def test_a_transient_s3_failure_is_retried_and_delivered_at_the_same_path(
-        client: TestClient, admin: dict[str, str], records: None, env: Path) -> None:
+    client: TestClient, admin: dict[str, str], records: None, env: Path
+) -> None:
     from moto.server import ThreadedMotoServer
 
     port = servers.free_port()  # nothing listens yet: connection refused
-    config = {"bucket": "nightly", "path": "feeds", "region": "us-east-1",
-              "endpointUrl": f"http://127.0.0.1:{port}", "accessKeyId": "test", "secretAccessKey": "test",
-              "timeoutSeconds": 2}
+    config = {
+        "bucket": "nightly",
+        "path": "feeds",
+        "region": "us-east-1",
+        "endpointUrl": f"http://127.0.0.1:{port}",
+        "accessKeyId": "test",
+        "secretAccessKey": "test",
+        "timeoutSeconds": 2,
+    }
     job_id = make(client, admin, "s3", config)
     first = ended(run_now(client, admin, job_id))
     assert first.status == "failed" and first.error is not None and first.retry_at is not None
@@ -202,8 +227,13 @@ def test_a_transient_s3_failure_is_retried_and_delivered_at_the_same_path(
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         s3.create_bucket(Bucket="nightly")
         worker = Worker(instant=False)
         scheduler = Scheduler(executor=worker, settings=get_settings())
@@ -222,8 +252,8 @@ def test_a_transient_s3_failure_is_retried_and_delivered_at_the_same_path(
 
 
 def test_a_permanent_failure_is_not_retried(
-        client: TestClient, admin: dict[str, str], records: None, env: Path,
-        receiver: servers.Receiver) -> None:
+    client: TestClient, admin: dict[str, str], records: None, env: Path, receiver: servers.Receiver
+) -> None:
     receiver.script = [("respond", 401, {}, b"bad signature")]
     job_id = make(client, admin, "webhook", {"url": receiver.url()})
     run = ended(run_now(client, admin, job_id))
@@ -243,7 +273,8 @@ CHILD = textwrap.dedent("""
 
 
 def test_after_kill_9_and_restart_no_temporary_or_part_file_remains(
-        client: TestClient, admin: dict[str, str], records: None, env: Path) -> None:
+    client: TestClient, admin: dict[str, str], records: None, env: Path
+) -> None:
     job_id = make(client, admin, "local", {"path": "killed"})
     run_id = queued_run(job_id)
     folder = env / "root" / "killed"
@@ -272,8 +303,8 @@ def test_after_kill_9_and_restart_no_temporary_or_part_file_remains(
 
 
 def test_progress_shows_from_the_first_second_and_final_counts_stay(
-        client: TestClient, admin: dict[str, str], records: None, env: Path,
-        receiver: servers.Receiver) -> None:
+    client: TestClient, admin: dict[str, str], records: None, env: Path, receiver: servers.Receiver
+) -> None:
     receiver.script = [("sleep", 1.5, 200)]
     job_id = make(client, admin, "webhook", {"url": receiver.url()})
     run_id = run_now(client, admin, job_id)
@@ -292,16 +323,19 @@ def test_progress_shows_from_the_first_second_and_final_counts_stay(
 
 
 def test_a_reaped_run_is_fenced_out_of_its_delivery(
-        client: TestClient, admin: dict[str, str], records: None, env: Path,
-        receiver: servers.Receiver) -> None:
+    client: TestClient, admin: dict[str, str], records: None, env: Path, receiver: servers.Receiver
+) -> None:
     # given a run whose webhook retries, when another scheduler reaps it (its heartbeat looked stale)
     receiver.script = [("respond", 503, {}, b"busy")] * 10
     job_id = make(client, admin, "webhook", {"url": receiver.url(), "maxAttempts": 10})
     run_id = run_now(client, admin, job_id)
     wait_until(lambda: len(receiver.requests) >= 1, what="the first attempt")
     with session_scope() as session:
-        session.execute(update(ExportRun).where(ExportRun.id == run_id)
-                        .values(status="failed", error="worker lost (reaped elsewhere)"))
+        session.execute(
+            update(ExportRun)
+            .where(ExportRun.id == run_id)
+            .values(status="failed", error="worker lost (reaped elsewhere)")
+        )
     reaped = time.time()
     # then the owner sees it at its next fence check and posts nothing more
     wait_until(lambda: LIFECYCLE.leases() == [], timeout=10, what="the lease released")
@@ -329,8 +363,13 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a full tmpfs needs root (CI runs as root)")
 def test_a_full_temporary_folder_is_reported_as_such(
-        client: TestClient, admin: dict[str, str], records: None, env: Path, full_disk: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    client: TestClient,
+    admin: dict[str, str],
+    records: None,
+    env: Path,
+    full_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("SKUPORT_TMP_DIR", str(full_disk))
     get_settings.cache_clear()
     job_id = make(client, admin, "local", {"path": "full"})

@@ -541,8 +541,9 @@ def test_list_filters(client: TestClient, admin: dict[str, str]) -> None:
     assert client.get("/api/v1/export-jobs?filter[nope]=1", headers=admin).status_code == 422
 
 
-def test_run_now_and_overlap(memory_executor: InMemoryExecutor, client: TestClient,
-                             admin: dict[str, str]) -> None:
+def test_run_now_and_overlap(
+    memory_executor: InMemoryExecutor, client: TestClient, admin: dict[str, str]
+) -> None:
     submitted = memory_executor.queued
     _seed_job(client, admin)
     response = client.post("/api/v1/export-jobs/expjob-nightly-feed/run", headers=admin)
@@ -623,16 +624,19 @@ def test_filters_and_fields_use_the_one_filter_syntax(client: TestClient, admin:
         assert response.status_code == 422, response.text
 
 
-@pytest.mark.parametrize(("config", "template", "field"), [
-    ({"path": "/".join(["d"] * 2000)}, None, "destinationConfig.path"),
-    ({"path": "p" * 5000}, None, "destinationConfig.path"),
-    ({"path": "x" * 300}, None, "destinationConfig.path"),
-    ({"path": "feeds"}, "f" * 300 + ".csv", "filenameTemplate"),
-    ({"path": "feeds"}, "{jobId}-{runId}-" + "n" * 100 + ".csv", "filenameTemplate"),
-])
+@pytest.mark.parametrize(
+    ("config", "template", "field"),
+    [
+        ({"path": "/".join(["d"] * 2000)}, None, "destinationConfig.path"),
+        ({"path": "p" * 5000}, None, "destinationConfig.path"),
+        ({"path": "x" * 300}, None, "destinationConfig.path"),
+        ({"path": "feeds"}, "f" * 300 + ".csv", "filenameTemplate"),
+        ({"path": "feeds"}, "{jobId}-{runId}-" + "n" * 100 + ".csv", "filenameTemplate"),
+    ],
+)
 def test_unbounded_local_paths_are_refused_naming_the_field(
-        client: TestClient, admin: dict[str, str], config: dict[str, str], template: str | None,
-        field: str) -> None:
+    client: TestClient, admin: dict[str, str], config: dict[str, str], template: str | None, field: str
+) -> None:
     body = {**SEED_CREATE, "destinationType": "local", "destinationConfig": config}
     if template is not None:
         body["filenameTemplate"] = template
@@ -643,15 +647,19 @@ def test_unbounded_local_paths_are_refused_naming_the_field(
     assert len(response.text) < 5000  # the refusal does not echo a huge path back
 
 
-def test_credentials_in_a_webhook_url_are_secret(client: TestClient, admin: dict[str, str],
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_credentials_in_a_webhook_url_are_secret(
+    client: TestClient, admin: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
     import json
 
     from skuport.secrets import install_log_redaction
 
     url = "https://feed-user:Pa55-w0rd-x@hooks.example.com/hook?token=tok-123456789&v=2"
-    body = {**SEED_CREATE, "destinationType": "webhook",
-            "destinationConfig": {"url": url, "headers": {"X-Api-Key": "key-abcdefgh"}}}
+    body = {
+        **SEED_CREATE,
+        "destinationType": "webhook",
+        "destinationConfig": {"url": url, "headers": {"X-Api-Key": "key-abcdefgh"}},
+    }
     created = client.post("/api/v1/export-jobs", json=body, headers=admin)
     assert created.status_code == 201, created.text
     shown = created.json()["destinationConfig"]
@@ -664,8 +672,9 @@ def test_credentials_in_a_webhook_url_are_secret(client: TestClient, admin: dict
         stored = session.get(ExportJob, job_id)
         assert stored is not None and "Pa55-w0rd-x" not in json.dumps(stored.destination_config)
     # sent back as shown (a PUT of what GET returned), the credentials stay
-    put = client.put(f"/api/v1/export-jobs/{job_id}", headers=admin,
-                     json={**body, "destinationConfig": shown})
+    put = client.put(
+        f"/api/v1/export-jobs/{job_id}", headers=admin, json={**body, "destinationConfig": shown}
+    )
     assert put.status_code == 200, put.text
     from skuport.jobs.service import decrypted_destination_config
 

@@ -50,10 +50,6 @@ def start_run(job_id: str, *, now: dt.datetime | None = None) -> str:
         return claim.run.id
 
 
-
-
-
-
 class SlowExport:
     """An export that reports progress and then waits until released or cancelled."""
 
@@ -142,8 +138,9 @@ def test_heartbeat_and_progress_while_running(
     assert body["status"] == "success" and body["progress"] == {"done": 3, "total": 3}  # final counts kept
 
 
-def test_a_job_timeout_overrides_the_server_default(settings: Settings, local_root: Path,
-                                                    tmp_path: Path) -> None:
+def test_a_job_timeout_overrides_the_server_default(
+    settings: Settings, local_root: Path, tmp_path: Path
+) -> None:
     job_id = make_job(now=dt.datetime.now(UTC), timeoutSeconds=1)
     run_id = start_run(job_id)
     started = time.monotonic()
@@ -236,8 +233,15 @@ def test_a_failure_never_overwrites_an_ended_run(settings: Settings) -> None:
         run.status = "success"
     with session_scope() as session:
         running = and_(ExportRun.id == run_id, ExportRun.status == "running")
-        assert RUNS.fail(session, where=running, failure=Failure("ShutDown", "shut down", retry=True),
-                         now=dt.datetime.now(UTC)) == []
+        assert (
+            RUNS.fail(
+                session,
+                where=running,
+                failure=Failure("ShutDown", "shut down", retry=True),
+                now=dt.datetime.now(UTC),
+            )
+            == []
+        )
     assert get_run(run_id).status == "success"
 
 
@@ -245,8 +249,12 @@ def test_a_run_gone_elsewhere_is_not_executed(settings: Settings, tmp_path: Path
     job_id = make_job(now=dt.datetime.now(UTC))
     run_id = start_run(job_id)
     with session_scope() as session:
-        RUNS.fail(session, where=ExportRun.id == run_id, failure=Failure("WorkerLost", "worker lost"),
-                  now=dt.datetime.now(UTC))
+        RUNS.fail(
+            session,
+            where=ExportRun.id == run_id,
+            failure=Failure("WorkerLost", "worker lost"),
+            now=dt.datetime.now(UTC),
+        )
     export = SlowExport(tmp_path)
     assert run_export_job(run_id, export=export, settings=settings) is None
     assert not export.started.is_set()

@@ -668,28 +668,36 @@ def test_both_stored_forms_stay_in_step(client: TestClient, admin: dict) -> None
 
 
 @pytest.mark.parametrize("price", [2**63, -(2**63) - 1, 2**70])
-def test_a_number_beyond_64_bits_is_a_422_naming_the_attribute(client: TestClient, admin: dict,
-                                                                price: int) -> None:
+def test_a_number_beyond_64_bits_is_a_422_naming_the_attribute(
+    client: TestClient, admin: dict, price: int
+) -> None:
     body = {**WINDBREAKER, "values": {**WINDBREAKER["values"], "price": [{"scope": {}, "value": price}]}}
     refused = error(client.post(f"{API}/records", json=body, headers=admin), 422, "invalid_values")
     assert "price" in str(refused) and "64-bit" in refused["message"] + str(refused["details"])
     record = create(client, admin)
-    patched = client.patch(f"{API}/records/{record['id']}/values/price", headers=admin,
-                           json={"scopedValues": [{"scope": {}, "value": price}]})
+    patched = client.patch(
+        f"{API}/records/{record['id']}/values/price",
+        headers=admin,
+        json={"scopedValues": [{"scope": {}, "value": price}]},
+    )
     assert patched.status_code == 422 and "price" in patched.text
     kept = client.get(f"{API}/records/{record['id']}", headers=admin).json()
     assert kept["values"]["price"] == WINDBREAKER["values"]["price"]  # nothing stored
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("dimensionScope[dim-nope]=seg-da", "dimensionScope.dim-nope"),
-    ("dimensionScope[dim-language]=seg-nope", "dimensionScope.dim-language"),
-    ("updatedSince=0.5", "updatedSince"),
-    ("updatedSince=1700000000", "updatedSince"),
-    ("updatedSince=yesterday", "updatedSince"),
-])
-def test_a_listing_never_silently_ignores_what_it_cannot_read(client: TestClient, admin: dict, query: str,
-                                                              field: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("dimensionScope[dim-nope]=seg-da", "dimensionScope.dim-nope"),
+        ("dimensionScope[dim-language]=seg-nope", "dimensionScope.dim-language"),
+        ("updatedSince=0.5", "updatedSince"),
+        ("updatedSince=1700000000", "updatedSince"),
+        ("updatedSince=yesterday", "updatedSince"),
+    ],
+)
+def test_a_listing_never_silently_ignores_what_it_cannot_read(
+    client: TestClient, admin: dict, query: str, field: str
+) -> None:
     refused = error(client.get(f"{API}/records?{query}", headers=admin), 422, "invalid_filter")
     assert field in {d.get("field") for d in refused["details"]}
 
@@ -707,18 +715,24 @@ def test_unknown_query_parameters_are_refused_by_name(client: TestClient, admin:
     response = client.get(f"{API}/records", headers=admin, params={"brand": "Ma Marque", "limt": 5})
     assert response.status_code == 400
     error = response.json()["error"]
-    assert error["code"] == "unknown_parameter" and error["details"] == [{"parameter": "brand"},
-                                                                        {"parameter": "limt"}]
+    assert error["code"] == "unknown_parameter" and error["details"] == [
+        {"parameter": "brand"},
+        {"parameter": "limt"},
+    ]
     assert "brand, limt" in error["message"] and "filter[…]" in error["message"]
     # what the operation declares passes: plain parameters and its deep objects
-    ok = client.get(f"{API}/records", headers=admin, params={"limit": 5, "filter[brand]": "Ma Marque",
-                                                             "dimensionScope[dim-market]": "seg-dk"})
+    ok = client.get(
+        f"{API}/records",
+        headers=admin,
+        params={"limit": 5, "filter[brand]": "Ma Marque", "dimensionScope[dim-market]": "seg-dk"},
+    )
     assert ok.status_code == 200, ok.text
     jobs = f"{API}/export-jobs"
     assert client.get(jobs, headers=admin, params={"filter[active]": "true"}).status_code == 200
     assert client.get(jobs, headers=admin, params={"active": "true"}).status_code == 400
     assert client.get(f"{API}/schemas", headers=admin, params={"x": "1"}).json()["error"]["details"] == [
-        {"parameter": "x"}]
+        {"parameter": "x"}
+    ]
     # the vendor dialects refuse them in their own error shapes
     response = client.get("/compat/commercelayer/api/exports", headers=admin, params={"page[nmber]": 2})
     assert response.status_code == 400 and response.json()["errors"][0]["code"] == "BAD_REQUEST"

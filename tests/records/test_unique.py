@@ -15,18 +15,23 @@ BASE = "/api/v1"
 
 
 def make_unique(client: TestClient, admin: dict[str, str], alias: str = "sku") -> Any:
-    return client.put(f"{BASE}/schemas/schema-apparel/attributes/{alias}", headers=admin,
-                      json={"validation": {"unique": True}})
+    return client.put(
+        f"{BASE}/schemas/schema-apparel/attributes/{alias}",
+        headers=admin,
+        json={"validation": {"unique": True}},
+    )
 
 
 def record(client: TestClient, admin: dict[str, str], sku: str, **extra: Any) -> Any:
     values = {"product-name": [{"scope": {}, "value": f"Item {sku}"}], "sku": [{"scope": {}, "value": sku}]}
-    return client.post(f"{BASE}/records", headers=admin,
-                       json={"schemaId": "schema-apparel", "values": values, **extra})
+    return client.post(
+        f"{BASE}/records", headers=admin, json={"schemaId": "schema-apparel", "values": values, **extra}
+    )
 
 
-def test_a_unique_attribute_refuses_a_value_another_record_holds(client: TestClient,
-                                                                 admin: dict[str, str]) -> None:
+def test_a_unique_attribute_refuses_a_value_another_record_holds(
+    client: TestClient, admin: dict[str, str]
+) -> None:
     response = make_unique(client, admin)
     assert response.status_code == 200, response.text
     assert response.json()["validation"]["unique"] is True
@@ -37,22 +42,44 @@ def test_a_unique_attribute_refuses_a_value_another_record_holds(client: TestCli
     assert body["code"] == "duplicate_value" and "sku" in body["message"] and first in body["message"]
     assert body["details"][0]["recordId"] == first
     second = record(client, admin, "U-2").json()["id"]
-    taken = client.patch(f"{BASE}/records/{second}/values/sku", headers=admin,
-                         json={"scopedValues": [{"scope": {}, "value": "U-1"}]})
+    taken = client.patch(
+        f"{BASE}/records/{second}/values/sku",
+        headers=admin,
+        json={"scopedValues": [{"scope": {}, "value": "U-1"}]},
+    )
     assert taken.status_code == 422 and taken.json()["error"]["code"] == "duplicate_value"
     # the record keeps its own value, and changing other attributes is not blocked by it
-    assert client.patch(f"{BASE}/records/{first}/values/sku", headers=admin,
-                        json={"scopedValues": [{"scope": {}, "value": "U-1"}]}).status_code == 200
-    assert client.put(f"{BASE}/records/{first}", headers=admin, json={
-        "values": {"brand": [{"scope": {}, "value": "Ma Marque"}]}}).status_code == 200
+    assert (
+        client.patch(
+            f"{BASE}/records/{first}/values/sku",
+            headers=admin,
+            json={"scopedValues": [{"scope": {}, "value": "U-1"}]},
+        ).status_code
+        == 200
+    )
+    assert (
+        client.put(
+            f"{BASE}/records/{first}",
+            headers=admin,
+            json={"values": {"brand": [{"scope": {}, "value": "Ma Marque"}]}},
+        ).status_code
+        == 200
+    )
     # a freed value can be taken
     assert client.delete(f"{BASE}/records/{first}", headers=admin).status_code in (200, 204)
-    assert client.patch(f"{BASE}/records/{second}/values/sku", headers=admin,
-                        json={"scopedValues": [{"scope": {}, "value": "U-1"}]}).status_code == 200
+    assert (
+        client.patch(
+            f"{BASE}/records/{second}/values/sku",
+            headers=admin,
+            json={"scopedValues": [{"scope": {}, "value": "U-1"}]},
+        ).status_code
+        == 200
+    )
 
 
-def test_unique_needs_a_fitting_attribute_and_no_duplicates_yet(client: TestClient,
-                                                                admin: dict[str, str]) -> None:
+def test_unique_needs_a_fitting_attribute_and_no_duplicates_yet(
+    client: TestClient, admin: dict[str, str]
+) -> None:
     scoped = make_unique(client, admin, "product-name")  # scoped by language
     assert scoped.status_code == 422 and scoped.json()["error"]["details"][0]["rule"] == "unique"
     boolean = make_unique(client, admin, "in-stock")
@@ -73,8 +100,12 @@ def test_concurrent_writers_of_one_value_get_one_record(client: TestClient, admi
         barrier.wait()
         try:
             with session_scope() as session:
-                create_record(session, schema_id="schema-apparel", user_id="user-admin",
-                              values={"sku": [{"scope": {}, "value": "RACE-1"}]})
+                create_record(
+                    session,
+                    schema_id="schema-apparel",
+                    user_id="user-admin",
+                    values={"sku": [{"scope": {}, "value": "RACE-1"}]},
+                )
             outcomes.append("created")
         except ValidationFailed as exc:
             outcomes.append(exc.code)

@@ -135,8 +135,20 @@ def test_describe() -> None:
     assert describe("0 3 * * 1") == "At 03:00, only on Monday"
 
 
-@pytest.mark.parametrize("name", ["Europe", "America", "x" * 300, "localtime", "posix/Europe/Paris",
-                                  "right/UTC", "../etc/passwd", "", " UTC"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Europe",
+        "America",
+        "x" * 300,
+        "localtime",
+        "posix/Europe/Paris",
+        "right/UTC",
+        "../etc/passwd",
+        "",
+        " UTC",
+    ],
+)
 def test_only_iana_zone_names_are_time_zones(name: str) -> None:
     from skuport.errors import ValidationFailed
     from skuport.scheduling.cron import check_timezone

@@ -159,8 +159,12 @@ def test_a_retry_writes_the_same_destination_path(
     (first_id,) = report.started
     with session_scope() as session:
         lost = Failure("WorkerLost", "worker lost", retry=True)
-        RUNS.fail(session, where=ExportRun.id == first_id, failure=lost,
-                  now=dt.datetime.now(UTC) - dt.timedelta(minutes=5))
+        RUNS.fail(
+            session,
+            where=ExportRun.id == first_id,
+            failure=lost,
+            now=dt.datetime.now(UTC) - dt.timedelta(minutes=5),
+        )
     retried = Scheduler().tick(dt.datetime.now(UTC)).retried
     assert len(retried) == 1
     run = wait_for(client, admin, job["id"], retried[0])

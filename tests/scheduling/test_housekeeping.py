@@ -13,8 +13,9 @@ from skuport.background import Housekeeper
 from skuport.config import get_settings
 
 
-def test_a_locked_database_is_one_line_and_the_next_pass_retries(database_url: str,
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_a_locked_database_is_one_line_and_the_next_pass_retries(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     keeper = Housekeeper(get_settings().model_copy(update={"scheduler_interval": 0.01}))
     passes: list[int] = []
     done = threading.Event()

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "skuport"
-DOMAINS = ("skuport.jobs", "skuport.exports", "skuport.records", "skuport.catalog", "skuport.auth",
-           "skuport.compat", "skuport.console")
+DOMAINS = (
+    "skuport.jobs",
+    "skuport.exports",
+    "skuport.records",
+    "skuport.catalog",
+    "skuport.auth",
+    "skuport.compat",
+    "skuport.console",
+)
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -63,25 +63,48 @@ def test_two_scheduler_processes_run_a_due_tick_once(database_url: str, tmp_path
 
 
 def test_sigterm_of_the_owner_mid_delivery_delivers_each_scheduled_time_once(
-        database_url: str, tmp_path: Path) -> None:
+    database_url: str, tmp_path: Path
+) -> None:
     from skuport.jobs.models import ExportRun
     from tests.exporting.destinations import servers
 
     receiver = servers.Receiver()
     receiver.script = [("sleep", 3, 200)]  # the first POST hangs 3 s, then is accepted
     secret = "whsec_" + "c2VjcmV0LWZvci10aGUtdHdvLXNjaGVkdWxlcnM="
-    job_id = make_job(now=dt.datetime.now(dt.UTC), schedule="0 0 1 1 *", destinationType="webhook",
-                      destinationConfig={"url": receiver.url(), "secret": secret, "timeoutSeconds": 10})
+    job_id = make_job(
+        now=dt.datetime.now(dt.UTC),
+        schedule="0 0 1 1 *",
+        destinationType="webhook",
+        destinationConfig={"url": receiver.url(), "secret": secret, "timeoutSeconds": 10},
+    )
     with session_scope() as session:  # one tick due a few seconds ago
-        session.execute(update(ExportJob).where(ExportJob.id == job_id)
-                        .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)))
-    env = {**os.environ, "SKUPORT_DATABASE_URL": database_url, "SKUPORT_SCHEDULER_INTERVAL": "0.2",
-           "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true", "SKUPORT_SHUTDOWN_GRACE": "0.5",
-           "SKUPORT_SHUTDOWN_STOP_WAIT": "15", "SKUPORT_RUN_RETRY_BACKOFF": "1",
-           "SKUPORT_RUN_HEARTBEAT_INTERVAL": "0.3", "SKUPORT_RUN_STALE_AFTER": "5",
-           "SKUPORT_LOG_LEVEL": "warning"}
-    processes = [subprocess.Popen([sys.executable, "-m", "skuport.cli", "scheduler"], env=env, cwd=REPO,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+        session.execute(
+            update(ExportJob)
+            .where(ExportJob.id == job_id)
+            .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3))
+        )
+    env = {
+        **os.environ,
+        "SKUPORT_DATABASE_URL": database_url,
+        "SKUPORT_SCHEDULER_INTERVAL": "0.2",
+        "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true",
+        "SKUPORT_SHUTDOWN_GRACE": "0.5",
+        "SKUPORT_SHUTDOWN_STOP_WAIT": "15",
+        "SKUPORT_RUN_RETRY_BACKOFF": "1",
+        "SKUPORT_RUN_HEARTBEAT_INTERVAL": "0.3",
+        "SKUPORT_RUN_STALE_AFTER": "5",
+        "SKUPORT_LOG_LEVEL": "warning",
+    }
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "skuport.cli", "scheduler"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not receiver.requests:
@@ -117,16 +140,33 @@ def test_a_second_sigterm_ends_a_draining_scheduler_at_once(database_url: str, t
 
     receiver = servers.Receiver()
     receiver.script = [("sleep", 20, 200)]  # a delivery that would hold the drain for its whole grace
-    job_id = make_job(now=dt.datetime.now(dt.UTC), schedule="0 0 1 1 *", destinationType="webhook",
-                      destinationConfig={"url": receiver.url(), "timeoutSeconds": 30})
+    job_id = make_job(
+        now=dt.datetime.now(dt.UTC),
+        schedule="0 0 1 1 *",
+        destinationType="webhook",
+        destinationConfig={"url": receiver.url(), "timeoutSeconds": 30},
+    )
     with session_scope() as session:
-        session.execute(update(ExportJob).where(ExportJob.id == job_id)
-                        .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3)))
-    env = {**os.environ, "SKUPORT_DATABASE_URL": database_url, "SKUPORT_SCHEDULER_INTERVAL": "0.2",
-           "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true", "SKUPORT_SHUTDOWN_GRACE": "30",
-           "SKUPORT_LOG_LEVEL": "warning"}
-    process = subprocess.Popen([sys.executable, "-m", "skuport.cli", "scheduler"], env=env, cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        session.execute(
+            update(ExportJob)
+            .where(ExportJob.id == job_id)
+            .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=3))
+        )
+    env = {
+        **os.environ,
+        "SKUPORT_DATABASE_URL": database_url,
+        "SKUPORT_SCHEDULER_INTERVAL": "0.2",
+        "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true",
+        "SKUPORT_SHUTDOWN_GRACE": "30",
+        "SKUPORT_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skuport.cli", "scheduler"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not receiver.requests:

@@ -28,8 +28,10 @@ from tests.exporting.destinations import servers
 from tests.jobs.conftest import make_job, runs, wait_until
 
 pytestmark = [
-    pytest.mark.skipif(TEST_DB != "postgres", reason="procrastinate's queue lives in PostgreSQL: the "
-                       "PostgreSQL pass of the suite runs these"),
+    pytest.mark.skipif(
+        TEST_DB != "postgres",
+        reason="procrastinate's queue lives in PostgreSQL: the PostgreSQL pass of the suite runs these",
+    ),
     pytest.mark.slow,
 ]
 REPO = Path(__file__).resolve().parents[2]
@@ -38,17 +40,28 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def fleet(database_url: str, tmp_path: Path) -> Iterator[Any]:
     """Start processes the way the deployment guide does; SIGTERM (then kill) them all at the end."""
-    base = {"SKUPORT_DATABASE_URL": database_url, "SKUPORT_EXECUTOR": "procrastinate",
-           "SKUPORT_SCHEDULER_INTERVAL": "0.2", "SKUPORT_LOCAL_ROOT": str(tmp_path / "root"),
-           "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true", "SKUPORT_RUN_HEARTBEAT_INTERVAL": "0.5",
-           "SKUPORT_RUN_STALE_AFTER": "4", "SKUPORT_RUN_RETRY_BACKOFF": "1", "SKUPORT_SHUTDOWN_GRACE": "2",
-           "SKUPORT_LOG_LEVEL": "warning"}
+    base = {
+        "SKUPORT_DATABASE_URL": database_url,
+        "SKUPORT_EXECUTOR": "procrastinate",
+        "SKUPORT_SCHEDULER_INTERVAL": "0.2",
+        "SKUPORT_LOCAL_ROOT": str(tmp_path / "root"),
+        "SKUPORT_WEBHOOK_ALLOW_PRIVATE": "true",
+        "SKUPORT_RUN_HEARTBEAT_INTERVAL": "0.5",
+        "SKUPORT_RUN_STALE_AFTER": "4",
+        "SKUPORT_RUN_RETRY_BACKOFF": "1",
+        "SKUPORT_SHUTDOWN_GRACE": "2",
+        "SKUPORT_LOG_LEVEL": "warning",
+    }
     started: list[subprocess.Popen[bytes]] = []
 
     def start(*command: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen([sys.executable, "-m", "skuport.cli", *command],
-                                   env={**os.environ, **base}, cwd=REPO,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "skuport.cli", *command],
+            env={**os.environ, **base},
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         started.append(process)
         return process
 
@@ -66,10 +79,11 @@ def fleet(database_url: str, tmp_path: Path) -> Iterator[Any]:
 
 def due_now(job_id: str) -> None:
     with session_scope() as session:
-        session.execute(update(ExportJob).where(ExportJob.id == job_id)
-                        .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)))
-
-
+        session.execute(
+            update(ExportJob)
+            .where(ExportJob.id == job_id)
+            .values(next_run_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2))
+        )
 
 
 def procrastinate_statuses() -> dict[str, int]:
@@ -80,8 +94,15 @@ def procrastinate_statuses() -> dict[str, int]:
 
 def test_two_schedulers_and_two_workers_run_and_deliver_each_tick_once(fleet: Any, tmp_path: Path) -> None:
     now = dt.datetime.now(dt.UTC)
-    jobs = [make_job(now=now, schedule="0 0 1 1 *", destinationConfig={"path": f"feed-{i}"},
-                     filenameTemplate="feed-{jobId}.csv") for i in range(20)]
+    jobs = [
+        make_job(
+            now=now,
+            schedule="0 0 1 1 *",
+            destinationConfig={"path": f"feed-{i}"},
+            filenameTemplate="feed-{jobId}.csv",
+        )
+        for i in range(20)
+    ]
     for job_id in jobs:
         due_now(job_id)
     for command in (("worker",), ("worker", "--concurrency", "2"), ("scheduler",), ("scheduler",)):
@@ -107,8 +128,12 @@ def test_a_worker_killed_mid_delivery_loses_its_run_to_the_other_worker(fleet: A
     receiver.script = [("sleep", 60, 200)]  # the first delivery hangs; the retry is answered at once
     secret = "whsec_" + "c2VjcmV0LWZvci10aGUtc2NhbGUtb3V0LXRlc3Q="
     try:
-        job_id = make_job(now=dt.datetime.now(dt.UTC), schedule="0 0 1 1 *", destinationType="webhook",
-                          destinationConfig={"url": receiver.url(), "secret": secret, "timeoutSeconds": 120})
+        job_id = make_job(
+            now=dt.datetime.now(dt.UTC),
+            schedule="0 0 1 1 *",
+            destinationType="webhook",
+            destinationConfig={"url": receiver.url(), "secret": secret, "timeoutSeconds": 120},
+        )
         due_now(job_id)
         workers = [fleet("worker"), fleet("worker")]
         fleet("scheduler")
@@ -137,8 +162,12 @@ def test_sigterm_of_a_worker_lets_its_delivery_finish_within_the_grace(fleet: An
     receiver = servers.Receiver()
     receiver.script = [("sleep", 1.5, 200)]
     try:
-        job_id = make_job(now=dt.datetime.now(dt.UTC), schedule="0 0 1 1 *", destinationType="webhook",
-                          destinationConfig={"url": receiver.url(), "timeoutSeconds": 30})
+        job_id = make_job(
+            now=dt.datetime.now(dt.UTC),
+            schedule="0 0 1 1 *",
+            destinationType="webhook",
+            destinationConfig={"url": receiver.url(), "timeoutSeconds": 30},
+        )
         due_now(job_id)
         worker = fleet("worker")
         fleet("scheduler")
@@ -169,7 +198,8 @@ def _answers(httpx: Any, url: str) -> bool:
 
 
 def test_a_one_off_export_created_on_one_api_replica_downloads_from_the_other(
-        fleet: Any, admin: dict[str, str], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet: Any, admin: dict[str, str], moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import boto3
     import httpx
 
@@ -177,36 +207,56 @@ def test_a_one_off_export_created_on_one_api_replica_downloads_from_the_other(
 
     with session_scope() as session:
         load_seed_records(session)
-    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1", aws_access_key_id="a",
-                 aws_secret_access_key="b").create_bucket(Bucket="skuport-exports")
-    storage = {"STORAGE": "s3", "S3_BUCKET": "skuport-exports", "S3_ENDPOINT_URL": moto_endpoint,
-               "S3_REGION": "us-east-1", "S3_ACCESS_KEY_ID": "a", "S3_SECRET_ACCESS_KEY": "b"}
+    boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+    ).create_bucket(Bucket="skuport-exports")
+    storage = {
+        "STORAGE": "s3",
+        "S3_BUCKET": "skuport-exports",
+        "S3_ENDPOINT_URL": moto_endpoint,
+        "S3_REGION": "us-east-1",
+        "S3_ACCESS_KEY_ID": "a",
+        "S3_SECRET_ACCESS_KEY": "b",
+    }
     for name, value in storage.items():
         monkeypatch.setenv(f"SKUPORT_EXPORT_{name}", value)
     first, second = servers.free_port(), servers.free_port()
     _serve(fleet, first)
     _serve(fleet, second)
     fleet("worker")
-    created = httpx.post(f"http://127.0.0.1:{first}/api/v1/exports", headers=admin,
-                         json={"format": "csv", "schemaId": "schema-apparel"}, timeout=10)
+    created = httpx.post(
+        f"http://127.0.0.1:{first}/api/v1/exports",
+        headers=admin,
+        json={"format": "csv", "schemaId": "schema-apparel"},
+        timeout=10,
+    )
     assert created.status_code == 202, created.text
     export_id = created.json()["id"]
 
     def on_second() -> dict[str, Any]:
-        return dict(httpx.get(f"http://127.0.0.1:{second}/api/v1/exports/{export_id}", headers=admin,
-                              timeout=10).json())
+        return dict(
+            httpx.get(
+                f"http://127.0.0.1:{second}/api/v1/exports/{export_id}", headers=admin, timeout=10
+            ).json()
+        )
 
     wait_until(lambda: on_second()["status"] == "completed", 60, "the export completed")
     body = on_second()
     download = httpx.get(body["downloadUrl"], timeout=10)  # signed: no token needed
     assert download.status_code == 200 and download.content.startswith(b"id,")
     assert len(download.content) == body["fileSize"] and body["downloadUrl"].startswith(
-        f"http://127.0.0.1:{second}/")
+        f"http://127.0.0.1:{second}/"
+    )
     assert procrastinate_statuses() == {"succeeded": 1}
 
 
 def test_a_fleet_delivers_every_tick_of_100_minutely_jobs_once_for_three_minutes(
-        fleet: Any, tmp_path: Path, admin: dict[str, str]) -> None:
+    fleet: Any, tmp_path: Path, admin: dict[str, str]
+) -> None:
     import httpx
 
     # The first wave (100 runs due at once, while the processes start) gets at least 35 s before the next
@@ -215,8 +265,15 @@ def test_a_fleet_delivers_every_tick_of_100_minutely_jobs_once_for_three_minutes
     while dt.datetime.now(dt.UTC).second > 25:
         time.sleep(0.5)
     start = dt.datetime.now(dt.UTC)
-    jobs = [make_job(now=start, schedule="* * * * *", destinationConfig={"path": "minutely"},
-                     filenameTemplate="{jobId}-{datetime}.csv") for _ in range(100)]
+    jobs = [
+        make_job(
+            now=start,
+            schedule="* * * * *",
+            destinationConfig={"path": "minutely"},
+            filenameTemplate="{jobId}-{datetime}.csv",
+        )
+        for _ in range(100)
+    ]
     for job_id in jobs:
         due_now(job_id)  # the current minute's tick is due at once, then every minute
     port = servers.free_port()
@@ -226,8 +283,9 @@ def test_a_fleet_delivers_every_tick_of_100_minutely_jobs_once_for_three_minutes
     end = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3, seconds=2)
     while dt.datetime.now(dt.UTC) < end:
         time.sleep(1)
-    wait_until(lambda: all(r.status != "running" for job_id in jobs for r in runs(job_id)), 60,
-               "every run ended")
+    wait_until(
+        lambda: all(r.status != "running" for job_id in jobs for r in runs(job_id)), 60, "every run ended"
+    )
     delivered = sorted(p.name for p in (tmp_path / "root" / "minutely").iterdir())
     ticks: list[tuple[str, dt.datetime]] = []
     for job_id in jobs:

@@ -35,17 +35,27 @@ def log_text(server: LiveServer) -> str:
 
 
 def job(**destination: Any) -> dict[str, Any]:
-    return {"name": "Partner hook", "destinationType": "webhook", "format": "json", "schedule": "0 2 * * *",
-            "destinationConfig": destination, "active": False}
+    return {
+        "name": "Partner hook",
+        "destinationType": "webhook",
+        "format": "json",
+        "schedule": "0 2 * * *",
+        "destinationConfig": destination,
+        "active": False,
+    }
 
 
-def test_webhook_credentials_are_masked_on_read_and_never_logged(server: LiveServer,
-                                                                  api: httpx.Client) -> None:
+def test_webhook_credentials_are_masked_on_read_and_never_logged(
+    server: LiveServer, api: httpx.Client
+) -> None:
     created = api.post("/export-jobs", json=job(url=HOOK, headers={"X-Api-Key": "HEADER-KEY-9876"}))
     assert created.status_code == 201, created.text
     ident = created.json()["id"]
-    for body in (created.json(), api.get(f"/export-jobs/{ident}").json(),
-                 next(j for j in api.get("/export-jobs").json() if j["id"] == ident)):
+    for body in (
+        created.json(),
+        api.get(f"/export-jobs/{ident}").json(),
+        next(j for j in api.get("/export-jobs").json() if j["id"] == ident),
+    ):
         config = body["destinationConfig"]
         assert config["url"] == "https://********@hooks.example.com/in?token=********&site=********"
         assert config["headers"] == {"X-Api-Key": "********"}
@@ -71,15 +81,21 @@ def test_the_last_admin_cannot_lose_the_role_or_be_disabled(api: httpx.Client) -
 
 @pytest.mark.parametrize("value", [2**64, -(2**63) - 1, 10**30])
 def test_numbers_beyond_64_bits_are_a_422_naming_the_attribute(api: httpx.Client, value: int) -> None:
-    body = {"schemaId": "schema-apparel", "values": {"sku": [{"scope": {}, "value": "BIG-1"}],
-                                                     "product-name": [{"scope": {}, "value": "Big"}],
-                                                     "price": [{"scope": {}, "value": 1}],
-                                                     "weight": [{"scope": {}, "value": value}]}}
+    body = {
+        "schemaId": "schema-apparel",
+        "values": {
+            "sku": [{"scope": {}, "value": "BIG-1"}],
+            "product-name": [{"scope": {}, "value": "Big"}],
+            "price": [{"scope": {}, "value": 1}],
+            "weight": [{"scope": {}, "value": value}],
+        },
+    }
     response = api.post("/records", json=body)
     assert response.status_code == 422, response.text
     assert "weight" in response.text
-    patched = api.patch("/records/ent-coastal-wb/values/stock",
-                        json={"scopedValues": [{"scope": {}, "value": value}]})
+    patched = api.patch(
+        "/records/ent-coastal-wb/values/stock", json={"scopedValues": [{"scope": {}, "value": value}]}
+    )
     assert patched.status_code == 422 and "stock" in patched.text
 
 

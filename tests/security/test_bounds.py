@@ -50,8 +50,12 @@ def test_a_50_mb_chunked_body_is_refused_with_413_in_flat_memory(server: LiveSer
         for _ in range(50):
             yield chunk
 
-    response = httpx.post(f"{server.url}/api/v1/records", content=body(), timeout=60,
-                          headers={**server.headers, "Content-Type": "application/json"})
+    response = httpx.post(
+        f"{server.url}/api/v1/records",
+        content=body(),
+        timeout=60,
+        headers={**server.headers, "Content-Type": "application/json"},
+    )
     growth_mib = (_rss_kib(pid) - before) / 1024
     assert response.status_code == 413, response.text
     assert response.json()["error"]["code"] == "payload_too_large"
@@ -59,8 +63,12 @@ def test_a_50_mb_chunked_body_is_refused_with_413_in_flat_memory(server: LiveSer
 
 
 def test_a_declared_oversized_body_is_refused_before_reading(server: LiveServer) -> None:
-    response = httpx.post(f"{server.url}/api/v1/records", content=b"x" * (11 * MiB), timeout=60,
-                          headers={**server.headers, "Content-Type": "application/json"})
+    response = httpx.post(
+        f"{server.url}/api/v1/records",
+        content=b"x" * (11 * MiB),
+        timeout=60,
+        headers={**server.headers, "Content-Type": "application/json"},
+    )
     assert response.status_code == 413 and response.json()["error"]["code"] == "payload_too_large"
 
 
@@ -84,12 +92,15 @@ def _raw(server: LiveServer, request: bytes) -> tuple[bytes, dict[str, str], byt
     return status.encode(), {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}, body
 
 
-@pytest.mark.parametrize("request_bytes", [
-    b"GET /api/v1/records\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # a byte no request line may hold
-    # headers over h11's 16 KiB, still unfinished: the server refuses them before the end
-    b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000,
-    b"NOT-HTTP\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /api/v1/records\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # a byte no request line may hold
+        # headers over h11's 16 KiB, still unfinished: the server refuses them before the end
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000,
+        b"NOT-HTTP\r\n\r\n",
+    ],
+)
 def test_requests_uvicorn_cannot_read_get_the_envelope(server: LiveServer, request_bytes: bytes) -> None:
     status, headers, body = _raw(server, request_bytes)
     assert status.startswith(b"HTTP/1.1 400")
@@ -100,9 +111,19 @@ def test_requests_uvicorn_cannot_read_get_the_envelope(server: LiveServer, reque
 
 @pytest.mark.parametrize("zone", ["Europe", "America", "x" * 300, "localtime", "posix/Europe/Paris"])
 def test_a_time_zone_that_is_not_an_iana_name_is_a_422(server: LiveServer, zone: str) -> None:
-    response = httpx.post(f"{server.url}/api/v1/export-jobs", headers=server.headers, timeout=10, json={
-        "name": "tz", "destinationType": "local", "destinationConfig": {"path": "tz"}, "format": "csv",
-        "schedule": "0 2 * * *", "timezone": zone})
+    response = httpx.post(
+        f"{server.url}/api/v1/export-jobs",
+        headers=server.headers,
+        timeout=10,
+        json={
+            "name": "tz",
+            "destinationType": "local",
+            "destinationConfig": {"path": "tz"},
+            "format": "csv",
+            "schedule": "0 2 * * *",
+            "timezone": zone,
+        },
+    )
     assert response.status_code == 422, response.text
     assert "timezone" in {d.get("field") for d in response.json()["error"]["details"]}
 
@@ -116,11 +137,18 @@ def _download_and_read_the_log(server: LiveServer) -> None:
     import time
     from urllib.parse import parse_qs, urlsplit
 
-    created = httpx.post(f"{server.url}/api/v1/exports", headers=server.headers, timeout=10,
-                         json={"format": "csv", "schemaId": "schema-apparel"}).json()
+    created = httpx.post(
+        f"{server.url}/api/v1/exports",
+        headers=server.headers,
+        timeout=10,
+        json={"format": "csv", "schemaId": "schema-apparel"},
+    ).json()
     deadline = time.monotonic() + 30
-    while (body := httpx.get(f"{server.url}/api/v1/exports/{created['id']}", headers=server.headers,
-                             timeout=10).json())["status"] != "completed":
+    while (
+        body := httpx.get(
+            f"{server.url}/api/v1/exports/{created['id']}", headers=server.headers, timeout=10
+        ).json()
+    )["status"] != "completed":
         assert time.monotonic() < deadline, body
         time.sleep(0.1)
     assert httpx.get(body["downloadUrl"], timeout=10).status_code == 200

@@ -83,21 +83,34 @@ def start_session(session: Session, *, user: User) -> str:
     """A new login session for ``user``; returns the token the cookie carries."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
-    session.add(LoginSession(token_hash=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
-                             created_at=now, last_seen_at=now))
+    session.add(
+        LoginSession(
+            token_hash=_digest(token),
+            user_id=user.id,
+            csrf_token=secrets.token_urlsafe(32),
+            created_at=now,
+            last_seen_at=now,
+        )
+    )
     session.flush()
     return token
 
 
-def resume_session(session: Session, *, token: str, idle: dt.timedelta, absolute: dt.timedelta,
-                   now: dt.datetime | None = None) -> Login | None:
+def resume_session(
+    session: Session,
+    *,
+    token: str,
+    idle: dt.timedelta,
+    absolute: dt.timedelta,
+    now: dt.datetime | None = None,
+) -> Login | None:
     """The login ``token`` belongs to, if it is still live; an expired one is removed."""
     now = now or utcnow()
     row = session.get(LoginSession, _digest(token))
     if row is None:
         return None
     user = session.get(User, row.user_id)
-    if (user is None or not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute):
+    if user is None or not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute:
         session.delete(row)
         session.flush()
         return None
@@ -112,12 +125,16 @@ def touch_session(session: Session, *, token: str, now: dt.datetime | None = Non
         session.flush()
 
 
-def end_expired_sessions(session: Session, *, idle: dt.timedelta, absolute: dt.timedelta,
-                         now: dt.datetime | None = None) -> int:
+def end_expired_sessions(
+    session: Session, *, idle: dt.timedelta, absolute: dt.timedelta, now: dt.datetime | None = None
+) -> int:
     """Remove the logins that can no longer be resumed (run at each login: the table stays small)."""
     now = now or utcnow()
-    result = session.execute(delete(LoginSession).where(
-        (LoginSession.last_seen_at < now - idle) | (LoginSession.created_at < now - absolute)))
+    result = session.execute(
+        delete(LoginSession).where(
+            (LoginSession.last_seen_at < now - idle) | (LoginSession.created_at < now - absolute)
+        )
+    )
     return int(getattr(result, "rowcount", 0) or 0)
 
 

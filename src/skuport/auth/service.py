@@ -95,11 +95,15 @@ def _is_active_admin(user: User) -> bool:
 def _keep_an_admin(session: Session, *, leaving: User) -> None:
     """Refuse the change that would leave no active admin (recovery would need database access)."""
     # Locks the users' rows (PostgreSQL) so two admins demoting each other at once cannot both win.
-    others = session.scalars(select(User).where(User.id != leaving.id, User.active.is_(True))
-                             .with_for_update()).all()
+    others = session.scalars(
+        select(User).where(User.id != leaving.id, User.active.is_(True)).with_for_update()
+    ).all()
     if not any(_is_active_admin(other) for other in others):
-        raise Conflict(f"User '{leaving.id}' is the last active admin: give another user the role "
-                       f"'{RoleId.ADMIN}' first.", code="last_admin")
+        raise Conflict(
+            f"User '{leaving.id}' is the last active admin: give another user the role "
+            f"'{RoleId.ADMIN}' first.",
+            code="last_admin",
+        )
 
 
 def upsert_user(session: Session, *, user_id: str, name: str, role_ids: list[str]) -> User:

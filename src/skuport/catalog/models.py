@@ -20,7 +20,9 @@ class Dimension(Base):
     name: Mapped[str] = mapped_column(String(200))
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
     segments: Mapped[list[Segment]] = relationship(
-        back_populates="dimension", cascade="all, delete-orphan", order_by="Segment.sort_order",
+        back_populates="dimension",
+        cascade="all, delete-orphan",
+        order_by="Segment.sort_order",
         lazy="selectin",
     )
 

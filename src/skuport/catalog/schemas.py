@@ -209,8 +209,10 @@ class ValidationRules(StrictCamelModel):
     pattern: Pattern | None = None
     options: list[Option] | None = Field(default=None, max_length=1000)
     unique: StrictBool | None = Field(
-        default=None, description="No two records of the schema may hold the same value (e.g. a SKU); "
-        "only for attributes without dimensions.")
+        default=None,
+        description="No two records of the schema may hold the same value (e.g. a SKU); "
+        "only for attributes without dimensions.",
+    )
 
     def as_dict(self) -> dict[str, Any]:
         """The rules as stored: camelCase keys, only those that are set."""

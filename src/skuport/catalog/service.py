@@ -278,8 +278,11 @@ def list_workflows(session: Session) -> Sequence[Workflow]:
 
 def list_states(session: Session) -> list[LifecycleState]:
     """Every lifecycle state of every workflow, by workflow and order."""
-    return list(session.scalars(select(LifecycleState).order_by(LifecycleState.workflow_id,
-                                                                LifecycleState.sort_order)))
+    return list(
+        session.scalars(
+            select(LifecycleState).order_by(LifecycleState.workflow_id, LifecycleState.sort_order)
+        )
+    )
 
 
 def get_workflow(session: Session, *, workflow_id: str) -> Workflow:
@@ -1044,19 +1047,28 @@ def delete_category(session: Session, *, category_id: str) -> None:
             session.expunge(obj)
 
 
-def dimension_scope_problems(session: Session,
-                             scope: Mapping[str, str] | None) -> list[tuple[str, dict[str, Any]]]:
+def dimension_scope_problems(
+    session: Session, scope: Mapping[str, str] | None
+) -> list[tuple[str, dict[str, Any]]]:
     """What is wrong with a ``dimensionScope`` (unknown dimensions or segments): (message, detail) pairs."""
     problems: list[tuple[str, dict[str, Any]]] = []
     for dim_id, seg_id in (scope or {}).items():
         field = f"dimensionScope.{dim_id}"
         if session.get(Dimension, dim_id) is None:
-            problems.append((f"{field}: dimension '{dim_id}' does not exist.",
-                             {"field": field, "message": "unknown dimension", "value": dim_id}))
+            problems.append(
+                (
+                    f"{field}: dimension '{dim_id}' does not exist.",
+                    {"field": field, "message": "unknown dimension", "value": dim_id},
+                )
+            )
         elif session.get(Segment, (dim_id, seg_id)) is None:
             known = session.scalars(
                 select(Segment.id).where(Segment.dimension_id == dim_id).order_by(Segment.sort_order)
             ).all()
-            problems.append((f"{field}: '{seg_id}' is not a segment of {dim_id} (known: {', '.join(known)}).",
-                             {"field": field, "message": "unknown segment", "value": seg_id}))
+            problems.append(
+                (
+                    f"{field}: '{seg_id}' is not a segment of {dim_id} (known: {', '.join(known)}).",
+                    {"field": field, "message": "unknown segment", "value": seg_id},
+                )
+            )
     return problems

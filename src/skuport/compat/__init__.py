@@ -17,14 +17,15 @@ if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
 
 
-
 def dialects() -> dict[str, APIRouter]:
     """Mount point of each dialect (the vendor's base URL with skuport's host in front) and its router."""
     from skuport.compat.commercelayer import router as commercelayer_router
     from skuport.compat.productsmanager import router as productsmanager_router
 
-    return {"/compat/productsmanager/api/v1": productsmanager_router,
-            "/compat/commercelayer/api": commercelayer_router}
+    return {
+        "/compat/productsmanager/api/v1": productsmanager_router,
+        "/compat/commercelayer/api": commercelayer_router,
+    }
 
 
 def error_shape(path: str) -> Callable[[int, str, dict[str, str] | None], JSONResponse] | None:

@@ -37,16 +37,38 @@ BASE = "/compat/commercelayer/api"
 MEDIA_TYPE = "application/vnd.api+json"
 VENDOR_NAMES = {"code": "sku", "name": "product-name"}
 """Commerce Layer's sku fields -> the demo catalogue's attribute aliases (fields and filters)."""
-_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "RECORD_NOT_FOUND",
-          405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-          422: "VALIDATION_ERROR", 429: "TOO_MANY_REQUESTS"}
-_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Record not found",
-           405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
-           415: "Unsupported media type", 422: "Validation error", 429: "Too many requests"}
+_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "RECORD_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "TOO_MANY_REQUESTS",
+}
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Record not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Validation error",
+    429: "Too many requests",
+}
 _FILTER_OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "exists")
-_STATUS = {ExportStatus.PENDING: "pending", ExportStatus.IN_PROGRESS: "in_progress",
-           ExportStatus.COMPLETED: "completed", ExportStatus.FAILED: "interrupted",
-           ExportStatus.INTERRUPTED: "interrupted"}
+_STATUS = {
+    ExportStatus.PENDING: "pending",
+    ExportStatus.IN_PROGRESS: "in_progress",
+    ExportStatus.COMPLETED: "completed",
+    ExportStatus.FAILED: "interrupted",
+    ExportStatus.INTERRUPTED: "interrupted",
+}
 
 
 class JsonApiResponse(JSONResponse):
@@ -55,10 +77,20 @@ class JsonApiResponse(JSONResponse):
     media_type = MEDIA_TYPE
 
 
-def _error(status: int, detail: str, *, code: str | None = None, pointer: str | None = None,
-           native: str | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"status": str(status), "code": code or _CODES.get(status, "ERROR"),
-                             "title": _TITLES.get(status, "Error"), "detail": detail}
+def _error(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    pointer: str | None = None,
+    native: str | None = None,
+) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "status": str(status),
+        "code": code or _CODES.get(status, "ERROR"),
+        "title": _TITLES.get(status, "Error"),
+        "detail": detail,
+    }
     if pointer is not None:
         error["source"] = {"pointer": pointer}
     if native:
@@ -87,13 +119,20 @@ def _from_skuport(exc: SkuportError) -> Response:
     for item in exc.details:
         if isinstance(item, dict) and isinstance(item.get("field"), str):
             detail = str(item.get("message") or exc.message)
-            errors.append(_error(exc.status_code, detail, pointer=_attribute_pointer(item["field"]),
-                                 native=exc.code))
+            errors.append(
+                _error(exc.status_code, detail, pointer=_attribute_pointer(item["field"]), native=exc.code)
+            )
     return _errors(exc.status_code, errors or [_error(exc.status_code, exc.message, native=exc.code)])
 
 
-_NATIVE_ATTRIBUTES = {"format": "format", "filters": "filters", "fields": "fields", "includes": "includes",
-                      "metadata": "metadata", "dimensionScope": "filters"}
+_NATIVE_ATTRIBUTES = {
+    "format": "format",
+    "filters": "filters",
+    "fields": "fields",
+    "includes": "includes",
+    "metadata": "metadata",
+    "dimensionScope": "filters",
+}
 
 
 def _attribute_pointer(field: str) -> str:
@@ -115,11 +154,19 @@ class JsonApiRoute(DeclaredErrorsRoute):
             except RequestValidationError as exc:
                 if any(err.get("type") == "json_invalid" for err in exc.errors()):
                     return _errors(400, [_error(400, "The request body is not valid JSON.")])
-                return _errors(422, [_error(422, str(err.get("msg", "invalid")), pointer=_pointer(err["loc"]))
-                                     for err in exc.errors()])
+                return _errors(
+                    422,
+                    [
+                        _error(422, str(err.get("msg", "invalid")), pointer=_pointer(err["loc"]))
+                        for err in exc.errors()
+                    ],
+                )
             except StarletteHTTPException as exc:
-                return _errors(exc.status_code, [_error(exc.status_code, str(exc.detail))],
-                               headers=getattr(exc, "headers", None))
+                return _errors(
+                    exc.status_code,
+                    [_error(exc.status_code, str(exc.detail))],
+                    headers=getattr(exc, "headers", None),
+                )
 
         return route
 
@@ -145,10 +192,17 @@ class ErrorDocument(BaseModel):
     errors: list[ErrorObject]
 
 
-_DESCRIPTIONS = {400: "Malformed document", 401: "Missing, invalid or expired token", 403: "Role not allowed",
-                 404: "No such export", 409: "Conflict with the export's status",
-                 413: "Document too large", 415: "Not application/vnd.api+json",
-                 422: "Validation failed", 429: "Too many exports pending or in progress"}
+_DESCRIPTIONS = {
+    400: "Malformed document",
+    401: "Missing, invalid or expired token",
+    403: "Role not allowed",
+    404: "No such export",
+    409: "Conflict with the export's status",
+    413: "Document too large",
+    415: "Not application/vnd.api+json",
+    422: "Validation failed",
+    429: "Too many exports pending or in progress",
+}
 
 
 def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -156,8 +210,9 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 JsonApiRoute.error_model = ErrorDocument
-router = APIRouter(tags=["compat: Commerce Layer"], route_class=JsonApiRoute,
-                   default_response_class=JsonApiResponse)
+router = APIRouter(
+    tags=["compat: Commerce Layer"], route_class=JsonApiRoute, default_response_class=JsonApiResponse
+)
 
 
 # --- documents --------------------------------------------------------------------------------------
@@ -169,11 +224,13 @@ class CreateAttributes(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     resource_type: Literal["skus", "products", "records"] = Field(
-        description="What to export: skus and products are skuport's records.")
+        description="What to export: skus and products are skuport's records."
+    )
     format: Literal["json", "csv"] = Field(default="json", description="json (default) or csv.")
     includes: list[Include] = Field(default_factory=list, description="categories or completeness.")
     fields: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
-        default=None, min_length=1, max_length=500)
+        default=None, min_length=1, max_length=500
+    )
     filters: dict[str, Any] | None = Field(default=None, examples=[{"code_eq": "CW-001"}])
     dry_data: Flag = False
     reference: Annotated[str, Field(min_length=1, max_length=255)] | None = None
@@ -303,10 +360,11 @@ def _resource(export: Export, request: Request) -> dict[str, Any]:
     """An export as a JSON:API resource object, with seed 004's attributes."""
     base = _base(request)
     self_url = f"{base}/exports/{export.id}"
+
     def stamp(value: dt.datetime | None) -> str | None:
         return iso_z(value) if value is not None else None
 
-    vendor = (export.metadata_json or {})
+    vendor = export.metadata_json or {}
     return {
         "id": export.id,
         "type": "exports",
@@ -332,8 +390,9 @@ def _resource(export: Export, request: Request) -> dict[str, Any]:
             "metadata": vendor,
         },
         "relationships": {
-            "events": {"links": {"self": f"{self_url}/relationships/events",
-                                 "related": f"{self_url}/events"}},
+            "events": {
+                "links": {"self": f"{self_url}/relationships/events", "related": f"{self_url}/events"}
+            },
         },
         "meta": {"mode": "live", "organization_id": "skuport"},
     }
@@ -341,9 +400,13 @@ def _resource(export: Export, request: Request) -> dict[str, Any]:
 
 def _events(export: Export) -> list[tuple[str, Any]]:
     """What happened to an export, oldest first: (event name, when)."""
-    happened = [("create", export.created_at), ("start", export.started_at),
-                ("complete", export.completed_at), ("fail", export.failed_at),
-                ("interrupt", export.interrupted_at)]
+    happened = [
+        ("create", export.created_at),
+        ("start", export.started_at),
+        ("complete", export.completed_at),
+        ("fail", export.failed_at),
+        ("interrupt", export.interrupted_at),
+    ]
     return [(name, when) for name, when in happened if when is not None]
 
 
@@ -351,30 +414,47 @@ def _json_api_body(request: Request) -> None:
     """Refuse a body that is not a JSON:API document (415) before reading it."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in (MEDIA_TYPE, "application/json"):
-        raise SkuportError(f"Send the document as {MEDIA_TYPE}.", status_code=415,
-                           code="unsupported_media_type")
+        raise SkuportError(
+            f"Send the document as {MEDIA_TYPE}.", status_code=415, code="unsupported_media_type"
+        )
 
 
 # --- endpoints --------------------------------------------------------------------------------------
 
 
-@router.post("/exports", status_code=201, dependencies=[Depends(_json_api_body)],
-             response_model=ExportDocument, responses=_error_responses(415, 429))
-def create_export(document: Annotated[CreateDocument, Body(media_type=MEDIA_TYPE)], request: Request,
-                  session: SessionDep, user: CurrentUser) -> Response:
+@router.post(
+    "/exports",
+    status_code=201,
+    dependencies=[Depends(_json_api_body)],
+    response_model=ExportDocument,
+    responses=_error_responses(415, 429),
+)
+def create_export(
+    document: Annotated[CreateDocument, Body(media_type=MEDIA_TYPE)],
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+) -> Response:
     """Create an export of skus (records): 201 with the export resource, pending until a worker starts it."""
     attributes = document.data.attributes
     body = export_request(
-        resource_type=ResourceType(attributes.resource_type), format=ExportFormat(attributes.format),
-        includes=attributes.includes, fields=[_vendor_name(f) for f in attributes.fields or []] or None,
-        filters=_filters(attributes.filters), dry_data=attributes.dry_data, reference=attributes.reference,
-        reference_origin=attributes.reference_origin, metadata=attributes.metadata,
-        dimension_scope={})  # the vendor has no scopes: one column (key) per field, its global value
+        resource_type=ResourceType(attributes.resource_type),
+        format=ExportFormat(attributes.format),
+        includes=attributes.includes,
+        fields=[_vendor_name(f) for f in attributes.fields or []] or None,
+        filters=_filters(attributes.filters),
+        dry_data=attributes.dry_data,
+        reference=attributes.reference,
+        reference_origin=attributes.reference_origin,
+        metadata=attributes.metadata,
+        dimension_scope={},
+    )  # the vendor has no scopes: one column (key) per field, its global value
     limit = get_settings().compat_commercelayer_max_records
     export = service.create_export(session, body=body, user=user, max_records=limit or None)
     resource = _resource(export, request)
-    return JsonApiResponse({"data": resource}, status_code=201,
-                           headers={"Location": resource["links"]["self"]})
+    return JsonApiResponse(
+        {"data": resource}, status_code=201, headers={"Location": resource["links"]["self"]}
+    )
 
 
 @router.get("/exports", response_model=ExportListDocument)
@@ -398,25 +478,42 @@ def list_exports(
         links["prev"] = page(min(number - 1, pages))
     if number < pages:
         links["next"] = page(number + 1)
-    return JsonApiResponse({"data": [_resource(e, request) for e in rows],
-                            "meta": {"record_count": total, "page_count": pages}, "links": links})
+    return JsonApiResponse(
+        {
+            "data": [_resource(e, request) for e in rows],
+            "meta": {"record_count": total, "page_count": pages},
+            "links": links,
+        }
+    )
 
 
 @router.get("/exports/{export_id}", response_model=ExportDocument)
 def get_export(export_id: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
     """One export: its status, records count and, once completed, its attachment URL."""
-    return JsonApiResponse({"data": _resource(service.get_export(session, export_id=export_id, user=user),
-                                              request)})
+    return JsonApiResponse(
+        {"data": _resource(service.get_export(session, export_id=export_id, user=user), request)}
+    )
 
 
-@router.patch("/exports/{export_id}", dependencies=[Depends(_json_api_body)], response_model=ExportDocument,
-              responses=_error_responses(409, 415))
-def update_export(export_id: str, document: Annotated[UpdateDocument, Body(media_type=MEDIA_TYPE)],
-                  request: Request, session: SessionDep, user: CurrentUser) -> Response:
+@router.patch(
+    "/exports/{export_id}",
+    dependencies=[Depends(_json_api_body)],
+    response_model=ExportDocument,
+    responses=_error_responses(409, 415),
+)
+def update_export(
+    export_id: str,
+    document: Annotated[UpdateDocument, Body(media_type=MEDIA_TYPE)],
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+) -> Response:
     """Interrupt a pending or in-progress export (``"_interrupt": true``)."""
     if document.data.id is not None and document.data.id != export_id:
-        raise ValidationFailed("data.id does not match the export of the URL.",
-                               details=[{"field": "id", "message": "data.id does not match the URL."}])
+        raise ValidationFailed(
+            "data.id does not match the export of the URL.",
+            details=[{"field": "id", "message": "data.id does not match the URL."}],
+        )
     export = service.interrupt_export(session, export_id=export_id, user=user)
     return JsonApiResponse({"data": _resource(export, request)})
 
@@ -432,17 +529,25 @@ def delete_export(export_id: str, session: SessionDep, user: CurrentUser) -> Res
 def export_events(export_id: str, request: Request, session: SessionDep, user: CurrentUser) -> Response:
     """What happened to the export (create, start, complete, fail, interrupt), oldest first."""
     export = service.get_export(session, export_id=export_id, user=user)
-    return JsonApiResponse({"data": [
-        {"id": f"{export.id}-{name}", "type": "events",
-         "attributes": {"name": name, "created_at": iso_z(when)},
-         "links": {"self": f"{_base(request)}/exports/{export.id}/events"}}
-        for name, when in _events(export)]})
+    return JsonApiResponse(
+        {
+            "data": [
+                {
+                    "id": f"{export.id}-{name}",
+                    "type": "events",
+                    "attributes": {"name": name, "created_at": iso_z(when)},
+                    "links": {"self": f"{_base(request)}/exports/{export.id}/events"},
+                }
+                for name, when in _events(export)
+            ]
+        }
+    )
 
 
 @router.get("/exports/{export_id}/relationships/events", response_model=LinkageDocument)
 def export_event_links(export_id: str, session: SessionDep, user: CurrentUser) -> Response:
     """The export's events as resource identifiers."""
     export = service.get_export(session, export_id=export_id, user=user)
-    return JsonApiResponse({"data": [{"type": "events", "id": f"{export.id}-{name}"}
-                                     for name, _when in _events(export)]})
-
+    return JsonApiResponse(
+        {"data": [{"type": "events", "id": f"{export.id}-{name}"} for name, _when in _events(export)]}
+    )

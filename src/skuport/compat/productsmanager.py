@@ -43,9 +43,13 @@ class PmStatus(StrEnum):
     FAILED = "failed"
 
 
-_STATUS = {ExportStatus.PENDING: PmStatus.PENDING, ExportStatus.IN_PROGRESS: PmStatus.PROCESSING,
-           ExportStatus.COMPLETED: PmStatus.COMPLETED, ExportStatus.FAILED: PmStatus.FAILED,
-           ExportStatus.INTERRUPTED: PmStatus.FAILED}
+_STATUS = {
+    ExportStatus.PENDING: PmStatus.PENDING,
+    ExportStatus.IN_PROGRESS: PmStatus.PROCESSING,
+    ExportStatus.COMPLETED: PmStatus.COMPLETED,
+    ExportStatus.FAILED: PmStatus.FAILED,
+    ExportStatus.INTERRUPTED: PmStatus.FAILED,
+}
 
 
 class PmExportCreate(BaseModel):
@@ -55,11 +59,17 @@ class PmExportCreate(BaseModel):
 
     format: PmFormat = Field(default=PmFormat.CSV, description="Output format: csv, xlsx, or json.")
     filters: dict[str, Any] | None = Field(
-        default=None, description="Filters to export a subset of the catalogue (GET /records syntax).",
-        examples=[{"brand": "Ma Marque"}])
+        default=None,
+        description="Filters to export a subset of the catalogue (GET /records syntax).",
+        examples=[{"brand": "Ma Marque"}],
+    )
     fields: list[str] | None = Field(
-        default=None, min_length=1, max_length=500, description="Fields to include, in this order; all "
-        "when omitted.", examples=[["ean", "title", "price", "stock"]])
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="Fields to include, in this order; all when omitted.",
+        examples=[["ean", "title", "price", "stock"]],
+    )
 
 
 class PmExportCreated(BaseModel):
@@ -74,9 +84,21 @@ class PmExportCreated(BaseModel):
 class PmExport(BaseModel):
     """An export as ``GET /exports/{id}`` shows it (seed 003); ``error`` only when it failed."""
 
-    model_config = ConfigDict(json_schema_extra={"required": [
-        "id", "status", "format", "row_count", "file_size_bytes", "download_url", "expires_at", "created_at",
-        "completed_at"]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "required": [
+                "id",
+                "status",
+                "format",
+                "row_count",
+                "file_size_bytes",
+                "download_url",
+                "expires_at",
+                "created_at",
+                "completed_at",
+            ]
+        }
+    )
 
     id: str
     status: PmStatus
@@ -96,22 +118,38 @@ def _read(export: Export, request: Request) -> PmExport:
     url = f"{str(request.base_url).rstrip('/')}{BASE}/exports/{export.id}/download" if available else None
     error = None
     if status == PmStatus.FAILED:
-        error = ("; ".join(f"{kind}: {message}" for kind, message in (export.errors_log or {}).items())
-                 or "The export was interrupted.")
-    return PmExport(id=export.id, status=status, format=PmFormat(export.format),
-                    row_count=export.record_count, file_size_bytes=export.file_size, download_url=url,
-                    expires_at=export.expires_at, created_at=export.created_at,
-                    completed_at=export.completed_at, error=error)
+        error = (
+            "; ".join(f"{kind}: {message}" for kind, message in (export.errors_log or {}).items())
+            or "The export was interrupted."
+        )
+    return PmExport(
+        id=export.id,
+        status=status,
+        format=PmFormat(export.format),
+        row_count=export.record_count,
+        file_size_bytes=export.file_size,
+        download_url=url,
+        expires_at=export.expires_at,
+        created_at=export.created_at,
+        completed_at=export.completed_at,
+        error=error,
+    )
 
 
 @router.post("/exports", status_code=202, response_model=PmExportCreated, responses=error_responses(429))
 def create_export(body: PmExportCreate, session: SessionDep, user: CurrentUser) -> PmExportCreated:
     """Start an export of the catalogue or a filtered subset; poll it with GET /exports/{id}."""
     # The vendor has no scopes: one column per field, holding its global value.
-    export = service.create_export(session, user=user, body=export_request(
-        format=ExportFormat(body.format), filters=body.filters, fields=body.fields, dimension_scope={}))
-    return PmExportCreated(id=export.id, status=PmStatus.PENDING, format=body.format,
-                           created_at=export.created_at)
+    export = service.create_export(
+        session,
+        user=user,
+        body=export_request(
+            format=ExportFormat(body.format), filters=body.filters, fields=body.fields, dimension_scope={}
+        ),
+    )
+    return PmExportCreated(
+        id=export.id, status=PmStatus.PENDING, format=body.format, created_at=export.created_at
+    )
 
 
 @router.get("/exports/{export_id}", response_model=PmExport)

@@ -15,7 +15,12 @@ def export_request(**values: Any) -> ExportCreate:
     try:
         return ExportCreate(**values)
     except ValidationError as exc:
-        details = [{"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
-                   for error in exc.errors()]
-        raise ValidationFailed(f"Invalid export: {details[0]['field']}: {details[0]['message']}",
-                               code="invalid_export", details=details) from exc
+        details = [
+            {"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
+            for error in exc.errors()
+        ]
+        raise ValidationFailed(
+            f"Invalid export: {details[0]['field']}: {details[0]['message']}",
+            code="invalid_export",
+            details=details,
+        ) from exc

@@ -130,7 +130,10 @@ class ColumnarEncoder:
         if len(values) != len(plan.columns):
             raise ValueError("the columnar engine cannot write this column plan")
         render: Callable[[Sequence[tuple[Column, pl.Expr]]], list[pl.Expr]] = {
-            "csv": self._csv, "json": self._json_lines, "jsonl": self._json_lines, "xml": self._xml,
+            "csv": self._csv,
+            "json": self._json_lines,
+            "jsonl": self._json_lines,
+            "xml": self._xml,
         }[format_name]
         self._exprs = render(values)
 
@@ -143,8 +146,9 @@ class ColumnarEncoder:
         exprs = []
         for i, (column, value) in enumerate(values):
             if column.kind == Kind.LIST:
-                value = value.list.eval(pl.element().str.replace_many(
-                    list(_LIST_ESCAPES), list(_LIST_ESCAPES.values()))).list.join(LIST_SEPARATOR)
+                value = value.list.eval(
+                    pl.element().str.replace_many(list(_LIST_ESCAPES), list(_LIST_ESCAPES.values()))
+                ).list.join(LIST_SEPARATOR)
             # Only a joined list can be empty text: ids and timestamps never are, and validation drops
             # empty values (skuport.records.values.is_empty). Checking every column costs 8 % more.
             exprs.append((_present(value) if column.kind == Kind.LIST else value).alias(f"c{i}"))
@@ -179,8 +183,9 @@ class ColumnarEncoder:
         for column, value in values:
             open_tag, close_tag = _tags(column)
             if column.kind == Kind.LIST:
-                body = value.list.eval(pl.concat_str(
-                    pl.lit("<value>"), _xml_text(pl.element()), pl.lit("</value>"))).list.join("")
+                body = value.list.eval(
+                    pl.concat_str(pl.lit("<value>"), _xml_text(pl.element()), pl.lit("</value>"))
+                ).list.join("")
             elif column.kind == Kind.TEXT:
                 body = _xml_text(value)
             else:
@@ -191,8 +196,9 @@ class ColumnarEncoder:
 
     # -- encoding -------------------------------------------------------------------------------------
 
-    def frame(self, rows: Sequence[Sequence[Any]],
-              categories: Mapping[int, list[str]] | None) -> pl.DataFrame:
+    def frame(
+        self, rows: Sequence[Sequence[Any]], categories: Mapping[int, list[str]] | None
+    ) -> pl.DataFrame:
         """The batch as a frame: the fixed columns, the decoded cells and the categories if asked."""
         import polars as pl
 
@@ -203,21 +209,28 @@ class ColumnarEncoder:
         cells = columns[RAW_VALUES]
         # Decoding needs ~12 KB per record while it runs (the decoded struct is far smaller): slices
         # keep that transient small; rendering and writing then run once over the whole batch.
-        parts = [pl.Series("cells", cells[i:i + DECODE_SLICE], dtype=pl.String).str.json_decode(self._dtype)
-                 for i in range(0, len(cells), DECODE_SLICE)] or [
-            pl.Series("cells", [], dtype=pl.String).str.json_decode(self._dtype)]
+        parts = [
+            pl.Series("cells", cells[i : i + DECODE_SLICE], dtype=pl.String).str.json_decode(self._dtype)
+            for i in range(0, len(cells), DECODE_SLICE)
+        ] or [pl.Series("cells", [], dtype=pl.String).str.json_decode(self._dtype)]
         decoded = pl.concat(parts, rechunk=False) if len(parts) > 1 else parts[0]
         data["cells"] = decoded
         for (alias, key), name in self._numbers.items():
             data[name] = _exact_numbers(decoded.struct.field(alias).struct.field(key)).alias(name)
         if self.plan.categories_column:
             found = categories or {}
-            data["categories"] = pl.Series("categories", [found.get(pk, []) for pk in columns[0]],
-                                           dtype=pl.List(pl.String))
+            data["categories"] = pl.Series(
+                "categories", [found.get(pk, []) for pk in columns[0]], dtype=pl.List(pl.String)
+            )
         return pl.DataFrame(data)
 
-    def encode(self, rows: Sequence[Sequence[Any]], categories: Mapping[int, list[str]] | None = None,
-               *, first_row: int = 0) -> bytes:
+    def encode(
+        self,
+        rows: Sequence[Sequence[Any]],
+        categories: Mapping[int, list[str]] | None = None,
+        *,
+        first_row: int = 0,
+    ) -> bytes:
         """The batch's bytes, exactly as the row engine writes them for this format."""
         if not rows:
             return b""

@@ -60,8 +60,9 @@ class Engine(Protocol):
 
     name: str
 
-    def write(self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *,
-              records: int) -> None:
+    def write(
+        self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *, records: int
+    ) -> None:
         """Write the first ``records`` matching records, in order, counting them on ``meter``."""
 
 
@@ -70,16 +71,26 @@ class RowEngine:
 
     name = "rows"
 
-    def write(self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *,
-              records: int) -> None:
+    def write(
+        self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *, records: int
+    ) -> None:
         plan, fmt = prepared.plan, prepared.format
-        for rows in selection.record_batches(conn, prepared.record_clauses, limit=records,
-                                              cells=plan.uses_cells, batch_size=selection.BATCH_SIZE):
+        for rows in selection.record_batches(
+            conn,
+            prepared.record_clauses,
+            limit=records,
+            cells=plan.uses_cells,
+            batch_size=selection.BATCH_SIZE,
+        ):
             meter.check()
-            categories = (selection.category_map(conn, [r[0] for r in rows])
-                          if plan.categories_column else None)
-            sink.put(fmt.encode(plan.columns, plan.flatten(rows, categories, text=fmt.text_cells),
-                                first_row=meter.done))
+            categories = (
+                selection.category_map(conn, [r[0] for r in rows]) if plan.categories_column else None
+            )
+            sink.put(
+                fmt.encode(
+                    plan.columns, plan.flatten(rows, categories, text=fmt.text_cells), first_row=meter.done
+                )
+            )
             meter.add(len(rows))
 
 
@@ -91,10 +102,12 @@ class ProcessesEngine:
     workers: int
     name: str = "processes"
 
-    def write(self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *,
-              records: int) -> None:
-        for data, rows in parallel.encoded_chunks(conn, prepared, database_url=self.database_url,
-                                                  total=records, workers=self.workers):
+    def write(
+        self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *, records: int
+    ) -> None:
+        for data, rows in parallel.encoded_chunks(
+            conn, prepared, database_url=self.database_url, total=records, workers=self.workers
+        ):
             meter.check()
             sink.put(data)
             meter.add(rows)
@@ -109,8 +122,9 @@ class FrameEngine:
     encoder: columnar.ColumnarEncoder
     name: str = "frame"
 
-    def write(self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *,
-              records: int) -> None:
+    def write(
+        self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *, records: int
+    ) -> None:
         submitted = 0
         in_flight: deque[tuple[Future[bytes], int]] = deque()
 
@@ -122,13 +136,23 @@ class FrameEngine:
 
         with ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix="skuport-encode") as pool:
             try:
-                for rows in selection.record_batches(conn, prepared.record_clauses, limit=records, cells=True,
-                                                      tuples=True, batch_size=selection.COLUMNAR_BATCH_SIZE):
+                for rows in selection.record_batches(
+                    conn,
+                    prepared.record_clauses,
+                    limit=records,
+                    cells=True,
+                    tuples=True,
+                    batch_size=selection.COLUMNAR_BATCH_SIZE,
+                ):
                     meter.check()
-                    categories = (selection.category_map(conn, [r[0] for r in rows])
-                                  if prepared.plan.categories_column else None)
-                    in_flight.append((pool.submit(self._batch, prepared, rows, categories, submitted),
-                                      len(rows)))
+                    categories = (
+                        selection.category_map(conn, [r[0] for r in rows])
+                        if prepared.plan.categories_column
+                        else None
+                    )
+                    in_flight.append(
+                        (pool.submit(self._batch, prepared, rows, categories, submitted), len(rows))
+                    )
                     submitted += len(rows)
                     while len(in_flight) > ENCODE_THREADS or (in_flight and in_flight[0][0].done()):
                         write_oldest()
@@ -138,8 +162,13 @@ class FrameEngine:
                 for future, _count in in_flight:
                     future.cancel()
 
-    def _batch(self, prepared: PreparedExport, rows: Sequence[Any],
-               categories: Mapping[int, list[str]] | None, first_row: int) -> bytes:
+    def _batch(
+        self,
+        prepared: PreparedExport,
+        rows: Sequence[Any],
+        categories: Mapping[int, list[str]] | None,
+        first_row: int,
+    ) -> bytes:
         """One batch by polars, or by the row engine (same bytes) when polars refuses it.
 
         polars refuses a value whose JSON type the plan did not expect (e.g. an object where text
@@ -151,11 +180,16 @@ class FrameEngine:
         except Exception as exc:
             if not columnar.is_engine_error(exc):
                 raise
-            log.warning("the frame engine could not encode records %s..%s (%s); the row engine writes them",
-                        rows[0][1], rows[-1][1], str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            log.warning(
+                "the frame engine could not encode records %s..%s (%s); the row engine writes them",
+                rows[0][1],
+                rows[-1][1],
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
             plan, fmt = prepared.plan, prepared.format
-            return fmt.encode(plan.columns, plan.flatten(rows, categories, text=fmt.text_cells),
-                              first_row=first_row)
+            return fmt.encode(
+                plan.columns, plan.flatten(rows, categories, text=fmt.text_cells), first_row=first_row
+            )
 
 
 def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) -> Engine:
@@ -165,8 +199,9 @@ def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) 
     if settings.export_engine != "auto":
         engine, why = RowEngine(), "SKUPORT_EXPORT_ENGINE=rows"
     else:
-        refusal = columnar.refusal(prepared.plan, prepared.spec.format,
-                                   kinds_by_alias=prepared.kinds_by_alias)
+        refusal = columnar.refusal(
+            prepared.plan, prepared.spec.format, kinds_by_alias=prepared.kinds_by_alias
+        )
         if refusal is None:
             encoder = columnar.ColumnarEncoder(prepared.plan, prepared.spec.format)
             engine, why = FrameEngine(encoder), f"polars encodes {prepared.spec.format}"
@@ -175,6 +210,7 @@ def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) 
             why = f"{refusal}; {settings.export_workers} processes for {records:,} records"
         else:
             engine, why = RowEngine(), refusal
-    log.info("export of %s records as %s: %s engine (%s)", f"{records:,}", prepared.spec.format, engine.name,
-             why)
+    log.info(
+        "export of %s records as %s: %s engine (%s)", f"{records:,}", prepared.spec.format, engine.name, why
+    )
     return engine

@@ -106,11 +106,17 @@ def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
                 plan, fmt, columns = prepared.plan, prepared.format, prepared.plan.columns
                 parts: list[bytes] = []
                 done = chunk.first_row
-                for rows in selection.record_batches(conn, prepared.record_clauses, after=chunk.after,
-                                                     cells=plan.uses_cells,
-                                                     upto=chunk.upto, batch_size=selection.BATCH_SIZE):
-                    categories = (selection.category_map(conn, [r[0] for r in rows])
-                                  if plan.categories_column else None)
+                for rows in selection.record_batches(
+                    conn,
+                    prepared.record_clauses,
+                    after=chunk.after,
+                    cells=plan.uses_cells,
+                    upto=chunk.upto,
+                    batch_size=selection.BATCH_SIZE,
+                ):
+                    categories = (
+                        selection.category_map(conn, [r[0] for r in rows]) if plan.categories_column else None
+                    )
                     flat = plan.flatten(rows, categories, text=fmt.text_cells)
                     parts.append(fmt.encode(columns, flat, first_row=done))
                     done += len(rows)
@@ -133,15 +139,22 @@ def chunks(conn: Connection, prepared: PreparedExport, *, database_url: str, tot
         upto = selection.chunk_bounds(conn, prepared.record_clauses, after=after, size=size)
         if upto is None:
             upto = last
-        yield Chunk(database_url=database_url, spec_blob=blob, after=after, upto=upto, first_row=first_row,
-                    snapshot=snapshot)
+        yield Chunk(
+            database_url=database_url,
+            spec_blob=blob,
+            after=after,
+            upto=upto,
+            first_row=first_row,
+            snapshot=snapshot,
+        )
         after, first_row = upto, first_row + size
         if upto >= last:
             return
 
 
-def encoded_chunks(conn: Connection, prepared: PreparedExport, *, database_url: str, total: int,
-                   workers: int) -> Iterator[tuple[bytes, int]]:
+def encoded_chunks(
+    conn: Connection, prepared: PreparedExport, *, database_url: str, total: int, workers: int
+) -> Iterator[tuple[bytes, int]]:
     """(encoded bytes, rows) of every chunk, in file order, with a few chunks in flight at a time."""
     executor: ProcessPoolExecutor | None = pool(workers)
     pending: deque[tuple[Chunk, Future[tuple[bytes, int]] | None]] = deque()

@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 
 def _counts(conn: Connection, prepared: PreparedExport) -> tuple[int, int]:
     records = selection.count_records(conn, prepared.record_clauses)
-    tombstones = (selection.count_tombstones(conn, prepared.tombstone_clauses)
-                  if prepared.tombstone_clauses is not None else 0)
+    tombstones = (
+        selection.count_tombstones(conn, prepared.tombstone_clauses)
+        if prepared.tombstone_clauses is not None
+        else 0
+    )
     limit = prepared.spec.max_records
     if limit is not None:
         records = min(records, limit)
@@ -47,7 +50,8 @@ def _check_size(prepared: PreparedExport, total: int) -> None:
             f"Invalid export: {total:,} rows do not fit in one {prepared.spec.format} sheet (at most "
             f"{max_rows:,}); narrow the selection or use csv, jsonl or xml.",
             details=[problem("format", f"{prepared.spec.format} holds at most {max_rows} rows")],
-            code="too_many_rows")
+            code="too_many_rows",
+        )
 
 
 def validate_spec(session: Session, spec: ExportSpec) -> None:
@@ -85,8 +89,13 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def run_export(spec: ExportSpec, *, out_dir: Path | None = None, control: ExportControl | None = None,
-               engine: Engine | None = None) -> ExportResult:
+def run_export(
+    spec: ExportSpec,
+    *,
+    out_dir: Path | None = None,
+    control: ExportControl | None = None,
+    engine: Engine | None = None,
+) -> ExportResult:
     """Write the export described by ``spec`` to a temporary file in ``out_dir`` and describe the file."""
     control = control or ExportControl()
     engine = engine or get_engine()
@@ -112,17 +121,27 @@ def run_export(spec: ExportSpec, *, out_dir: Path | None = None, control: Export
             with Sink(path, compress=spec.compress, container=fmt.container) as sink, _no_gc():
                 sink.put(fmt.start(columns, row_count=total))  # the snapshot's exact count
                 meter.add(0)
-                writer = choose_engine(prepared, records=records_total,
-                                       database_url=engine.url.render_as_string(hide_password=False))
+                writer = choose_engine(
+                    prepared,
+                    records=records_total,
+                    database_url=engine.url.render_as_string(hide_password=False),
+                )
                 writer.write(conn, prepared, sink, meter, records=records_total)
                 tombstones = 0
                 if prepared.tombstone_clauses is not None and tombstones_total:
-                    for dead in selection.tombstone_batches(conn, prepared.tombstone_clauses,
-                                                            limit=tombstones_total,
-                                                            batch_size=selection.BATCH_SIZE):
+                    for dead in selection.tombstone_batches(
+                        conn,
+                        prepared.tombstone_clauses,
+                        limit=tombstones_total,
+                        batch_size=selection.BATCH_SIZE,
+                    ):
                         meter.check()
-                        rows = [plan.tombstone_row(record_id=r[0], parent_id=r[1], schema_id=r[2],
-                                                   text=fmt.text_cells) for r in dead]
+                        rows = [
+                            plan.tombstone_row(
+                                record_id=r[0], parent_id=r[1], schema_id=r[2], text=fmt.text_cells
+                            )
+                            for r in dead
+                        ]
                         sink.put(fmt.encode(columns, rows, first_row=meter.done))
                         tombstones += len(rows)
                         meter.add(len(rows))
@@ -135,9 +154,16 @@ def run_export(spec: ExportSpec, *, out_dir: Path | None = None, control: Export
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-    return ExportResult(path=path, record_count=meter.done, file_size=size, sha256=digest,
-                        content_type=fmt.content_type, extension=extension,
-                        content_encoding="gzip" if spec.compress else None, tombstone_count=tombstones)
+    return ExportResult(
+        path=path,
+        record_count=meter.done,
+        file_size=size,
+        sha256=digest,
+        content_type=fmt.content_type,
+        extension=extension,
+        content_encoding="gzip" if spec.compress else None,
+        tombstone_count=tombstones,
+    )
 
 
 def headers_for(session: Session, spec: ExportSpec) -> Sequence[str]:
@@ -146,4 +172,3 @@ def headers_for(session: Session, spec: ExportSpec) -> Sequence[str]:
 
 
 __all__ = ["ExportCancelled", "count_matching", "headers_for", "prepare", "run_export", "validate_spec"]
-

@@ -157,8 +157,9 @@ class ColumnPlan:
             ranked_cells: tuple[str, ...] = ()
             if dimension_scope is not None:
                 index = len(attr_columns)
-                attr_columns.append(Column(key=attribute.alias, header=base, kind=kind,
-                                           alias=attribute.alias))
+                attr_columns.append(
+                    Column(key=attribute.alias, header=base, kind=kind, alias=attribute.alias)
+                )
                 applicable = {d: s for d, s in dimension_scope.items() if d in dims}
                 ranked_cells = tuple(key or GLOBAL_CELL for key in scope_candidates(applicable))
                 for rank, key in enumerate(scope_candidates(applicable)):
@@ -171,9 +172,15 @@ class ColumnPlan:
                 for scope in attribute_scopes(attribute, segments):
                     key = scope_key(scope)
                     index = len(attr_columns)
-                    attr_columns.append(Column(key=column_key(attribute.alias, key),
-                                               header=column_key(base, key), kind=kind,
-                                               alias=attribute.alias, scope=scope))
+                    attr_columns.append(
+                        Column(
+                            key=column_key(attribute.alias, key),
+                            header=column_key(base, key),
+                            kind=kind,
+                            alias=attribute.alias,
+                            scope=scope,
+                        )
+                    )
                     if scope:
                         targets[_signature(scope, dims)] = (index, 0)
                     else:
@@ -219,7 +226,7 @@ class ColumnPlan:
     @property
     def attribute_columns(self) -> list[Column]:
         """The attribute columns, in the plan's natural order (fixed, attributes, extras)."""
-        return self._natural[self.attr_offset:self.attr_offset + self.attr_count]
+        return self._natural[self.attr_offset : self.attr_offset + self.attr_count]
 
     def _permute(self, row: list[Any]) -> list[Any]:
         """A row (or column list) in natural order, put in file order."""
@@ -253,13 +260,18 @@ class ColumnPlan:
         indirection of a generic loop (about twice as fast). Each attribute keeps the value of the best
         ranked scope it holds; ranks come from the plan (scope_candidates order), never from the record.
         """
-        constants: dict[str, Any] = {"_signature": _signature, "join_list": join_list,
-                                     "number_text": number_text}
-        lines = ["def flatten(rows, categories, loads, empty):",
-                 "    out = []",
-                 "    append = out.append",
-                 "    for raw in rows:",
-                 f"        v = loads(raw[{RAW_VALUES}])"]
+        constants: dict[str, Any] = {
+            "_signature": _signature,
+            "join_list": join_list,
+            "number_text": number_text,
+        }
+        lines = [
+            "def flatten(rows, categories, loads, empty):",
+            "    out = []",
+            "    append = out.append",
+            "    for raw in rows:",
+            f"        v = loads(raw[{RAW_VALUES}])",
+        ]
         if self.uses_cells:
             # Cells form: a few dictionary look-ups per column, most specific scope first.
             for i, (_column, alias, keys) in enumerate(self.cell_sources()):
@@ -276,10 +288,12 @@ class ColumnPlan:
             constants[f"A{i}"] = slot.alias
             lines += [f"        c{i} = None", f"        x = v.get(A{i})", "        if x:"]
             if not slot.dims:
-                lines += ["            for it in x:",
-                          "                if not it['scope']:",
-                          f"                    c{i} = it['value']",
-                          "                    break"]
+                lines += [
+                    "            for it in x:",
+                    "                if not it['scope']:",
+                    f"                    c{i} = it['value']",
+                    "                    break",
+                ]
                 continue
             if len(slot.dims) == 1:
                 constants[f"D{i}"] = slot.dims[0]
@@ -287,13 +301,15 @@ class ColumnPlan:
             else:
                 constants[f"D{i}"] = slot.dims
                 signature = f"_signature(s, D{i})"
-            lines += ["            r = 99",
-                      "            for it in x:",
-                      "                s = it['scope']",
-                      f"                k = T{i}.get({signature}, 99) if s else {glob}",
-                      "                if k < r:",
-                      f"                    c{i} = it['value']",
-                      "                    r = k"]
+            lines += [
+                "            r = 99",
+                "            for it in x:",
+                "                s = it['scope']",
+                f"                k = T{i}.get({signature}, 99) if s else {glob}",
+                "                if k < r:",
+                f"                    c{i} = it['value']",
+                "                    r = k",
+            ]
         fixed = [f"raw[{i}]" for i in self._fixed_index]
         if self.deleted_column:
             fixed.append("'false'" if text else "False")
@@ -310,8 +326,13 @@ class ColumnPlan:
         exec(compile("\n".join(lines), "<skuport column plan>", "exec"), namespace)  # plan-generated code
         return namespace["flatten"]
 
-    def flatten(self, rows: Iterable[Sequence[Any]], categories: Mapping[int, list[str]] | None = None,
-                *, text: bool = False) -> list[list[Any]]:
+    def flatten(
+        self,
+        rows: Iterable[Sequence[Any]],
+        categories: Mapping[int, list[str]] | None = None,
+        *,
+        text: bool = False,
+    ) -> list[list[Any]]:
         """Turn raw rows (pk, id, parent, schema, state, values_json, created, updated) into value lists.
 
         With ``text``, booleans become ``true``/``false`` and lists are joined (:func:`join_list`), as
@@ -327,8 +348,9 @@ class ColumnPlan:
             out = [self._permute(row) for row in out]
         return _as_text(out, self.columns) if text else out
 
-    def _flatten_generic(self, rows: Iterable[Sequence[Any]],
-                         categories: Mapping[int, list[str]] | None) -> list[list[Any]]:
+    def _flatten_generic(
+        self, rows: Iterable[Sequence[Any]], categories: Mapping[int, list[str]] | None
+    ) -> list[list[Any]]:
         loads = orjson.loads
         fixed_index = self._fixed_index
         slots = [(s.alias, s.dims, s.targets, s.global_target, len(s.dims)) for s in self._slots]
@@ -371,8 +393,9 @@ class ColumnPlan:
             append(row)
         return out
 
-    def tombstone_row(self, *, record_id: str, parent_id: str | None, schema_id: str,
-                      text: bool = False) -> list[Any]:
+    def tombstone_row(
+        self, *, record_id: str, parent_id: str | None, schema_id: str, text: bool = False
+    ) -> list[Any]:
         """A row announcing a deleted record: its ids, the deleted flag, every other cell empty."""
         known = {"id": record_id, "parentId": parent_id, "schemaId": schema_id}
         row: list[Any] = [known.get(name) for name in self.fixed]

@@ -41,8 +41,9 @@ def problem(field: str, message: str) -> dict[str, str]:
 
 def _refuse(problems: list[dict[str, str]]) -> None:
     if problems:
-        raise ValidationFailed(f"Invalid export: {problems[0]['message']}", details=problems,
-                               code="invalid_export")
+        raise ValidationFailed(
+            f"Invalid export: {problems[0]['message']}", details=problems, code="invalid_export"
+        )
 
 
 def _attributes(session: Session, schema_id: str | None) -> list[AttributeInfo]:
@@ -52,15 +53,22 @@ def _attributes(session: Session, schema_id: str | None) -> list[AttributeInfo]:
     seen: dict[str, AttributeInfo] = {}
     for attr in session.scalars(query):
         if attr.alias not in seen:
-            seen[attr.alias] = AttributeInfo(alias=attr.alias, data_type=attr.data_type,
-                                             dimension_ids=tuple(attr.dimension_ids or ()),
-                                             labels=dict(attr.labels or {}), name=attr.name)
+            seen[attr.alias] = AttributeInfo(
+                alias=attr.alias,
+                data_type=attr.data_type,
+                dimension_ids=tuple(attr.dimension_ids or ()),
+                labels=dict(attr.labels or {}),
+                name=attr.name,
+            )
     return list(seen.values())
 
 
 def _segments(session: Session) -> dict[str, list[str]]:
-    query = (select(Segment.dimension_id, Segment.id).join(Dimension, Dimension.id == Segment.dimension_id)
-             .order_by(Dimension.sort_order, Dimension.id, Segment.sort_order, Segment.id))
+    query = (
+        select(Segment.dimension_id, Segment.id)
+        .join(Dimension, Dimension.id == Segment.dimension_id)
+        .order_by(Dimension.sort_order, Dimension.id, Segment.sort_order, Segment.id)
+    )
     segments: dict[str, list[str]] = {}
     for dim, seg in session.execute(query):
         segments.setdefault(dim, []).append(seg)
@@ -74,8 +82,13 @@ def _check_fields(spec: ExportSpec, by_alias: Mapping[str, AttributeInfo], probl
     assert spec.fields is not None
     where = f"schema '{spec.schema_id}'" if spec.schema_id else "any schema"
     for alias in [f for f in spec.fields if f not in by_alias and f not in SYSTEM_FIELDS]:
-        problems.append(problem("fields", f"'{alias}' is neither an attribute of {where} nor a record "
-                                          f"field ({', '.join(SYSTEM_FIELDS)})."))
+        problems.append(
+            problem(
+                "fields",
+                f"'{alias}' is neither an attribute of {where} nor a record "
+                f"field ({', '.join(SYSTEM_FIELDS)}).",
+            )
+        )
     doubles = sorted({f for f in spec.fields if list(spec.fields).count(f) > 1})
     if doubles:
         problems.append(problem("fields", f"fields name {', '.join(doubles)} more than once."))
@@ -86,8 +99,9 @@ def _check_fields(spec: ExportSpec, by_alias: Mapping[str, AttributeInfo], probl
 def _check_scope(spec: ExportSpec, segments: Mapping[str, list[str]], problems: Problems) -> None:
     if spec.dimension_scope is not None:
         if not isinstance(spec.dimension_scope, Mapping):
-            problems.append(problem("dimensionScope",
-                                    "dimensionScope must map dimension ids to segment ids."))
+            problems.append(
+                problem("dimensionScope", "dimensionScope must map dimension ids to segment ids.")
+            )
             return
         for dim, seg in spec.dimension_scope.items():
             if dim not in segments:
@@ -106,11 +120,15 @@ def _check_references(session: Session, spec: ExportSpec, problems: Problems) ->
     if spec.catalog_id:
         if session.get(Catalog, spec.catalog_id) is None:
             problems.append(problem("catalogId", f"catalog '{spec.catalog_id}' does not exist."))
-        category_ids = list(session.scalars(
-            select(Category.id).where(Category.catalog_id == spec.catalog_id)))
+        category_ids = list(
+            session.scalars(select(Category.id).where(Category.catalog_id == spec.catalog_id))
+        )
     if spec.lifecycle_state_ids:
-        known = set(session.scalars(select(LifecycleState.id).where(
-            LifecycleState.id.in_(list(spec.lifecycle_state_ids)))))
+        known = set(
+            session.scalars(
+                select(LifecycleState.id).where(LifecycleState.id.in_(list(spec.lifecycle_state_ids)))
+            )
+        )
         for state in spec.lifecycle_state_ids:
             if state not in known:
                 problems.append(problem("lifecycleStateIds", f"lifecycle state '{state}' does not exist."))
@@ -120,8 +138,9 @@ def _check_references(session: Session, spec: ExportSpec, problems: Problems) ->
 def _check_options(spec: ExportSpec, problems: Problems) -> None:
     for include in spec.includes:
         if include not in INCLUDES:
-            problems.append(problem("includes", f"cannot include '{include}'; "
-                                                f"use one of: {', '.join(sorted(INCLUDES))}."))
+            problems.append(
+                problem("includes", f"cannot include '{include}'; use one of: {', '.join(sorted(INCLUDES))}.")
+            )
     if spec.max_records is not None and spec.max_records < 0:
         problems.append(problem("maxRecords", "maxRecords must not be negative."))
     if spec.changed_since is not None and spec.changed_since.tzinfo is None:
@@ -144,8 +163,9 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
     problems: Problems = []
     fmt = FORMATS.get(spec.format)
     if fmt is None:
-        problems.append(problem("format", f"unknown format '{spec.format}' (use one of: "
-                                          f"{', '.join(FORMATS)})."))
+        problems.append(
+            problem("format", f"unknown format '{spec.format}' (use one of: {', '.join(FORMATS)}).")
+        )
     category_ids = _check_references(session, spec, problems)
     attributes = _attributes(session, spec.schema_id)
     if spec.fields is not None:
@@ -159,30 +179,50 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
     assert fmt is not None
     scope = dict(spec.dimension_scope) if spec.dimension_scope is not None else None
     filters = filter_clauses(session, spec.filters, schema_id=spec.schema_id, dimension_scope=scope or None)
-    plan = ColumnPlan(attributes=attributes, segments=segments, dimension_scope=scope,
-                      header_language=spec.header_language, dry_data=spec.dry_data,
-                      deleted_column=spec.changed_since is not None,
-                      categories_column="categories" in spec.includes,
-                      completeness=_completeness(session) if "completeness" in spec.includes else None,
-                      fields=spec.fields)
+    plan = ColumnPlan(
+        attributes=attributes,
+        segments=segments,
+        dimension_scope=scope,
+        header_language=spec.header_language,
+        dry_data=spec.dry_data,
+        deleted_column=spec.changed_since is not None,
+        categories_column="categories" in spec.includes,
+        completeness=_completeness(session) if "completeness" in spec.includes else None,
+        fields=spec.fields,
+    )
     clauses = selection.record_clauses(
-        schema_id=spec.schema_id, include_variants=spec.include_variants,
-        lifecycle_state_ids=spec.lifecycle_state_ids, category_ids=category_ids,
-        changed_since=spec.changed_since, filter_clauses=filters)
-    tombstones = (selection.tombstone_clauses(schema_id=spec.schema_id,
-                                              include_variants=spec.include_variants,
-                                              changed_since=spec.changed_since)
-                  if spec.changed_since is not None else None)
-    return PreparedExport(spec=spec, format=fmt, plan=plan, record_clauses=clauses,
-                          tombstone_clauses=tombstones, kinds_by_alias=_kinds(session, spec.schema_id))
+        schema_id=spec.schema_id,
+        include_variants=spec.include_variants,
+        lifecycle_state_ids=spec.lifecycle_state_ids,
+        category_ids=category_ids,
+        changed_since=spec.changed_since,
+        filter_clauses=filters,
+    )
+    tombstones = (
+        selection.tombstone_clauses(
+            schema_id=spec.schema_id, include_variants=spec.include_variants, changed_since=spec.changed_since
+        )
+        if spec.changed_since is not None
+        else None
+    )
+    return PreparedExport(
+        spec=spec,
+        format=fmt,
+        plan=plan,
+        record_clauses=clauses,
+        tombstone_clauses=tombstones,
+        kinds_by_alias=_kinds(session, spec.schema_id),
+    )
 
 
 def _completeness(session: Session) -> Callable[[str, str | None, Mapping[str, Any]], int]:
     """Completeness percentage of a record's values for its current state, as the records API computes it."""
     from skuport.records.service import compute_completeness, schema_context
 
-    contexts = {schema_id: schema_context(session, schema_id=schema_id)
-                for schema_id in session.scalars(select(Schema.id))}
+    contexts = {
+        schema_id: schema_context(session, schema_id=schema_id)
+        for schema_id in session.scalars(select(Schema.id))
+    }
 
     def percentage(schema_id: str, state_id: str | None, values: Mapping[str, Any]) -> int:
         return int(compute_completeness(contexts[schema_id], dict(values), state_id)["percentage"])

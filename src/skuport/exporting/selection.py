@@ -33,8 +33,10 @@ class Include(StrEnum):
     LIFECYCLE_STATE = "lifecycleState"
 
 
-ALWAYS_INCLUDED = {"lifecycleState": "lifecycleStateId is a column of every export (added to fields)",
-                   "variants": "variants are rows of their own unless includeVariants is false"}
+ALWAYS_INCLUDED = {
+    "lifecycleState": "lifecycleStateId is a column of every export (added to fields)",
+    "variants": "variants are rows of their own unless includeVariants is false",
+}
 """Includes every export file already carries; the rest go to the pipeline, which decides."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -45,43 +47,63 @@ class Selection(StrictCamelModel):
 
     format: str = Field(default="csv", description=f"Output format: {', '.join(FORMATS)}.")
     schema_id: Name | None = Field(default=None, description="Only records of this schema.")
-    catalog_id: Name | None = Field(default=None,
-                                    description="Only records assigned to a category of this catalog.")
+    catalog_id: Name | None = Field(
+        default=None, description="Only records assigned to a category of this catalog."
+    )
     include_variants: Flag = Field(default=True, description="Export variants as rows of their own.")
-    lifecycle_state_ids: list[Name] = Field(default_factory=list,
-                                            description="Only records in one of these states.")
+    lifecycle_state_ids: list[Name] = Field(
+        default_factory=list, description="Only records in one of these states."
+    )
     filters: dict[str, Any] | None = Field(
-        default=None, description="The GET /records filter syntax: {\"brand\": \"Ma Marque\"}, "
-        "{\"price\": {\"gte\": 100}}, {\"sku_eq\": \"CW-001\"}.",
-        examples=[{"brand": "Ma Marque"}])
+        default=None,
+        description='The GET /records filter syntax: {"brand": "Ma Marque"}, '
+        '{"price": {"gte": 100}}, {"sku_eq": "CW-001"}.',
+        examples=[{"brand": "Ma Marque"}],
+    )
     fields: list[Name] | None = Field(
-        default=None, min_length=1, max_length=500,
+        default=None,
+        min_length=1,
+        max_length=500,
         description="Attribute aliases (or record fields) to include, in this order; all when omitted.",
-        examples=[["ean", "product-name", "price"]])
+        examples=[["ean", "product-name", "price"]],
+    )
     includes: list[Include] = Field(
-        default_factory=list, description="Related data to add to each record: categories (a column of "
+        default_factory=list,
+        description="Related data to add to each record: categories (a column of "
         "category ids), completeness (percentage for the record's state); lifecycleState and variants are "
-        "always there (lifecycleStateId column, variant rows).")
+        "always there (lifecycleStateId column, variant rows).",
+    )
     dimension_scope: dict[Name, Name] | None = Field(
-        default=None, description="Resolve scoped values for this scope: one column per attribute; {} for "
+        default=None,
+        description="Resolve scoped values for this scope: one column per attribute; {} for "
         "global values only; omitted: one column per attribute and scope.",
-        examples=[{"dim-language": "seg-da", "dim-market": "seg-dk"}])
-    header_language: Name | None = Field(default=None,
-                                         description="Segment whose attribute labels head the columns.")
+        examples=[{"dim-language": "seg-da", "dim-market": "seg-dk"}],
+    )
+    header_language: Name | None = Field(
+        default=None, description="Segment whose attribute labels head the columns."
+    )
     compress: Flag = Field(default=False, description="Gzip the file.")
-    dry_data: Flag = Field(default=False,
-                           description="Leave out redundant data (ids, timestamps, blanks).")
+    dry_data: Flag = Field(default=False, description="Leave out redundant data (ids, timestamps, blanks).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Selection:
         if Include.VARIANTS in self.includes and not self.include_variants:
             raise ValueError("includes names 'variants' but includeVariants is false; drop one of them")
-        storable(self, "filters", "fields", "schema_id", "catalog_id", "lifecycle_state_ids",
-                 "dimension_scope", "header_language")
+        storable(
+            self,
+            "filters",
+            "fields",
+            "schema_id",
+            "catalog_id",
+            "lifecycle_state_ids",
+            "dimension_scope",
+            "header_language",
+        )
         return self
 
-    def to_spec(self, *, changed_since: dt.datetime | None = None,
-                max_records: int | None = None) -> ExportSpec:
+    def to_spec(
+        self, *, changed_since: dt.datetime | None = None, max_records: int | None = None
+    ) -> ExportSpec:
         """The pipeline's view of this selection (``changed_since``: a delta export's start)."""
         includes = [str(getattr(i, "value", i)) for i in self.includes]
         fields = tuple(self.fields) if self.fields else None

@@ -90,4 +90,5 @@ def local_resource_error(exc: OSError, folder: Path, *, setting: str) -> Skuport
         return exc
     return LocalResourceError(
         f"Could not write the export file: {reason} in {folder}. Free space or fix the permissions there, "
-        f"or set {setting} to another folder.")
+        f"or set {setting} to another folder."
+    )

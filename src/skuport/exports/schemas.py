@@ -26,14 +26,16 @@ Reference = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 class ExportCreate(Selection):
     """Body of ``POST /exports``: what to export and how (the one selection), and your references."""
 
-    resource_type: ResourceType = Field(default=ResourceType.RECORDS,
-                                        description="What to export: records (skus and products "
-                                        "name them too, as seed 004 does).")
+    resource_type: ResourceType = Field(
+        default=ResourceType.RECORDS,
+        description="What to export: records (skus and products name them too, as seed 004 does).",
+    )
     format: ExportFormat = Field(default=ExportFormat("csv"), description="Output format.")
     reference: Reference | None = Field(default=None, description="Your own reference for this export.")
     reference_origin: Reference | None = Field(default=None, description="Where the reference comes from.")
-    metadata: dict[str, Any] = Field(default_factory=dict, examples=[{"foo": "bar"}],
-                                     description="Free JSON object kept with the export.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, examples=[{"foo": "bar"}], description="Free JSON object kept with the export."
+    )
 
     @model_validator(mode="after")
     def _storable_references(self) -> ExportCreate:
@@ -76,11 +78,13 @@ class ExportRead(CamelModel):
     content_type: str | None
     filename: str | None
     download_url: str | None = Field(
-        description="Signed URL that downloads the file without a token, until expiresAt.")
+        description="Signed URL that downloads the file without a token, until expiresAt."
+    )
     expires_at: Timestamp | None = Field(description="When the file is removed.")
     file_expired: bool = Field(description="The file was removed after expiresAt; create a new export.")
     errors_log: dict[str, str] | None = Field(
-        description="What went wrong, by error kind.", examples=[{"RuntimeError": "query timeout"}])
+        description="What went wrong, by error kind.", examples=[{"RuntimeError": "query timeout"}]
+    )
     created_by: str
     created_at: Timestamp
     updated_at: Timestamp

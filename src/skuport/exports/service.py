@@ -73,19 +73,28 @@ def selection_of(export: Export) -> Selection:
     """The selection an export row stores."""
     construct: Any = Selection.model_construct  # the row passed ExportCreate's validation
     selection: Selection = construct(
-        format=export.format, schema_id=export.schema_id, catalog_id=export.catalog_id,
-        include_variants=export.include_variants, lifecycle_state_ids=list(export.lifecycle_state_ids or ()),
-        filters=export.filters, fields=export.fields, includes=list(export.includes or ()),
-        dimension_scope=export.dimension_scope, header_language=export.header_language,
-        compress=export.compress, dry_data=export.dry_data)
+        format=export.format,
+        schema_id=export.schema_id,
+        catalog_id=export.catalog_id,
+        include_variants=export.include_variants,
+        lifecycle_state_ids=list(export.lifecycle_state_ids or ()),
+        filters=export.filters,
+        fields=export.fields,
+        includes=list(export.includes or ()),
+        dimension_scope=export.dimension_scope,
+        header_language=export.header_language,
+        compress=export.compress,
+        dry_data=export.dry_data,
+    )
     return selection
 
 
 # --- API operations ------------------------------------------------------------------------------
 
 
-def create_export(session: Session, *, body: ExportCreate, user: Principal,
-                  max_records: int | None = None) -> Export:
+def create_export(
+    session: Session, *, body: ExportCreate, user: Principal, max_records: int | None = None
+) -> Export:
     """Validate and record an export, and queue it on the executor in the request's transaction.
 
     ``max_records`` replaces ``SKUPORT_EXPORT_MAX_RECORDS`` (a vendor dialect's own limit); 0: none.
@@ -97,16 +106,31 @@ def create_export(session: Session, *, body: ExportCreate, user: Principal,
     if metadata_size > settings.export_metadata_max_bytes:
         raise ValidationFailed(
             f"metadata is {metadata_size} bytes as JSON; the limit is {settings.export_metadata_max_bytes}.",
-            code="metadata_too_large", details=[{"field": "metadata", "size": metadata_size,
-                                                  "limit": settings.export_metadata_max_bytes}])
+            code="metadata_too_large",
+            details=[
+                {"field": "metadata", "size": metadata_size, "limit": settings.export_metadata_max_bytes}
+            ],
+        )
     export = Export(
-        id=_new_export_id(), user_id=user.id, status=ExportStatus.PENDING,
-        resource_type=body.resource_type, format=body.format, schema_id=body.schema_id,
-        catalog_id=body.catalog_id, include_variants=body.include_variants,
-        lifecycle_state_ids=list(body.lifecycle_state_ids), filters=body.filters, fields=body.fields,
-        includes=[str(i) for i in body.includes], dimension_scope=body.dimension_scope,
-        header_language=body.header_language, compress=body.compress, dry_data=body.dry_data,
-        reference=body.reference, reference_origin=body.reference_origin, metadata_json=body.metadata,
+        id=_new_export_id(),
+        user_id=user.id,
+        status=ExportStatus.PENDING,
+        resource_type=body.resource_type,
+        format=body.format,
+        schema_id=body.schema_id,
+        catalog_id=body.catalog_id,
+        include_variants=body.include_variants,
+        lifecycle_state_ids=list(body.lifecycle_state_ids),
+        filters=body.filters,
+        fields=body.fields,
+        includes=[str(i) for i in body.includes],
+        dimension_scope=body.dimension_scope,
+        header_language=body.header_language,
+        compress=body.compress,
+        dry_data=body.dry_data,
+        reference=body.reference,
+        reference_origin=body.reference_origin,
+        metadata_json=body.metadata,
         file_expired=False,
     )
     spec = build_spec(export)
@@ -121,25 +145,36 @@ def create_export(session: Session, *, body: ExportCreate, user: Principal,
         raise ValidationFailed(
             "No record matches this export: check schemaId, catalogId, lifecycleStateIds and filters "
             "(GET /records with the same filters shows what would be exported).",
-            code="no_matching_records")
+            code="no_matching_records",
+        )
     maximum = settings.export_max_records if max_records is None else max_records
     if maximum and matching > maximum:
         raise ValidationFailed(
             f"This export would hold {matching} records; the limit is {maximum}. Narrow it with filters, "
             "schemaId or catalogId, or use an export job.",
-            code="too_many_records", details=[{"matching": matching, "limit": maximum}])
+            code="too_many_records",
+            details=[{"matching": matching, "limit": maximum}],
+        )
     export.progress_total = matching
     # Touching the user's row takes its row lock (PostgreSQL; SQLite's writing request already holds
     # the database's write lock), so two concurrent requests of one user cannot both slip under the limit.
     session.execute(update(User).where(User.id == user.id).values(name=User.name))
-    active = session.scalar(select(func.count()).select_from(Export).where(
-        Export.user_id == user.id, Export.status.in_(ACTIVE_STATUSES))) or 0
+    active = (
+        session.scalar(
+            select(func.count())
+            .select_from(Export)
+            .where(Export.user_id == user.id, Export.status.in_(ACTIVE_STATUSES))
+        )
+        or 0
+    )
     limit = settings.export_max_active_per_user
     if limit and active >= limit:
         raise TooManyRequests(
             f"You already have {active} exports pending or in progress (limit {limit}); wait for one "
             "to finish or interrupt one with POST /exports/{id}/interrupt.",
-            code="too_many_active_exports", details=[{"active": active, "limit": limit}])
+            code="too_many_active_exports",
+            details=[{"active": active, "limit": limit}],
+        )
     export.heartbeat_at = utcnow()
     session.add(export)
     session.flush()
@@ -174,8 +209,15 @@ def get_export(session: Session, *, export_id: str, user: Principal) -> Export:
     return export
 
 
-def list_exports(session: Session, *, user: Principal, status: ExportStatus | None = None,
-                 reference: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[Export], int]:
+def list_exports(
+    session: Session,
+    *,
+    user: Principal,
+    status: ExportStatus | None = None,
+    reference: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Export], int]:
     """The user's exports (all for admins), newest first, with the total before paging."""
     query = select(Export)
     if not _is_admin(user):
@@ -186,8 +228,11 @@ def list_exports(session: Session, *, user: Principal, status: ExportStatus | No
         # No reference holds NUL (refused on create); PostgreSQL would refuse to compare with it.
         query = query.where(Export.reference == reference if "\x00" not in reference else false())
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = list(session.scalars(query.order_by(Export.created_at.desc(), Export.id.desc())
-                                .offset(offset).limit(limit)))
+    rows = list(
+        session.scalars(
+            query.order_by(Export.created_at.desc(), Export.id.desc()).offset(offset).limit(limit)
+        )
+    )
     for export in rows:
         expire_if_due(export)
     return rows, total
@@ -198,14 +243,19 @@ def interrupt_export(session: Session, *, export_id: str, user: Principal) -> Ex
     export = _visible(session, export_id=export_id, user=user)
     now = utcnow()
     result = session.execute(
-        update(Export).where(Export.id == export.id, Export.status.in_(ACTIVE_STATUSES))
+        update(Export)
+        .where(Export.id == export.id, Export.status.in_(ACTIVE_STATUSES))
         .values(status=ExportStatus.INTERRUPTED, interrupted_at=now, updated_at=now)
-        .execution_options(synchronize_session=False))
+        .execution_options(synchronize_session=False)
+    )
     session.refresh(export)
     if getattr(result, "rowcount", 0) == 0:
-        raise Conflict(f"Export '{export.id}' is {export.status}; only pending or in_progress exports "
-                       "can be interrupted.", code="export_not_interruptible",
-                       details=[{"status": export.status}])
+        raise Conflict(
+            f"Export '{export.id}' is {export.status}; only pending or in_progress exports "
+            "can be interrupted.",
+            code="export_not_interruptible",
+            details=[{"status": export.status}],
+        )
     # The local pipeline stops at its next batch; one on another worker at its next heartbeat.
     after_commit(session, lambda: LIFECYCLE.cancel(TASK_NAME, export_id, "interrupted"))
     return export
@@ -237,8 +287,12 @@ def _remove_file(export: Export) -> None:
 def expire_if_due(export: Export, *, now: dt.datetime | None = None) -> bool:
     """Remove the file of a completed export past its expiry and record that it is gone."""
     now = now or utcnow()
-    if (export.status != ExportStatus.COMPLETED or export.file_expired or export.expires_at is None
-            or export.expires_at > now):
+    if (
+        export.status != ExportStatus.COMPLETED
+        or export.file_expired
+        or export.expires_at is None
+        or export.expires_at > now
+    ):
         return False
     try:
         _remove_file(export)
@@ -256,8 +310,9 @@ def expire_if_due(export: Export, *, now: dt.datetime | None = None) -> bool:
 # --- reading --------------------------------------------------------------------------------------
 
 
-def download_url(export: Export, *, base_url: str, settings: Settings | None = None,
-                 now: dt.datetime | None = None) -> str | None:
+def download_url(
+    export: Export, *, base_url: str, settings: Settings | None = None, now: dt.datetime | None = None
+) -> str | None:
     """The signed URL that downloads the file without a token, while it is available."""
     settings = settings or get_settings()
     if export.status != ExportStatus.COMPLETED or export.file_expired or export.expires_at is None:
@@ -273,20 +328,41 @@ def download_url(export: Export, *, base_url: str, settings: Settings | None = N
 def to_read(export: Export, *, base_url: str) -> ExportRead:
     """The API view of an export."""
     return ExportRead(
-        id=export.id, status=ExportStatus(export.status), resource_type=export.resource_type,
-        format=export.format, filters=export.filters, fields=export.fields, includes=export.includes or [],
-        schema_id=export.schema_id, catalog_id=export.catalog_id, include_variants=export.include_variants,
-        lifecycle_state_ids=export.lifecycle_state_ids or [], dimension_scope=export.dimension_scope,
-        header_language=export.header_language, compress=export.compress, dry_data=export.dry_data,
-        reference=export.reference, reference_origin=export.reference_origin,
+        id=export.id,
+        status=ExportStatus(export.status),
+        resource_type=export.resource_type,
+        format=export.format,
+        filters=export.filters,
+        fields=export.fields,
+        includes=export.includes or [],
+        schema_id=export.schema_id,
+        catalog_id=export.catalog_id,
+        include_variants=export.include_variants,
+        lifecycle_state_ids=export.lifecycle_state_ids or [],
+        dimension_scope=export.dimension_scope,
+        header_language=export.header_language,
+        compress=export.compress,
+        dry_data=export.dry_data,
+        reference=export.reference,
+        reference_origin=export.reference_origin,
         metadata=export.metadata_json or {},
         progress=ExportProgress(done=export.progress_done, total=export.progress_total),
-        record_count=export.record_count, file_size=export.file_size, sha256=export.sha256,
-        content_type=export.content_type, filename=export.filename,
-        download_url=download_url(export, base_url=base_url), expires_at=export.expires_at,
-        file_expired=export.file_expired, errors_log=export.errors_log, created_by=export.user_id,
-        created_at=export.created_at, updated_at=export.updated_at, started_at=export.started_at,
-        completed_at=export.completed_at, failed_at=export.failed_at, interrupted_at=export.interrupted_at,
+        record_count=export.record_count,
+        file_size=export.file_size,
+        sha256=export.sha256,
+        content_type=export.content_type,
+        filename=export.filename,
+        download_url=download_url(export, base_url=base_url),
+        expires_at=export.expires_at,
+        file_expired=export.file_expired,
+        errors_log=export.errors_log,
+        created_by=export.user_id,
+        created_at=export.created_at,
+        updated_at=export.updated_at,
+        started_at=export.started_at,
+        completed_at=export.completed_at,
+        failed_at=export.failed_at,
+        interrupted_at=export.interrupted_at,
     )
 
 
@@ -302,30 +378,43 @@ class Download:
     chunks: Iterator[bytes] | None
 
 
-def open_download(session: Session, *, export_id: str, user: Principal | None,
-                  expires: str | None = None, signature: str | None = None) -> Download:
+def open_download(
+    session: Session,
+    *,
+    export_id: str,
+    user: Principal | None,
+    expires: str | None = None,
+    signature: str | None = None,
+) -> Download:
     """The file of a completed export, for its owner (or an admin) or for a valid signed URL."""
     if user is None:
-        signing.verify(get_settings(), export_id=export_id, expires=expires, signature=signature,
-                       now=utcnow())
+        signing.verify(
+            get_settings(), export_id=export_id, expires=expires, signature=signature, now=utcnow()
+        )
         export = _find(session, export_id)
         if export is None:
             raise not_found("Export", export_id)
         owner = session.get(User, export.user_id)
         if owner is None or not owner.active:
             # A signed link acts for its owner: disabling the owner revokes the links they shared.
-            raise Forbidden("This download link's owner is disabled; the link no longer works.",
-                            code="link_revoked")
+            raise Forbidden(
+                "This download link's owner is disabled; the link no longer works.", code="link_revoked"
+            )
     else:
         export = _visible(session, export_id=export_id, user=user)
     expire_if_due(export)
     if export.expires_at is not None and (export.file_expired or export.expires_at <= utcnow()):
         raise ExportExpired(
             f"The file of export '{export.id}' expired at {export.expires_at:%Y-%m-%dT%H:%M:%SZ} and was "
-            "removed; create a new export.", details=[{"expiresAt": iso_z(export.expires_at)}])
+            "removed; create a new export.",
+            details=[{"expiresAt": iso_z(export.expires_at)}],
+        )
     if export.status != ExportStatus.COMPLETED or not export.storage_key or not export.storage_backend:
-        raise Conflict(f"Export '{export.id}' is {export.status}; its file can be downloaded once it is "
-                       "completed.", code="export_not_ready", details=[{"status": export.status}])
+        raise Conflict(
+            f"Export '{export.id}' is {export.status}; its file can be downloaded once it is completed.",
+            code="export_not_ready",
+            details=[{"status": export.status}],
+        )
     storage = get_storage(export.storage_backend)
     try:
         path = storage.local_path(key=export.storage_key)
@@ -333,10 +422,15 @@ def open_download(session: Session, *, export_id: str, user: Principal | None,
     except FileNotFoundError:
         path, chunks = None, None
     if path is None and chunks is None:
-        raise ExportExpired(f"The file of export '{export.id}' is no longer in the export storage; create a "
-                            "new export.", code="export_file_missing")
-    return Download(filename=export.filename or f"{export.id}.{export.format}",
-                    media_type=export.content_type or "application/octet-stream", size=export.file_size,
-                    sha256=export.sha256, path=path, chunks=chunks)
-
-
+        raise ExportExpired(
+            f"The file of export '{export.id}' is no longer in the export storage; create a new export.",
+            code="export_file_missing",
+        )
+    return Download(
+        filename=export.filename or f"{export.id}.{export.format}",
+        media_type=export.content_type or "application/octet-stream",
+        size=export.file_size,
+        sha256=export.sha256,
+        path=path,
+        chunks=chunks,
+    )

@@ -40,21 +40,31 @@ def sign(settings: Settings, *, export_id: str, expires_at: dt.datetime) -> tupl
     return expires, _mac(settings.secret_keys[0], export_id, expires)
 
 
-def verify(settings: Settings, *, export_id: str, expires: str | int | None, signature: str | None,
-           now: dt.datetime) -> None:
+def verify(
+    settings: Settings, *, export_id: str, expires: str | int | None, signature: str | None, now: dt.datetime
+) -> None:
     """Accept a signature made by any current key for this id and expiry, before it expires; else 403."""
     try:
         expires_int = int(expires) if expires is not None else None
     except ValueError:
         expires_int = None
     if expires_int is None or not signature or not _HEX.fullmatch(signature):
-        raise Forbidden("The download link is incomplete: it needs both 'expires' and 'signature'.",
-                        code=SignatureProblem.INVALID)
-    valid = any(hmac.compare_digest(_mac(secret, export_id, expires_int), signature)
-                for secret in settings.secret_keys)
+        raise Forbidden(
+            "The download link is incomplete: it needs both 'expires' and 'signature'.",
+            code=SignatureProblem.INVALID,
+        )
+    valid = any(
+        hmac.compare_digest(_mac(secret, export_id, expires_int), signature)
+        for secret in settings.secret_keys
+    )
     if not valid:
-        raise Forbidden("The download link's signature does not match: use the downloadUrl exactly as "
-                        "GET /exports/{id} returns it.", code=SignatureProblem.INVALID)
+        raise Forbidden(
+            "The download link's signature does not match: use the downloadUrl exactly as "
+            "GET /exports/{id} returns it.",
+            code=SignatureProblem.INVALID,
+        )
     if now.timestamp() >= expires_int:
-        raise Forbidden("The download link has expired: fetch a fresh downloadUrl from GET /exports/{id}.",
-                        code=SignatureProblem.EXPIRED)
+        raise Forbidden(
+            "The download link has expired: fetch a fresh downloadUrl from GET /exports/{id}.",
+            code=SignatureProblem.EXPIRED,
+        )

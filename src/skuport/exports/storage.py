@@ -115,16 +115,26 @@ class S3Storage:
 
     name = "s3"
 
-    def __init__(self, *, bucket: str, prefix: str = "", region: str | None = None,
-                 endpoint_url: str | None = None, access_key_id: str | None = None,
-                 secret_access_key: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str = "",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+    ) -> None:
         import boto3
         from botocore.config import Config
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.client: Any = boto3.client(
-            "s3", region_name=region, endpoint_url=endpoint_url, aws_access_key_id=access_key_id,
+            "s3",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
             config=Config(retries={"total_max_attempts": 3, "mode": "standard"}),
         )
@@ -138,8 +148,9 @@ class S3Storage:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.upload_file(str(source), self.bucket, self._key(key),
-                                    ExtraArgs={"ContentType": content_type})
+            self.client.upload_file(
+                str(source), self.bucket, self._key(key), ExtraArgs={"ContentType": content_type}
+            )
         except (BotoCoreError, ClientError, S3UploadFailedError) as exc:
             raise StorageError(f"could not upload the export file to s3://{self.bucket}: {exc}") from exc
 
@@ -196,10 +207,14 @@ def _local(settings: Settings) -> ExportStorage:
 def _s3(settings: Settings) -> ExportStorage:
     if not settings.export_s3_bucket:
         raise StorageConfigError("SKUPORT_EXPORT_STORAGE=s3 needs SKUPORT_EXPORT_S3_BUCKET.")
-    return S3Storage(bucket=settings.export_s3_bucket, prefix=settings.export_s3_prefix,
-                     region=settings.export_s3_region, endpoint_url=settings.export_s3_endpoint_url,
-                     access_key_id=settings.export_s3_access_key_id,
-                     secret_access_key=settings.export_s3_secret_access_key)
+    return S3Storage(
+        bucket=settings.export_s3_bucket,
+        prefix=settings.export_s3_prefix,
+        region=settings.export_s3_region,
+        endpoint_url=settings.export_s3_endpoint_url,
+        access_key_id=settings.export_s3_access_key_id,
+        secret_access_key=settings.export_s3_secret_access_key,
+    )
 
 
 STORAGES: dict[str, Callable[[Settings], ExportStorage]] = {
@@ -218,8 +233,16 @@ def get_storage(name: str | None = None) -> ExportStorage:
     name = name or settings.export_storage
     if name not in STORAGES:
         raise StorageConfigError(f"unknown export storage {name!r} (known: {', '.join(STORAGES)})")
-    key = (name, settings.data_dir, settings.export_dir, settings.export_s3_bucket, settings.export_s3_prefix,
-           settings.export_s3_region, settings.export_s3_endpoint_url, settings.export_s3_access_key_id)
+    key = (
+        name,
+        settings.data_dir,
+        settings.export_dir,
+        settings.export_s3_bucket,
+        settings.export_s3_prefix,
+        settings.export_s3_region,
+        settings.export_s3_endpoint_url,
+        settings.export_s3_access_key_id,
+    )
     if key not in _built:
         _built[key] = STORAGES[name](settings)
     return _built[key]

@@ -52,33 +52,59 @@ class ExportWork(WorkKind):
         """One-off exports share the server's hard timeout."""
         return max(1, get_settings().run_timeout)
 
-    def fail(self, session: Session, *, where: ColumnElement[bool], failure: Failure,
-             now: dt.datetime) -> list[str]:
+    def fail(
+        self, session: Session, *, where: ColumnElement[bool], failure: Failure, now: dt.datetime
+    ) -> list[str]:
         """Queue a retryable failure again while attempts remain; otherwise fail with an errorsLog."""
         limit = get_settings().run_max_attempts
         changed: list[str] = []
         for ident, attempt in session.execute(select(Export.id, Export.attempt).where(where)).all():
             one = and_(where, Export.id == ident)
             if failure.retry and attempt < limit:
-                done = rowcount(session.execute(
-                    update(Export).where(one)
-                    .values(status=ExportStatus.PENDING, worker=None, attempt=attempt + 1, heartbeat_at=now,
-                            deadline_at=None, updated_at=now)
-                    .execution_options(synchronize_session=False)))
+                done = rowcount(
+                    session.execute(
+                        update(Export)
+                        .where(one)
+                        .values(
+                            status=ExportStatus.PENDING,
+                            worker=None,
+                            attempt=attempt + 1,
+                            heartbeat_at=now,
+                            deadline_at=None,
+                            updated_at=now,
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+                )
                 if done:
                     enqueue(session, TASK_NAME, ident)
-                    log.info("export %s: %s; queued again (attempt %d of %d)", ident, failure.message,
-                             attempt + 1, limit)
+                    log.info(
+                        "export %s: %s; queued again (attempt %d of %d)",
+                        ident,
+                        failure.message,
+                        attempt + 1,
+                        limit,
+                    )
             else:
                 message = failure.message
                 if failure.retry:
-                    message += (f"; not retried: attempt {attempt} of {limit} was the last. Create the "
-                                "export again.")
-                done = rowcount(session.execute(
-                    update(Export).where(one)
-                    .values(status=ExportStatus.FAILED, failed_at=now, updated_at=now, heartbeat_at=now,
-                            errors_log={failure.code: message[:_MESSAGE_LIMIT]})
-                    .execution_options(synchronize_session=False)))
+                    message += (
+                        f"; not retried: attempt {attempt} of {limit} was the last. Create the export again."
+                    )
+                done = rowcount(
+                    session.execute(
+                        update(Export)
+                        .where(one)
+                        .values(
+                            status=ExportStatus.FAILED,
+                            failed_at=now,
+                            updated_at=now,
+                            heartbeat_at=now,
+                            errors_log={failure.code: message[:_MESSAGE_LIMIT]},
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+                )
             if done:
                 changed.append(ident)
         return changed
@@ -114,8 +140,12 @@ def run_one_off_export(export_id: str) -> None:
             LIFECYCLE.release(lease)
         else:
             failure = describe_failure(exc, lease)
-            log.warning("export %s failed: %s", export_id, failure.message,
-                        exc_info=not isinstance(exc, SkuportError | WorkStopped))
+            log.warning(
+                "export %s failed: %s",
+                export_id,
+                failure.message,
+                exc_info=not isinstance(exc, SkuportError | WorkStopped),
+            )
             LIFECYCLE.fail(lease, failure)
         if not isinstance(exc, Exception):
             raise
@@ -140,12 +170,25 @@ def _store(lease: Lease, result: ExportResult) -> None:
     lease.check()
     storage.put(key=key, source=result.path, content_type=media_type)
     now = utcnow()
-    stored = LIFECYCLE.finish(lease, {
-        "status": ExportStatus.COMPLETED, "completed_at": now, "updated_at": now,
-        "record_count": result.record_count, "progress_done": result.record_count,
-        "progress_total": result.record_count, "file_size": result.file_size, "sha256": result.sha256,
-        "content_type": media_type, "content_encoding": result.content_encoding, "filename": filename,
-        "storage_backend": storage.name, "storage_key": key, "expires_at": now + file_ttl(get_settings())})
+    stored = LIFECYCLE.finish(
+        lease,
+        {
+            "status": ExportStatus.COMPLETED,
+            "completed_at": now,
+            "updated_at": now,
+            "record_count": result.record_count,
+            "progress_done": result.record_count,
+            "progress_total": result.record_count,
+            "file_size": result.file_size,
+            "sha256": result.sha256,
+            "content_type": media_type,
+            "content_encoding": result.content_encoding,
+            "filename": filename,
+            "storage_backend": storage.name,
+            "storage_key": key,
+            "expires_at": now + file_ttl(get_settings()),
+        },
+    )
     if not stored:
         storage.delete(key=key)
 
@@ -158,16 +201,20 @@ def describe_failure(exc: BaseException, lease: Lease | None = None) -> Failure:
     if lease is not None and lease.cancel.is_set() and lease.reason == "shutdown":
         return shutdown_failure()
     if lease is not None and lease.cancel.is_set() and lease.reason == "timeout":
-        message = (f"The export took longer than {lease.timeout:g} s (SKUPORT_RUN_TIMEOUT) and was "
-                   "cancelled; narrow it with filters or fields.")
+        message = (
+            f"The export took longer than {lease.timeout:g} s (SKUPORT_RUN_TIMEOUT) and was "
+            "cancelled; narrow it with filters or fields."
+        )
         return Failure("TimedOut", message)
     if isinstance(exc, SkuportError):
         message = exc.message
     elif isinstance(exc, StorageError):
         message = f"{exc}. Check the export storage (SKUPORT_EXPORT_STORAGE) and create the export again."
     elif isinstance(exc, OperationalError):
-        message = ("The database did not answer (query timeout or lost connection); create the export "
-                   "again, or narrow it with filters if it keeps failing.")
+        message = (
+            "The database did not answer (query timeout or lost connection); create the export "
+            "again, or narrow it with filters if it keeps failing."
+        )
     elif isinstance(exc, MemoryError):
         message = "The server ran out of memory; narrow the export with filters or fields and retry."
     else:
@@ -185,9 +232,17 @@ def expire_files(*, now: dt.datetime | None = None) -> int:
 
     now = now or utcnow()
     with session_scope(write=False) as session:
-        due = list(session.scalars(select(Export).where(
-            Export.status == ExportStatus.COMPLETED, Export.file_expired.is_(False),
-            Export.expires_at <= now).limit(1000)))
+        due = list(
+            session.scalars(
+                select(Export)
+                .where(
+                    Export.status == ExportStatus.COMPLETED,
+                    Export.file_expired.is_(False),
+                    Export.expires_at <= now,
+                )
+                .limit(1000)
+            )
+        )
     expired = 0
     for export in due:
         try:

@@ -22,8 +22,12 @@ Limit = Annotated[
 ]
 
 
-@router.get("/export-jobs", response_model=list[JobRead], openapi_extra=query_objects(FILTER_PARAMETER),
-            responses=error_responses(422))
+@router.get(
+    "/export-jobs",
+    response_model=list[JobRead],
+    openapi_extra=query_objects(FILTER_PARAMETER),
+    responses=error_responses(422),
+)
 def list_export_jobs(request: Request, session: SessionDep, _user: CurrentUser) -> list[JobRead]:
     """List all export jobs; ``filter[active]=true``, ``filter[destinationType]=s3``… narrow the list."""
     filters = parse_query_filters(request.query_params.multi_items())

@@ -207,22 +207,26 @@ class Scheduler:
         seen: set[str] = set()
         while True:
             with session_scope(write=False) as session:
-                rows = [row for row in session.execute(
-                    select(ExportJob.id, ExportJob.next_run_at, ExportJob.schedule, ExportJob.timezone)
-                    .where(
-                        ExportJob.active.is_(True),
-                        ExportJob.next_run_at.is_not(None),
-                        ExportJob.next_run_at <= now,
-                    )
-                    .order_by(ExportJob.next_run_at)
-                    .limit(_DUE_PAGE)
-                ).all() if row[0] not in seen]
+                rows = [
+                    row
+                    for row in session.execute(
+                        select(ExportJob.id, ExportJob.next_run_at, ExportJob.schedule, ExportJob.timezone)
+                        .where(
+                            ExportJob.active.is_(True),
+                            ExportJob.next_run_at.is_not(None),
+                            ExportJob.next_run_at <= now,
+                        )
+                        .order_by(ExportJob.next_run_at)
+                        .limit(_DUE_PAGE)
+                    ).all()
+                    if row[0] not in seen
+                ]
             if not rows:
                 return report
             seen.update(row[0] for row in rows)
             size = max(1, self.settings.scheduler_batch_size)
             for start in range(0, len(rows), size):
-                chunk = rows[start:start + size]
+                chunk = rows[start : start + size]
                 try:
                     if size == 1:
                         self._schedule_job(chunk[0][0], now, report)
@@ -238,41 +242,73 @@ class Scheduler:
         claims: list[dict[str, Any]] = []
         for job_id, previous, schedule, timezone in rows:
             if (schedule, timezone) not in ticks:  # jobs share schedules: the cron maths once per pass
-                ticks[schedule, timezone] = (latest_at_or_before(schedule, timezone, now),
-                                             next_after(schedule, timezone, now))
+                ticks[schedule, timezone] = (
+                    latest_at_or_before(schedule, timezone, now),
+                    next_after(schedule, timezone, now),
+                )
             at_or_before, following = ticks[schedule, timezone]
             latest = max(at_or_before or previous, previous)
             moves.setdefault((previous, following), []).append(job_id)
             if now - latest > grace:
-                log.warning("job %s: missed tick %s is older than the catch-up grace; not replayed", job_id,
-                            latest.isoformat())
+                log.warning(
+                    "job %s: missed tick %s is older than the catch-up grace; not replayed",
+                    job_id,
+                    latest.isoformat(),
+                )
                 report.missed.append(job_id)
                 continue
-            claims.append({"id": new_run_id(latest), "job_id": job_id, "status": RunStatus.RUNNING,
-                           "trigger": RunTrigger.SCHEDULE, "attempt": 1, "scheduled_for": latest,
-                           "started_at": now, "heartbeat_at": now, "worker": None, "timezone": timezone})
+            claims.append(
+                {
+                    "id": new_run_id(latest),
+                    "job_id": job_id,
+                    "status": RunStatus.RUNNING,
+                    "trigger": RunTrigger.SCHEDULE,
+                    "attempt": 1,
+                    "scheduled_for": latest,
+                    "started_at": now,
+                    "heartbeat_at": now,
+                    "worker": None,
+                    "timezone": timezone,
+                }
+            )
         conflicts: list[dict[str, Any]] = []
         with session_scope() as session:
             # Compare-and-set: of several schedulers holding the same view, one moves each job on
             # (one statement per (previous, following) pair: usually one for the whole batch).
             for (previous, following), job_ids in moves.items():
-                session.execute(update(ExportJob)
-                                .where(ExportJob.id.in_(job_ids), ExportJob.next_run_at == previous,
-                                       ExportJob.active.is_(True))
-                                .values(next_run_at=following).execution_options(synchronize_session=False))
+                session.execute(
+                    update(ExportJob)
+                    .where(
+                        ExportJob.id.in_(job_ids),
+                        ExportJob.next_run_at == previous,
+                        ExportJob.active.is_(True),
+                    )
+                    .values(next_run_at=following)
+                    .execution_options(synchronize_session=False)
+                )
             if claims:
-                inserted = set(session.connection().execute(
-                    _insert_ignoring_conflicts(session).returning(ExportRun.__table__.c.id),
-                    [{k: v for k, v in c.items() if k != "timezone"} for c in claims]).scalars())
+                inserted = set(
+                    session.connection()
+                    .execute(
+                        _insert_ignoring_conflicts(session).returning(ExportRun.__table__.c.id),
+                        [{k: v for k, v in c.items() if k != "timezone"} for c in claims],
+                    )
+                    .scalars()
+                )
                 started = [c["id"] for c in claims if c["id"] in inserted]
                 conflicts = [c for c in claims if c["id"] not in inserted]
                 self.executor.enqueue_many(session, TASK_NAME, started)
                 report.started.extend(started)
         for claim in conflicts:  # taken by another scheduler, or the job is busy: the one-by-one path
             with session_scope() as session:
-                outcome = claim_run(session, job_id=claim["job_id"], timezone=claim["timezone"],
-                                    scheduled_for=claim["scheduled_for"], trigger=RunTrigger.SCHEDULE,
-                                    now=now)
+                outcome = claim_run(
+                    session,
+                    job_id=claim["job_id"],
+                    timezone=claim["timezone"],
+                    scheduled_for=claim["scheduled_for"],
+                    trigger=RunTrigger.SCHEDULE,
+                    now=now,
+                )
                 if outcome.run is None:
                     continue
                 if outcome.run.status == RunStatus.SKIPPED:
@@ -417,6 +453,12 @@ class Scheduler:
     def reap(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
         """Fail running runs whose heartbeat stopped ("worker lost", retried) or whose deadline passed."""
         report = report or TickReport()
-        report.reaped.extend(reap(self.kind, now=now, stale_after=self.settings.run_stale_after,
-                                  include_queued=self.settings.executor != "procrastinate"))
+        report.reaped.extend(
+            reap(
+                self.kind,
+                now=now,
+                stale_after=self.settings.run_stale_after,
+                include_queued=self.settings.executor != "procrastinate",
+            )
+        )
         return report

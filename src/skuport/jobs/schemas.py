@@ -43,8 +43,9 @@ class JobCreate(Selection):
         description="Placeholders {date}, {datetime}, {jobId}, {runId}; default "
         "'{jobId}-{datetime}.<format>[.gz]'.",
     )
-    fields: list[str] | None = Field(default=None, description="Columns to export, in this order; all when "
-                                     "omitted.")
+    fields: list[str] | None = Field(
+        default=None, description="Columns to export, in this order; all when omitted."
+    )
     delta: Flag = Field(
         default=False,
         description="Export only records changed since the last successful "
@@ -52,7 +53,9 @@ class JobCreate(Selection):
     )
     active: Flag = True
     timeout_seconds: int | None = Field(
-        default=None, ge=1, le=7 * 24 * 3600,
+        default=None,
+        ge=1,
+        le=7 * 24 * 3600,
         description="Hard timeout of one run in seconds (at most 7 days); default the server's "
         "SKUPORT_RUN_TIMEOUT.",
     )
@@ -110,8 +113,16 @@ READ_ONLY_FIELDS = frozenset(
     }
 )
 NULLABLE_FIELDS = frozenset(
-    {"description", "schema_id", "catalog_id", "dimension_scope", "filters", "fields", "timeout_seconds",
-     "header_language"}
+    {
+        "description",
+        "schema_id",
+        "catalog_id",
+        "dimension_scope",
+        "filters",
+        "fields",
+        "timeout_seconds",
+        "header_language",
+    }
 )
 
 
@@ -149,8 +160,9 @@ class JobRead(CamelModel):
     filters: dict[str, Any] | None
     fields: list[str] | None
     delta: bool
-    timeout_seconds: int | None = Field(description="Hard timeout of one run, in seconds; null: the server's "
-                                                    "SKUPORT_RUN_TIMEOUT.")
+    timeout_seconds: int | None = Field(
+        description="Hard timeout of one run, in seconds; null: the server's SKUPORT_RUN_TIMEOUT."
+    )
     created_by: str | None
     updated_by: str | None
     last_run: RunSummary | None = None

@@ -223,9 +223,20 @@ def _spec(values: Mapping[str, Any]) -> Any:
     return selection_of(values).to_spec()
 
 
-SELECTION_FIELDS = ("format", "schema_id", "catalog_id", "include_variants", "lifecycle_state_ids",
-                    "filters", "fields", "includes", "dimension_scope", "header_language", "compress",
-                    "dry_data")
+SELECTION_FIELDS = (
+    "format",
+    "schema_id",
+    "catalog_id",
+    "include_variants",
+    "lifecycle_state_ids",
+    "filters",
+    "fields",
+    "includes",
+    "dimension_scope",
+    "header_language",
+    "compress",
+    "dry_data",
+)
 """The options of a job that are its selection (the rest say where, when and how often)."""
 
 
@@ -449,11 +460,15 @@ def delete_job(session: Session, *, job_id: str) -> None:
     from skuport.scheduling.lifecycle import LIFECYCLE
 
     job = get_job(session, job_id=job_id)
-    running = list(session.scalars(select(ExportRun.id).where(
-        ExportRun.job_id == job_id, ExportRun.status == RunStatus.RUNNING)))
+    running = list(
+        session.scalars(
+            select(ExportRun.id).where(ExportRun.job_id == job_id, ExportRun.status == RunStatus.RUNNING)
+        )
+    )
     session.execute(delete(ExportRun).where(ExportRun.job_id == job_id))
     session.delete(job)
     session.flush()
+
     def cancel() -> None:
         for run_id in running:
             LIFECYCLE.cancel(TASK_NAME, run_id, "gone")

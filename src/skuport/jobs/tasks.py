@@ -66,8 +66,9 @@ class RunWork(WorkKind):
         """The job's own hard timeout, else the server's."""
         from skuport.jobs.service import run_timeout
 
-        job = session.scalars(select(ExportJob).join(ExportRun, ExportRun.job_id == ExportJob.id)
-                              .where(ExportRun.id == ident)).first()
+        job = session.scalars(
+            select(ExportJob).join(ExportRun, ExportRun.job_id == ExportJob.id).where(ExportRun.id == ident)
+        ).first()
         return run_timeout(job, self.settings) if job is not None else max(1, self.settings.run_timeout)
 
     def log_fields(self, session: Session, ident: str) -> dict[str, Any]:
@@ -75,30 +76,53 @@ class RunWork(WorkKind):
         job_id = session.scalar(select(ExportRun.job_id).where(ExportRun.id == ident))
         return {"jobId": job_id, "runId": ident}
 
-    def fail(self, session: Session, *, where: ColumnElement[bool], failure: Failure,
-             now: dt.datetime) -> list[str]:
+    def fail(
+        self, session: Session, *, where: ColumnElement[bool], failure: Failure, now: dt.datetime
+    ) -> list[str]:
         """Fail the matching running runs; a retryable failure gets ``retryAt`` while attempts remain."""
         rows = session.execute(
             select(ExportRun.id, ExportRun.attempt, ExportRun.trigger, ExportJob.active)
-            .join(ExportJob, ExportJob.id == ExportRun.job_id).where(where)).all()
+            .join(ExportJob, ExportJob.id == ExportRun.job_id)
+            .where(where)
+        ).all()
         changed: list[str] = []
         for run_id, attempt, trigger, active in rows:
-            retry_at = (retry_at_for(self.settings, attempt=attempt, trigger=trigger, now=now)
-                        if failure.retry else None)
-            error = failure.message + _retry_note(failure, retry_at, attempt=attempt, trigger=trigger,
-                                                  active=active, settings=self.settings)
-            done = rowcount(session.execute(
-                update(ExportRun).where(and_(where, ExportRun.id == run_id))
-                .values(status=RunStatus.FAILED, completed_at=now, heartbeat_at=now, error=error,
-                        retry_at=retry_at)
-                .execution_options(synchronize_session=False)))
+            retry_at = (
+                retry_at_for(self.settings, attempt=attempt, trigger=trigger, now=now)
+                if failure.retry
+                else None
+            )
+            error = failure.message + _retry_note(
+                failure, retry_at, attempt=attempt, trigger=trigger, active=active, settings=self.settings
+            )
+            done = rowcount(
+                session.execute(
+                    update(ExportRun)
+                    .where(and_(where, ExportRun.id == run_id))
+                    .values(
+                        status=RunStatus.FAILED,
+                        completed_at=now,
+                        heartbeat_at=now,
+                        error=error,
+                        retry_at=retry_at,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            )
             if done:
                 changed.append(run_id)
         return changed
 
 
-def _retry_note(failure: Failure, retry_at: dt.datetime | None, *, attempt: int, trigger: str,
-                active: bool, settings: Settings) -> str:
+def _retry_note(
+    failure: Failure,
+    retry_at: dt.datetime | None,
+    *,
+    attempt: int,
+    trigger: str,
+    active: bool,
+    settings: Settings,
+) -> str:
     """What the run history says about the retry: when, which attempt, or why not."""
     limit = settings.run_max_attempts
     if retry_at is not None:
@@ -137,8 +161,9 @@ def execute_run(run_id: str) -> None:
     run_export_job(run_id)
 
 
-def run_export_job(run_id: str, *, export: ExportFn | None = None,
-                   settings: Settings | None = None) -> str | None:
+def run_export_job(
+    run_id: str, *, export: ExportFn | None = None, settings: Settings | None = None
+) -> str | None:
     """Claim and execute ``run_id``; returns the final status (None when it was not ours to run)."""
     lease = LIFECYCLE.claim(RunWork(settings) if settings is not None else RUNS, run_id)
     if lease is None:
@@ -160,10 +185,19 @@ def run_export_job(run_id: str, *, export: ExportFn | None = None,
         if not isinstance(exc, Exception):
             raise
         return RunStatus.FAILED
-    ended = LIFECYCLE.finish(lease, {
-        "status": RunStatus.SUCCESS, "completed_at": utcnow(), "record_count": record_count,
-        "file_size": file_size, "destination_path": path, "error": None,
-        "progress_done": record_count, "progress_total": record_count})
+    ended = LIFECYCLE.finish(
+        lease,
+        {
+            "status": RunStatus.SUCCESS,
+            "completed_at": utcnow(),
+            "record_count": record_count,
+            "file_size": file_size,
+            "destination_path": path,
+            "error": None,
+            "progress_done": record_count,
+            "progress_total": record_count,
+        },
+    )
     if not ended:
         log.warning("run %s: delivered to %s, but the run had been ended meanwhile", run_id, path)
         return None
@@ -184,8 +218,9 @@ def _prepare(run_id: str) -> _Plan | None:
         if job.delta:
             changed_since = session.scalar(
                 select(ExportRun.scheduled_for)
-                .where(ExportRun.job_id == job.id, ExportRun.status == RunStatus.SUCCESS,
-                       ExportRun.id != run.id)
+                .where(
+                    ExportRun.job_id == job.id, ExportRun.status == RunStatus.SUCCESS, ExportRun.id != run.id
+                )
                 .order_by(ExportRun.scheduled_for.desc())
                 .limit(1)
             )
@@ -240,7 +275,7 @@ def _export_and_deliver(plan: _Plan, lease: Lease, export: ExportFn | None) -> t
 
 _STOPPED = {
     "timeout": "timed out after {timeout:g} s (the export was cancelled and nothing was delivered; raise the "
-               "job's timeoutSeconds or SKUPORT_RUN_TIMEOUT, or narrow the job's selection)",
+    "job's timeoutSeconds or SKUPORT_RUN_TIMEOUT, or narrow the job's selection)",
     "shutdown": f"{SHUT_DOWN} while the export was running (nothing was delivered)",
     "gone": "the run was ended elsewhere (reaped, or its job deleted) while exporting; nothing was delivered",
 }
@@ -254,15 +289,21 @@ def classify(exc: BaseException, lease: Lease, secrets: Iterable[str]) -> Failur
     if isinstance(exc, WorkStopped | ExportCancelled) or reason is not None:
         reason = reason or str(getattr(exc, "reason", None) or "cancelled")
         template = _STOPPED.get(reason, "the run was cancelled ({reason}); nothing was delivered")
-        return Failure("Stopped", template.format(timeout=lease.timeout, reason=reason),
-                       retry=reason == "shutdown")
+        return Failure(
+            "Stopped", template.format(timeout=lease.timeout, reason=reason), retry=reason == "shutdown"
+        )
     if isinstance(exc, SkuportError):
-        return Failure(type(exc).__name__, redact(exc.message, secrets),
-                       retry=bool(getattr(exc, "transient", False)))
+        return Failure(
+            type(exc).__name__, redact(exc.message, secrets), retry=bool(getattr(exc, "transient", False))
+        )
     if isinstance(exc, OperationalError):
-        return Failure("DatabaseError", "the database did not answer (lost connection or timeout)",
-                       retry=True)
+        return Failure(
+            "DatabaseError", "the database did not answer (lost connection or timeout)", retry=True
+        )
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         return Failure("ShutDown", f"{SHUT_DOWN} while the export was running", retry=True)
-    return Failure(type(exc).__name__, f"Export failed with an internal error ({type(exc).__name__}); the "
-                   "details are in the server log. Retry the run; if it fails again, report it.")
+    return Failure(
+        type(exc).__name__,
+        f"Export failed with an internal error ({type(exc).__name__}); the "
+        "details are in the server log. Retry the run; if it fails again, report it.",
+    )

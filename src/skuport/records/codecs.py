@@ -210,9 +210,20 @@ class UrlCodec(Codec):
         return None
 
 
-CODECS: dict[str, Codec] = {data_type: cls() for cls in (TextCodec, NumberCodec, IntegerCodec, BooleanCodec,
-                                                          DateCodec, SelectCodec, MultiselectCodec, UrlCodec)
-                            for data_type in cls.data_types}
+CODECS: dict[str, Codec] = {
+    data_type: cls()
+    for cls in (
+        TextCodec,
+        NumberCodec,
+        IntegerCodec,
+        BooleanCodec,
+        DateCodec,
+        SelectCodec,
+        MultiselectCodec,
+        UrlCodec,
+    )
+    for data_type in cls.data_types
+}
 """Data type -> its codec; every data type has one."""
 
 

@@ -32,15 +32,19 @@ from skuport.records.schemas import (
 router = api_router(tags=["records"])
 Editor = Annotated[Principal, Depends(require_roles(*RECORD_WRITE))]
 
-_FILTER_DOC = query_objects(FILTER_PARAMETER, {
-    "name": "dimensionScope",
-    "in": "query",
-    "required": False,
-    "style": "deepObject",
-    "explode": True,
-    "description": "Match filters on the value this scope resolves to: dimensionScope[dim-language]=seg-da.",
-    "schema": {"type": "object", "additionalProperties": {"type": "string"}},
-})
+_FILTER_DOC = query_objects(
+    FILTER_PARAMETER,
+    {
+        "name": "dimensionScope",
+        "in": "query",
+        "required": False,
+        "style": "deepObject",
+        "explode": True,
+        "description": "Match filters on the value this scope resolves to: "
+        "dimensionScope[dim-language]=seg-da.",
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+)
 
 
 def _read(record: Record) -> RecordRead:
@@ -70,9 +74,11 @@ def _iso_time(value: str | None, *, field: str) -> dt.datetime | None:
             raise ValueError(value)
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationFailed(f"{field} must be an ISO 8601 time such as 2026-03-08T02:00:00Z, not "
-                               f"'{value[:40]}'.", code="invalid_filter",
-                               details=[{"field": field, "value": value[:40]}]) from None
+        raise ValidationFailed(
+            f"{field} must be an ISO 8601 time such as 2026-03-08T02:00:00Z, not '{value[:40]}'.",
+            code="invalid_filter",
+            details=[{"field": field, "value": value[:40]}],
+        ) from None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
@@ -102,8 +108,12 @@ def list_records(
     ] = None,
     include_variants: Annotated[bool, Query(alias="includeVariants")] = True,
     updated_since: Annotated[
-        str | None, Query(alias="updatedSince", max_length=40,
-                          description="ISO 8601 time, e.g. 2026-03-08T02:00:00Z (UTC when no offset).")
+        str | None,
+        Query(
+            alias="updatedSince",
+            max_length=40,
+            description="ISO 8601 time, e.g. 2026-03-08T02:00:00Z (UTC when no offset).",
+        ),
     ] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,

@@ -178,8 +178,9 @@ def _check_plan_limit(session: Session) -> None:
             )
 
 
-def _check_unique(session: Session, ctx: SchemaContext, values: Mapping[str, list[dict[str, Any]]], *,
-                  record_pk: int | None) -> None:
+def _check_unique(
+    session: Session, ctx: SchemaContext, values: Mapping[str, list[dict[str, Any]]], *, record_pk: int | None
+) -> None:
     """Attributes with the ``unique`` rule: no other record of the schema holds the same value.
 
     On PostgreSQL a transaction-scoped advisory lock per (schema, attribute, value) makes two concurrent
@@ -197,21 +198,45 @@ def _check_unique(session: Session, ctx: SchemaContext, values: Mapping[str, lis
                 continue  # unique attributes have no dimensions; nothing else to compare
             text = index_text(item["value"])
             if postgres:
-                session.execute(select(func.pg_advisory_xact_lock(
-                    func.hashtextextended(f"skuport-unique\x1f{ctx.schema.id}\x1f{alias}\x1f{text}", 0))))
-            query = (select(Record.id).join(RecordValue, RecordValue.record_pk == Record.pk)
-                     .where(Record.schema_id == ctx.schema.id, RecordValue.attribute == alias,
-                            RecordValue.scope_key == "", RecordValue.value_text == text))
+                session.execute(
+                    select(
+                        func.pg_advisory_xact_lock(
+                            func.hashtextextended(
+                                f"skuport-unique\x1f{ctx.schema.id}\x1f{alias}\x1f{text}", 0
+                            )
+                        )
+                    )
+                )
+            query = (
+                select(Record.id)
+                .join(RecordValue, RecordValue.record_pk == Record.pk)
+                .where(
+                    Record.schema_id == ctx.schema.id,
+                    RecordValue.attribute == alias,
+                    RecordValue.scope_key == "",
+                    RecordValue.value_text == text,
+                )
+            )
             if record_pk is not None:
                 query = query.where(Record.pk != record_pk)
             holder = session.scalars(query.limit(1)).first()
             if holder is not None:
-                problems.append({"attribute": alias, "scope": {}, "value": item["value"], "recordId": holder,
-                                 "message": f"must be unique: record '{holder}' already has {text!r}"})
+                problems.append(
+                    {
+                        "attribute": alias,
+                        "scope": {},
+                        "value": item["value"],
+                        "recordId": holder,
+                        "message": f"must be unique: record '{holder}' already has {text!r}",
+                    }
+                )
     if problems:
         first = problems[0]
-        raise ValidationFailed(f"Invalid value for '{first['attribute']}': {first['message']}.",
-                               details=problems, code="duplicate_value")
+        raise ValidationFailed(
+            f"Invalid value for '{first['attribute']}': {first['message']}.",
+            details=problems,
+            code="duplicate_value",
+        )
 
 
 def create_record(
@@ -377,7 +402,8 @@ def list_records(
 def _search_clause(text: str) -> ColumnElement[bool]:
     """Records whose id is ``text`` or one of whose text values contains it (any case, any scope)."""
     matches = select(RecordValue.record_pk).where(
-        func.lower(RecordValue.value_text).contains(text.lower(), autoescape=True))
+        func.lower(RecordValue.value_text).contains(text.lower(), autoescape=True)
+    )
     return or_(Record.id == text, Record.pk.in_(matches))
 
 
@@ -407,8 +433,9 @@ def _state(ctx: SchemaContext, state_id: str | None) -> LifecycleState | None:
     return next((s for s in ctx.workflow.states if s.id == state_id), None)
 
 
-def _required_cells(ctx: SchemaContext, values: Values,
-                    state_id: str | None) -> Iterator[tuple[str, dict[str, str], bool]]:
+def _required_cells(
+    ctx: SchemaContext, values: Values, state_id: str | None
+) -> Iterator[tuple[str, dict[str, str], bool]]:
     """Every (attribute, scope) a record must fill for ``state_id``, and whether it is filled.
 
     Required attributes are those marked required plus the state's required attributes, minus those
@@ -449,8 +476,7 @@ def compute_completeness(ctx: SchemaContext, values: Values, state_id: str | Non
     }
 
 
-def completeness_by_scope(ctx: SchemaContext, values: Values,
-                          state_id: str | None) -> list[dict[str, Any]]:
+def completeness_by_scope(ctx: SchemaContext, values: Values, state_id: str | None) -> list[dict[str, Any]]:
     """Completeness per scope (global first): ``{scope, filled, total, percentage, missing: [alias…]}``."""
     groups: dict[str, dict[str, Any]] = {}
     for alias, scope, done in _required_cells(ctx, values, state_id):

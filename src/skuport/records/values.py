@@ -134,8 +134,10 @@ def cells_of(values: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, dic
     Stored beside the seed's list form so an export resolves a scope with a few dictionary look-ups
     instead of scanning every scoped value (and parses about half as many JSON objects).
     """
-    return {alias: {scope_key(v["scope"]) or GLOBAL_CELL: v["value"] for v in scoped}
-            for alias, scoped in values.items()}
+    return {
+        alias: {scope_key(v["scope"]) or GLOBAL_CELL: v["value"] for v in scoped}
+        for alias, scoped in values.items()
+    }
 
 
 def index_text(value: Any) -> str:

@@ -24,8 +24,11 @@ _MAX_STEPS = 1000
 @lru_cache(maxsize=1)
 def _iana_zones() -> frozenset[str]:
     """The IANA time zone names (tzdata), without the legacy aliases' folders (posix/, right/)."""
-    return frozenset(z for z in zoneinfo.available_timezones()
-                     if not z.startswith(("posix/", "right/")) and z not in ("localtime", "Factory"))
+    return frozenset(
+        z
+        for z in zoneinfo.available_timezones()
+        if not z.startswith(("posix/", "right/")) and z not in ("localtime", "Factory")
+    )
 
 
 def check_timezone(name: str, *, field: str = "timezone") -> zoneinfo.ZoneInfo:

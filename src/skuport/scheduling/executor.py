@@ -104,8 +104,9 @@ class InProcessExecutor:
     def _start(self, task_name: str, ident: str) -> None:
         kind = KINDS[task_name]
         if self._closed:
-            log.info("not starting %s %s: shutting down (it stays queued for the next start)", task_name,
-                     ident)
+            log.info(
+                "not starting %s %s: shutting down (it stays queued for the next start)", task_name, ident
+            )
             return
         LIFECYCLE.hold_queued(kind, ident)
         try:

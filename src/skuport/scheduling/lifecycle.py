@@ -85,8 +85,9 @@ class WorkKind(ABC):
         """The hard timeout of this unit of work, in seconds."""
 
     @abstractmethod
-    def fail(self, session: Session, *, where: ColumnElement[bool], failure: Failure,
-             now: dt.datetime) -> list[str]:
+    def fail(
+        self, session: Session, *, where: ColumnElement[bool], failure: Failure, now: dt.datetime
+    ) -> list[str]:
         """Record ``failure`` on the rows matching ``where`` (retrying when it says so); ids changed."""
 
     def log_fields(self, session: Session, ident: str) -> dict[str, Any]:
@@ -121,8 +122,12 @@ class Lease:
     def where(self) -> ColumnElement[bool]:
         """The row, as long as this lease still owns it."""
         m = self.kind.model
-        return and_(m.id == self.ident, m.status == self.kind.running, m.worker == self.worker,
-                    m.attempt == self.attempt)
+        return and_(
+            m.id == self.ident,
+            m.status == self.kind.running,
+            m.worker == self.worker,
+            m.attempt == self.attempt,
+        )
 
     def stop(self, reason: str) -> None:
         """Ask the work to stop at its next batch, chunk or attempt; the first reason given stands."""
@@ -174,18 +179,33 @@ class Lifecycle:
         m = kind.model
         with session_scope() as session:
             timeout = max(1.0, float(kind.timeout(session, ident)))
-            claimed = rowcount(session.execute(
-                update(m).where(kind.queued_here(ident))
-                .values(status=kind.running, worker=WORKER_ID, heartbeat_at=now,
-                        deadline_at=now + dt.timedelta(seconds=timeout), **kind.claim_values(now))
-                .execution_options(synchronize_session=False)))
+            claimed = rowcount(
+                session.execute(
+                    update(m)
+                    .where(kind.queued_here(ident))
+                    .values(
+                        status=kind.running,
+                        worker=WORKER_ID,
+                        heartbeat_at=now,
+                        deadline_at=now + dt.timedelta(seconds=timeout),
+                        **kind.claim_values(now),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            )
             if not claimed:
                 return None
             attempt = session.scalar(select(m.attempt).where(m.id == ident))
             fields = kind.log_fields(session, ident)
         WORK.set({**fields, "attempt": int(attempt or 1), "worker": WORKER_ID})
-        lease = Lease(kind=kind, ident=ident, worker=WORKER_ID, attempt=int(attempt or 1), timeout=timeout,
-                      wake=self._wake)
+        lease = Lease(
+            kind=kind,
+            ident=ident,
+            worker=WORKER_ID,
+            attempt=int(attempt or 1),
+            timeout=timeout,
+            wake=self._wake,
+        )
         with self._lock:
             self._leases[(kind.task, ident)] = lease
         self._ensure_pump()
@@ -196,9 +216,16 @@ class Lifecycle:
         now = now or utcnow()
         try:
             with session_scope() as session:
-                return bool(rowcount(session.execute(
-                    update(lease.kind.model).where(lease.where)
-                    .values(heartbeat_at=now, **values).execution_options(synchronize_session=False))))
+                return bool(
+                    rowcount(
+                        session.execute(
+                            update(lease.kind.model)
+                            .where(lease.where)
+                            .values(heartbeat_at=now, **values)
+                            .execution_options(synchronize_session=False)
+                        )
+                    )
+                )
         finally:
             self.release(lease)
 
@@ -328,8 +355,13 @@ LIFECYCLE = Lifecycle()
 # --- the reaper ----------------------------------------------------------------------------------------
 
 
-def reap(kind: WorkKind, *, now: dt.datetime | None = None, stale_after: float | None = None,
-         include_queued: bool = True) -> list[str]:
+def reap(
+    kind: WorkKind,
+    *,
+    now: dt.datetime | None = None,
+    stale_after: float | None = None,
+    include_queued: bool = True,
+) -> list[str]:
     """Fail work whose heartbeat stopped (worker lost, retried) or whose deadline passed (timed out).
 
     ``include_queued``: queued work counts as lost when its heartbeat stops too, as it does where the
@@ -339,27 +371,37 @@ def reap(kind: WorkKind, *, now: dt.datetime | None = None, stale_after: float |
     stale_after = get_settings().run_stale_after if stale_after is None else stale_after
     m = kind.model
     stale_before = now - dt.timedelta(seconds=stale_after)
-    lost = and_(m.status.in_({kind.queued, kind.running}),
-                or_(m.heartbeat_at < stale_before, m.heartbeat_at.is_(None)))
+    lost = and_(
+        m.status.in_({kind.queued, kind.running}),
+        or_(m.heartbeat_at < stale_before, m.heartbeat_at.is_(None)),
+    )
     if not include_queued:
         lost = and_(lost, m.worker.is_not(None))
     overdue = and_(m.status == kind.running, m.deadline_at < now)
     with session_scope(write=False) as session:
-        rows = session.execute(select(m.id, m.heartbeat_at, m.deadline_at)
-                               .where(or_(lost, overdue)).limit(500)).all()
+        rows = session.execute(
+            select(m.id, m.heartbeat_at, m.deadline_at).where(or_(lost, overdue)).limit(500)
+        ).all()
     reaped: list[str] = []
     for ident, heartbeat_at, deadline_at in rows:
         if deadline_at is not None and deadline_at < now:
             with session_scope(write=False) as session:
                 timeout = kind.timeout(session, ident)
             where = and_(m.id == ident, overdue)
-            failure = Failure("TimedOut", f"timed out after {timeout:g} s (the process running it stopped "
-                              "answering before its deadline)")
+            failure = Failure(
+                "TimedOut",
+                f"timed out after {timeout:g} s (the process running it stopped "
+                "answering before its deadline)",
+            )
         else:
             seen = f"{heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if heartbeat_at else "it was queued"
             where = and_(m.id == ident, lost)
-            failure = Failure("WorkerLost", f"{WORKER_LOST}: no heartbeat since {seen} (the process running "
-                              "the export stopped or crashed)", retry=True)
+            failure = Failure(
+                "WorkerLost",
+                f"{WORKER_LOST}: no heartbeat since {seen} (the process running "
+                "the export stopped or crashed)",
+                retry=True,
+            )
         with session_scope() as session:
             if kind.fail(session, where=where, failure=failure, now=now):
                 reaped.append(ident)
@@ -371,10 +413,12 @@ def requeue(kind: WorkKind, enqueue: Any) -> list[str]:
     """Queue again the work a stopped in-process executor held in memory (safe: claiming is atomic)."""
     m = kind.model
     with session_scope(write=False) as session:
-        idents = list(session.scalars(select(m.id).where(m.status == kind.queued, m.worker.is_(None))
-                                      .order_by(m.id).limit(10_000)))
+        idents = list(
+            session.scalars(
+                select(m.id).where(m.status == kind.queued, m.worker.is_(None)).order_by(m.id).limit(10_000)
+            )
+        )
     for ident in idents:
         with session_scope() as session:
             enqueue(session, kind.task, ident)
     return idents
-

@@ -46,7 +46,8 @@ def conninfo(database_url: str) -> str:
         raise ExecutorUnavailable(
             "SKUPORT_EXECUTOR=procrastinate needs PostgreSQL (its queue lives in the database, beside the "
             f"runs), but SKUPORT_DATABASE_URL is {url.get_backend_name()}. Set SKUPORT_DATABASE_URL="
-            "postgresql+psycopg://user@host/db, or use SKUPORT_EXECUTOR=inprocess.")
+            "postgresql+psycopg://user@host/db, or use SKUPORT_EXECUTOR=inprocess."
+        )
     return str(url.set(drivername="postgresql").render_as_string(hide_password=False))
 
 
@@ -105,8 +106,17 @@ class ProcrastinateExecutor:
             return
         known(task_name)
         self._open()
-        jobs = [Job(id=None, queue=QUEUE, lock=None, queueing_lock=None, task_name=task_name,
-                    task_kwargs={"ident": ident}) for ident in idents]
+        jobs = [
+            Job(
+                id=None,
+                queue=QUEUE,
+                lock=None,
+                queueing_lock=None,
+                task_name=task_name,
+                task_kwargs={"ident": ident},
+            )
+            for ident in idents
+        ]
         raw = session.connection().connection.driver_connection
         self._app.job_manager.batch_defer_jobs(jobs=jobs, connection=raw)
 
@@ -174,19 +184,26 @@ def run_worker(*, settings: Settings, concurrency: int, queues: list[str] | None
     async def main() -> None:
         loop = asyncio.get_running_loop()
         async with app.open_async():
-            worker = app._worker(queues=queues or [QUEUE], concurrency=concurrency,
-                                 install_signal_handlers=False, wait=True,
-                                 shutdown_graceful_timeout=settings.shutdown_grace
-                                 + settings.shutdown_stop_wait + 5,
-                                 update_heartbeat_interval=max(1.0, settings.run_heartbeat_interval))
+            worker = app._worker(
+                queues=queues or [QUEUE],
+                concurrency=concurrency,
+                install_signal_handlers=False,
+                wait=True,
+                shutdown_graceful_timeout=settings.shutdown_grace + settings.shutdown_stop_wait + 5,
+                update_heartbeat_interval=max(1.0, settings.run_heartbeat_interval),
+            )
             stopping = asyncio.Event()
 
             def on_signal(signum: int) -> None:
                 if stopping.is_set():
                     log.warning("%s again while shutting down: exiting at once", signal.Signals(signum).name)
                     os._exit(1)
-                log.info("%s: stopping; running exports get %.0f s (SKUPORT_SHUTDOWN_GRACE) to finish, send "
-                         "it again to exit at once", signal.Signals(signum).name, settings.shutdown_grace)
+                log.info(
+                    "%s: stopping; running exports get %.0f s (SKUPORT_SHUTDOWN_GRACE) to finish, send "
+                    "it again to exit at once",
+                    signal.Signals(signum).name,
+                    settings.shutdown_grace,
+                )
                 stopping.set()
 
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -196,11 +213,13 @@ def run_worker(*, settings: Settings, concurrency: int, queues: list[str] | None
             await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
             if stopping.is_set():
                 worker.stop()
-                failed = await asyncio.to_thread(LIFECYCLE.drain, grace=settings.shutdown_grace,
-                                                 stop_wait=settings.shutdown_stop_wait)
+                failed = await asyncio.to_thread(
+                    LIFECYCLE.drain, grace=settings.shutdown_grace, stop_wait=settings.shutdown_stop_wait
+                )
                 if failed:
-                    log.warning("shut down: %d export(s) cancelled, to be retried: %s", len(failed),
-                                ", ".join(failed))
+                    log.warning(
+                        "shut down: %d export(s) cancelled, to be retried: %s", len(failed), ", ".join(failed)
+                    )
             await run
 
     log.info("worker started (concurrency %d, queues %s)", concurrency, ", ".join(queues or [QUEUE]))

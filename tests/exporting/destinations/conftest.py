@@ -19,8 +19,13 @@ from tests.exporting.destinations import servers
 @pytest.fixture
 def s3_bucket(moto_endpoint: str) -> tuple[str, object]:
     """A fresh bucket and an independent boto3 client to read it back."""
-    client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="eu-west-1",
-                          aws_access_key_id="reader", aws_secret_access_key="reader-secret")
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="reader",
+        aws_secret_access_key="reader-secret",
+    )
     bucket = f"exports-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     return bucket, client
@@ -127,11 +132,15 @@ def allow_private(settings_env: Callable[..., None]) -> None:
 def make_file(tmp_path: Path) -> Callable[..., Delivery]:
     """Write a file and describe it as a Delivery."""
 
-    def make(content: bytes, filename: str = "products-2026-03-08.csv", *, content_type: str = "text/csv",
-             delivery_id: str = "run-20260308-020000") -> Delivery:
+    def make(
+        content: bytes,
+        filename: str = "products-2026-03-08.csv",
+        *,
+        content_type: str = "text/csv",
+        delivery_id: str = "run-20260308-020000",
+    ) -> Delivery:
         path = tmp_path / f"export-{uuid.uuid4().hex[:8]}"
         path.write_bytes(content)
         return Delivery(path=path, filename=filename, content_type=content_type, delivery_id=delivery_id)
 
     return make
-

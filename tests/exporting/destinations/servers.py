@@ -26,7 +26,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[3]
 AZURITE_BIN = REPO / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
-AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def free_port() -> int:
@@ -37,6 +37,7 @@ def free_port() -> int:
 
 
 # --- a TCP black hole: accepts connections (kernel backlog) and never answers -------------------------
+
 
 @contextmanager
 def black_hole() -> Iterator[int]:
@@ -51,6 +52,7 @@ def black_hole() -> Iterator[int]:
 
 
 # --- Azurite --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Azurite:
@@ -67,8 +69,10 @@ class Azurite:
     @property
     def connection_string(self) -> str:
         """Connection string of the well-known development account."""
-        return (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
-                f"BlobEndpoint={self.endpoint};")
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.endpoint};"
+        )
 
 
 @contextmanager
@@ -80,9 +84,21 @@ def azurite(workdir: Path) -> Iterator[Azurite]:
     log = workdir / "azurite.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir),
-             "--skipApiVersionCheck", "--loose", "--disableTelemetry"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
+            [
+                str(AZURITE_BIN),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--location",
+                str(workdir),
+                "--skipApiVersionCheck",
+                "--loose",
+                "--disableTelemetry",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
         )
     try:
         deadline = time.monotonic() + 30
@@ -101,6 +117,7 @@ def azurite(workdir: Path) -> Iterator[Azurite]:
 
 
 # --- SFTP: an asyncssh server on its own event loop thread --------------------------------------------
+
 
 @dataclass
 class SftpState:
@@ -172,8 +189,12 @@ def sftp_server(root: Path) -> Iterator[SftpServer]:
 
     async def start() -> None:
         holder["server"] = await asyncssh.listen(
-            "127.0.0.1", 0, server_host_keys=[host_key], server_factory=Server,
-            sftp_factory=FaultySFTPServer, allow_scp=False,
+            "127.0.0.1",
+            0,
+            server_host_keys=[host_key],
+            server_factory=Server,
+            sftp_factory=FaultySFTPServer,
+            allow_scp=False,
         )
         started.set()
 
@@ -190,12 +211,18 @@ def sftp_server(root: Path) -> Iterator[SftpServer]:
     port = server.sockets[0].getsockname()[1]
     try:
         yield SftpServer(
-            port=port, root=root, fingerprint=host_key.get_fingerprint("sha256"), username=username,
+            port=port,
+            root=root,
+            fingerprint=host_key.get_fingerprint("sha256"),
+            username=username,
             password=password,
             client_key=client_key.export_private_key("openssh", passphrase=passphrase, rounds=16).decode(),
-            client_key_passphrase=passphrase, state=state, loop=loop,
+            client_key_passphrase=passphrase,
+            state=state,
+            loop=loop,
         )
     finally:
+
         async def stop() -> None:
             server.close()
             await server.wait_closed()
@@ -207,6 +234,7 @@ def sftp_server(root: Path) -> Iterator[SftpServer]:
 
 
 # --- HTTP: a scripted webhook receiver and a fault-injecting reverse proxy ---------------------------
+
 
 @dataclass
 class Received:
@@ -280,8 +308,9 @@ class Receiver:
 
     def _record(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         with self._lock:
-            self.requests.append(Received(handler.command, handler.path, dict(handler.headers.items()), body,
-                                          time.monotonic()))
+            self.requests.append(
+                Received(handler.command, handler.path, dict(handler.headers.items()), body, time.monotonic())
+            )
 
     def url(self, path: str = "/hook") -> str:
         """The receiver's URL."""
@@ -348,8 +377,11 @@ class FaultProxy:
                     if self.command != "HEAD":
                         self.wfile.write(payload)
                     return
-                headers = {k: v for k, v in self.headers.items()
-                           if k.lower() not in ("transfer-encoding", "connection", "content-length")}
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length")
+                }
                 headers["Content-Length"] = str(len(body))
                 conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
                 try:

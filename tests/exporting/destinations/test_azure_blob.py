@@ -31,21 +31,28 @@ def _blob_names(service: BlobServiceClient, container: str, *, uncommitted: bool
 
 def _sas(container: str, *, write: bool = True) -> str:
     return generate_container_sas(
-        account_name="devstoreaccount1", container_name=container, account_key=KEY,
+        account_name="devstoreaccount1",
+        container_name=container,
+        account_key=KEY,
         permission=ContainerSasPermissions(read=True, write=write, create=write, delete=write),
         expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
     )
 
 
-def test_delivers_with_a_connection_string(azurite_server: servers.Azurite, azure_container: Any,
-                                           make_file: Callable[..., Delivery]) -> None:
+def test_delivers_with_a_connection_string(
+    azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery]
+) -> None:
     container, service = azure_container
     body = gzip.compress(b"sku;name\nA-1;Shirt\n")
-    config = {"container": container, "path": "feeds/products",
-              "connectionString": azurite_server.connection_string}
+    config = {
+        "container": container,
+        "path": "feeds/products",
+        "connectionString": azurite_server.connection_string,
+    }
 
     path = get_destination("azure-blob", config).deliver(
-        make_file(body, "products.csv.gz", content_type="application/gzip"))
+        make_file(body, "products.csv.gz", content_type="application/gzip")
+    )
 
     assert path == f"{azurite_server.endpoint}/{container}/feeds/products/products.csv.gz"
     blob = service.get_blob_client(container, "feeds/products/products.csv.gz")
@@ -56,8 +63,9 @@ def test_delivers_with_a_connection_string(azurite_server: servers.Azurite, azur
     assert props.content_settings.content_encoding is None
 
 
-def test_large_file_is_staged_in_blocks_then_committed(azurite_server: servers.Azurite, azure_container: Any,
-                                                       make_file: Callable[..., Delivery]) -> None:
+def test_large_file_is_staged_in_blocks_then_committed(
+    azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery]
+) -> None:
     container, service = azure_container
     body = servers.random_bytes(6 * MiB + 7)
     config = {"container": container, "accountUrl": azurite_server.endpoint, "accountKey": KEY}
@@ -72,10 +80,14 @@ def test_large_file_is_staged_in_blocks_then_committed(azurite_server: servers.A
 
 
 def test_delivers_with_a_sas_token_and_keeps_it_out_of_the_path(
-        azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery]) -> None:
+    azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery]
+) -> None:
     container, service = azure_container
-    config = {"container": container, "accountUrl": azurite_server.endpoint,
-              "sasToken": "?" + _sas(container)}
+    config = {
+        "container": container,
+        "accountUrl": azurite_server.endpoint,
+        "sasToken": "?" + _sas(container),
+    }
 
     path = AzureBlobDestination(config).deliver(make_file(b"via sas", "sas.csv"))
 
@@ -83,8 +95,9 @@ def test_delivers_with_a_sas_token_and_keeps_it_out_of_the_path(
     assert service.get_blob_client(container, "sas.csv").download_blob().readall() == b"via sas"
 
 
-def test_wrong_account_key_is_refused_with_advice(azurite_server: servers.Azurite, azure_container: Any,
-                                                  make_file: Callable[..., Delivery]) -> None:
+def test_wrong_account_key_is_refused_with_advice(
+    azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery]
+) -> None:
     container, service = azure_container
     wrong = base64.b64encode(b"not-the-key-" * 6).decode()
     config = {"container": container, "accountUrl": azurite_server.endpoint, "accountKey": wrong}
@@ -94,13 +107,15 @@ def test_wrong_account_key_is_refused_with_advice(azurite_server: servers.Azurit
 
     assert info.value.message.startswith(
         "Azure Blob Get Blob Properties failed: Server failed to authenticate the request "
-        "(403, AuthorizationFailure). Check the account key, SAS")
+        "(403, AuthorizationFailure). Check the account key, SAS"
+    )
     assert wrong not in info.value.message
     assert _blob_names(service, container, uncommitted=True) == []
 
 
-def test_read_only_sas_cannot_write(azurite_server: servers.Azurite, azure_container: Any,
-                                    make_file: Callable[..., Delivery]) -> None:
+def test_read_only_sas_cannot_write(
+    azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery]
+) -> None:
     container, service = azure_container
     sas = _sas(container, write=False)
     config = {"container": container, "accountUrl": azurite_server.endpoint, "sasToken": sas}
@@ -125,14 +140,17 @@ def test_unreachable_account(closed_port: int, make_file: Callable[..., Delivery
     dest.retry_total = 0
     with pytest.raises(DeliveryError) as info:
         dest.deliver(make_file(b"x"))
-    assert info.value.message == (f"Azure Blob Get Blob Properties failed: could not connect to {url}. "
-                                  "Check the account URL / BlobEndpoint and that the server can reach it.")
+    assert info.value.message == (
+        f"Azure Blob Get Blob Properties failed: could not connect to {url}. "
+        "Check the account URL / BlobEndpoint and that the server can reach it."
+    )
 
 
 def test_account_that_never_answers_times_out(black_hole: int, make_file: Callable[..., Delivery]) -> None:
     url = f"http://127.0.0.1:{black_hole}/devstoreaccount1"
-    dest = AzureBlobDestination({"container": "exports", "accountUrl": url, "accountKey": KEY,
-                                 "timeoutSeconds": 0.3})
+    dest = AzureBlobDestination(
+        {"container": "exports", "accountUrl": url, "accountKey": KEY, "timeoutSeconds": 0.3}
+    )
     dest.retry_total = 0
     started = time.monotonic()
     with pytest.raises(DeliveryError) as info:
@@ -142,8 +160,11 @@ def test_account_that_never_answers_times_out(black_hole: int, make_file: Callab
 
 
 def test_server_error_mid_upload_leaves_no_blob_and_no_blocks(
-        azurite_server: servers.Azurite, azure_container: Any,
-        fault_proxy: Callable[[int], servers.FaultProxy], make_file: Callable[..., Delivery]) -> None:
+    azurite_server: servers.Azurite,
+    azure_container: Any,
+    fault_proxy: Callable[[int], servers.FaultProxy],
+    make_file: Callable[..., Delivery],
+) -> None:
     container, service = azure_container
     proxy = fault_proxy(azurite_server.port)
     put_blocks: list[int] = []
@@ -152,9 +173,12 @@ def test_server_error_mid_upload_leaves_no_blob_and_no_blocks(
         if method == "PUT" and "comp=block&" in path:
             put_blocks.append(index)
             if len(put_blocks) >= 2:
-                return (500, {"x-ms-error-code": "InternalError", "Content-Type": "application/xml"},
-                        b"<?xml version='1.0'?><Error><Code>InternalError</Code>"
-                        b"<Message>The server encountered an internal error.</Message></Error>")
+                return (
+                    500,
+                    {"x-ms-error-code": "InternalError", "Content-Type": "application/xml"},
+                    b"<?xml version='1.0'?><Error><Code>InternalError</Code>"
+                    b"<Message>The server encountered an internal error.</Message></Error>",
+                )
         return None
 
     proxy.rule = second_block_fails
@@ -166,8 +190,10 @@ def test_server_error_mid_upload_leaves_no_blob_and_no_blocks(
     with pytest.raises(DeliveryError) as info:
         dest.deliver(make_file(servers.random_bytes(6 * MiB), "big.csv"))
 
-    assert info.value.message == ("Azure Blob Put Block failed: The server encountered an internal error "
-                                  "(500, InternalError). The storage service failed; the run can be retried.")
+    assert info.value.message == (
+        "Azure Blob Put Block failed: The server encountered an internal error "
+        "(500, InternalError). The storage service failed; the run can be retried."
+    )
     assert len(put_blocks) == 3, "first block staged, second failed and was retried once"
     assert _blob_names(service, container, uncommitted=True) == []
     with pytest.raises(ResourceNotFoundError):
@@ -175,14 +201,20 @@ def test_server_error_mid_upload_leaves_no_blob_and_no_blocks(
 
 
 def test_failed_redelivery_keeps_the_previous_file(
-        azurite_server: servers.Azurite, azure_container: Any,
-        fault_proxy: Callable[[int], servers.FaultProxy], make_file: Callable[..., Delivery]) -> None:
+    azurite_server: servers.Azurite,
+    azure_container: Any,
+    fault_proxy: Callable[[int], servers.FaultProxy],
+    make_file: Callable[..., Delivery],
+) -> None:
     container, service = azure_container
     config = {"container": container, "connectionString": azurite_server.connection_string}
     AzureBlobDestination(config).deliver(make_file(b"yesterday", "feed.csv"))
     proxy = fault_proxy(azurite_server.port)
-    proxy.rule = lambda method, path, _i: ((503, {"x-ms-error-code": "ServerBusy"}, b"")
-                                           if method == "PUT" and "comp=blocklist" in path else None)
+    proxy.rule = lambda method, path, _i: (
+        (503, {"x-ms-error-code": "ServerBusy"}, b"")
+        if method == "PUT" and "comp=blocklist" in path
+        else None
+    )
     url = f"http://127.0.0.1:{proxy.port}/devstoreaccount1"
     dest = AzureBlobDestination({"container": container, "accountUrl": url, "accountKey": KEY})
     dest.retry_total = 0
@@ -193,14 +225,19 @@ def test_failed_redelivery_keeps_the_previous_file(
     assert service.get_blob_client(container, "feed.csv").download_blob().readall() == b"yesterday"
 
 
-def test_secrets_stay_out_of_errors_and_debug_logs(azurite_server: servers.Azurite, azure_container: Any,
-                                                   caplog: pytest.LogCaptureFixture,
-                                                   make_file: Callable[..., Delivery]) -> None:
+def test_secrets_stay_out_of_errors_and_debug_logs(
+    azurite_server: servers.Azurite,
+    azure_container: Any,
+    caplog: pytest.LogCaptureFixture,
+    make_file: Callable[..., Delivery],
+) -> None:
     container, _ = azure_container
     sas = _sas(container, write=False)
     install_log_redaction(caplog.handler)
-    for plain in ({"container": container, "accountUrl": azurite_server.endpoint, "sasToken": sas},
-                  {"container": "no-such-container", "connectionString": azurite_server.connection_string}):
+    for plain in (
+        {"container": container, "accountUrl": azurite_server.endpoint, "sasToken": sas},
+        {"container": "no-such-container", "connectionString": azurite_server.connection_string},
+    ):
         config = decrypt_config("azure-blob", encrypt_config("azure-blob", plain))
         with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as info:
             get_destination("azure-blob", config).deliver(make_file(b"x"))
@@ -215,22 +252,27 @@ def test_secrets_stay_out_of_errors_and_debug_logs(azurite_server: servers.Azuri
 def test_config_validation(azurite_server: servers.Azurite) -> None:
     ok = validate_config("azure-blob", {"container": "exports", "connectionString": "x=y"})
     assert ok["container"] == "exports"
-    for bad in ({"container": "exports"},
-                {"container": "exports", "accountUrl": azurite_server.endpoint},
-                {"container": "exports", "accountUrl": azurite_server.endpoint, "sasToken": "a",
-                 "accountKey": "b"},
-                {"container": "Ex", "connectionString": "x"},
-                {"container": "exports", "connectionString": "x", "accountKey": "b"}):
+    for bad in (
+        {"container": "exports"},
+        {"container": "exports", "accountUrl": azurite_server.endpoint},
+        {"container": "exports", "accountUrl": azurite_server.endpoint, "sasToken": "a", "accountKey": "b"},
+        {"container": "Ex", "connectionString": "x"},
+        {"container": "exports", "connectionString": "x", "accountKey": "b"},
+    ):
         with pytest.raises(DestinationConfigError):
             validate_config("azure-blob", bad)
 
 
 def test_connection_test_proves_write_access(azurite_server: servers.Azurite, azure_container: Any) -> None:
     container, service = azure_container
-    AzureBlobDestination({"container": container, "connectionString": azurite_server.connection_string}
-                         ).test_connection()
+    AzureBlobDestination(
+        {"container": container, "connectionString": azurite_server.connection_string}
+    ).test_connection()
     assert _blob_names(service, container, uncommitted=True) == [], "the probe cleaned up after itself"
-    read_only = {"container": container, "accountUrl": azurite_server.endpoint,
-                 "sasToken": _sas(container, write=False)}
+    read_only = {
+        "container": container,
+        "accountUrl": azurite_server.endpoint,
+        "sasToken": _sas(container, write=False),
+    }
     with pytest.raises(DeliveryError, match=r"Azure Blob Put Block failed: .*\(403"):
         AzureBlobDestination(read_only).test_connection()

@@ -46,8 +46,9 @@ def fenced(delivery: Delivery, fence: Fence) -> Delivery:
     return replace(delivery, fence=fence)
 
 
-def test_local_leaves_neither_file_nor_part(tmp_path: Path, settings_env: Callable[..., None],
-                                            make_file: Callable[..., Delivery]) -> None:
+def test_local_leaves_neither_file_nor_part(
+    tmp_path: Path, settings_env: Callable[..., None], make_file: Callable[..., Delivery]
+) -> None:
     settings_env(local_root=str(tmp_path / "root"))
     fence = Fence()
     with pytest.raises(WorkStopped):
@@ -56,7 +57,8 @@ def test_local_leaves_neither_file_nor_part(tmp_path: Path, settings_env: Callab
 
 
 def test_local_part_name_is_the_delivery_s_so_a_retry_replaces_it(
-        tmp_path: Path, settings_env: Callable[..., None], make_file: Callable[..., Delivery]) -> None:
+    tmp_path: Path, settings_env: Callable[..., None], make_file: Callable[..., Delivery]
+) -> None:
     settings_env(local_root=str(tmp_path / "root"))
     delivery = make_file(b"new content")
     leftover = tmp_path / "root" / "feeds" / f".{delivery.filename}{delivery.part_suffix}"
@@ -68,34 +70,50 @@ def test_local_part_name_is_the_delivery_s_so_a_retry_replaces_it(
 
 
 @pytest.mark.parametrize("size", [1024, 11 * MiB], ids=["put", "multipart"])
-def test_s3_completes_nothing_and_aborts_its_upload(moto_endpoint: str, s3_bucket: Any, size: int,
-                                                   make_file: Callable[..., Delivery]) -> None:
+def test_s3_completes_nothing_and_aborts_its_upload(
+    moto_endpoint: str, s3_bucket: Any, size: int, make_file: Callable[..., Delivery]
+) -> None:
     bucket, reader = s3_bucket
-    config = {"bucket": bucket, "path": "feeds", "region": "eu-west-1", "endpointUrl": moto_endpoint,
-              "accessKeyId": "a", "secretAccessKey": "b"}
+    config = {
+        "bucket": bucket,
+        "path": "feeds",
+        "region": "eu-west-1",
+        "endpointUrl": moto_endpoint,
+        "accessKeyId": "a",
+        "secretAccessKey": "b",
+    }
     with pytest.raises(WorkStopped):
         S3Destination(config).deliver(fenced(make_file(b"y" * size), Fence()))
     assert reader.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
     assert reader.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
-def test_s3_aborts_the_multipart_upload_a_killed_attempt_left(moto_endpoint: str, s3_bucket: Any,
-                                                              make_file: Callable[..., Delivery]) -> None:
+def test_s3_aborts_the_multipart_upload_a_killed_attempt_left(
+    moto_endpoint: str, s3_bucket: Any, make_file: Callable[..., Delivery]
+) -> None:
     bucket, reader = s3_bucket
     key = "feeds/products-2026-03-08.csv"
     reader.create_multipart_upload(Bucket=bucket, Key=key)  # what a kill -9 mid-transfer leaves
-    config = {"bucket": bucket, "path": "feeds", "region": "eu-west-1", "endpointUrl": moto_endpoint,
-              "accessKeyId": "a", "secretAccessKey": "b"}
+    config = {
+        "bucket": bucket,
+        "path": "feeds",
+        "region": "eu-west-1",
+        "endpointUrl": moto_endpoint,
+        "accessKeyId": "a",
+        "secretAccessKey": "b",
+    }
     S3Destination(config).deliver(make_file(b"z" * 6 * MiB))
     assert reader.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert reader.head_object(Bucket=bucket, Key=key)["ContentLength"] == 6 * MiB
 
 
-def test_azure_commits_no_block_list(azurite_server: servers.Azurite, azure_container: Any,
-                                     make_file: Callable[..., Delivery]) -> None:
+def test_azure_commits_no_block_list(
+    azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery]
+) -> None:
     container, service = azure_container
-    destination = AzureBlobDestination({"container": container, "path": "feeds",
-                                        "connectionString": azurite_server.connection_string})
+    destination = AzureBlobDestination(
+        {"container": container, "path": "feeds", "connectionString": azurite_server.connection_string}
+    )
     destination.block_size = 1 * MiB
     with pytest.raises(WorkStopped):
         destination.deliver(fenced(make_file(b"b" * 3 * MiB), Fence()))
@@ -103,19 +121,26 @@ def test_azure_commits_no_block_list(azurite_server: servers.Azurite, azure_cont
     assert [b.name for b in listed] == []
 
 
-def test_sftp_renames_nothing_and_removes_its_part(sftp_server: servers.SftpServer,
-                                                   make_file: Callable[..., Delivery]) -> None:
-    config = {"host": "127.0.0.1", "port": sftp_server.port, "username": sftp_server.username,
-              "password": sftp_server.password, "path": "fenced/feeds",
-              "hostKeyFingerprint": sftp_server.fingerprint}
+def test_sftp_renames_nothing_and_removes_its_part(
+    sftp_server: servers.SftpServer, make_file: Callable[..., Delivery]
+) -> None:
+    config = {
+        "host": "127.0.0.1",
+        "port": sftp_server.port,
+        "username": sftp_server.username,
+        "password": sftp_server.password,
+        "path": "fenced/feeds",
+        "hostKeyFingerprint": sftp_server.fingerprint,
+    }
     with pytest.raises(WorkStopped):
         SftpDestination(config).deliver(fenced(make_file(b"s" * MiB), Fence()))
     folder = sftp_server.root / "fenced" / "feeds"
     assert list(folder.iterdir()) == []
 
 
-def test_webhook_posts_nothing_once_the_lease_is_lost(receiver: servers.Receiver, allow_private: None,
-                                                      make_file: Callable[..., Delivery]) -> None:
+def test_webhook_posts_nothing_once_the_lease_is_lost(
+    receiver: servers.Receiver, allow_private: None, make_file: Callable[..., Delivery]
+) -> None:
     receiver.script = [("respond", 503, {}, b"busy")]
     destination = WebhookDestination({"url": receiver.url(), "maxAttempts": 5})
     destination.backoff_base = 0.01
@@ -125,8 +150,9 @@ def test_webhook_posts_nothing_once_the_lease_is_lost(receiver: servers.Receiver
     assert len(receiver.requests) == 1 and fence.checks == 2
 
 
-def test_a_cancel_stops_a_transfer_between_chunks(tmp_path: Path, settings_env: Callable[..., None],
-                                                  make_file: Callable[..., Delivery]) -> None:
+def test_a_cancel_stops_a_transfer_between_chunks(
+    tmp_path: Path, settings_env: Callable[..., None], make_file: Callable[..., Delivery]
+) -> None:
     settings_env(local_root=str(tmp_path / "root"))
     fence = Fence(allowed=10)
     fence.cancel.set()  # cancelled (e.g. a timeout): the next chunk checks the lease and stops

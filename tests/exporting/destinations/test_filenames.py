@@ -11,8 +11,9 @@ from skuport.exporting.destinations.base import DestinationConfigError
 
 
 def _render(template: str, when: dt.datetime, tz: str = "UTC") -> str:
-    return render_filename(template, scheduled_for=when, tz=tz, job_id="expjob-nightly-feed",
-                           run_id="run-20260308-020000")
+    return render_filename(
+        template, scheduled_for=when, tz=tz, job_id="expjob-nightly-feed", run_id="run-20260308-020000"
+    )
 
 
 def test_seed_template() -> None:
@@ -23,7 +24,8 @@ def test_seed_template() -> None:
 def test_all_placeholders() -> None:
     when = dt.datetime(2026, 3, 8, 2, 0, 5, tzinfo=dt.UTC)
     assert _render("{jobId}/{date}/{datetime}-{runId}.json", when) == (
-        "expjob-nightly-feed/2026-03-08/20260308T020005-run-20260308-020000.json")
+        "expjob-nightly-feed/2026-03-08/20260308T020005-run-20260308-020000.json"
+    )
 
 
 def test_date_is_taken_in_the_jobs_time_zone() -> None:
@@ -44,24 +46,27 @@ def test_unknown_time_zone_is_a_422() -> None:
         _render("{date}", dt.datetime(2026, 3, 8, tzinfo=dt.UTC), "Mars/Base")
 
 
-@pytest.mark.parametrize(("template", "reason"), [
-    ("", "must not be empty"),
-    ("   ", "must not be empty"),
-    ("../products.csv", "'..'"),
-    ("feeds/../../etc/passwd", "'..'"),
-    ("/etc/cron.d/x", "absolute"),
-    ("feeds\\products.csv", "backslashes"),
-    ("products\x00.csv", "NUL"),
-    ("products-{sku}.csv", "unknown placeholder {sku}"),
-    ("products-{}.csv", "unknown placeholder {}"),
-    ("products-{date.year}.csv", "unknown placeholder {date.year}"),
-    ("products-{date:%Y}.csv", "takes no format"),
-    ("products-{date!r}.csv", "takes no format"),
-    ("products-{date.csv", "unbalanced"),
-    ("feeds//products.csv", "empty or '.'"),
-    ("feeds/./products.csv", "empty or '.'"),
-    ("feeds/", "name a file"),
-])
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("../products.csv", "'..'"),
+        ("feeds/../../etc/passwd", "'..'"),
+        ("/etc/cron.d/x", "absolute"),
+        ("feeds\\products.csv", "backslashes"),
+        ("products\x00.csv", "NUL"),
+        ("products-{sku}.csv", "unknown placeholder {sku}"),
+        ("products-{}.csv", "unknown placeholder {}"),
+        ("products-{date.year}.csv", "unknown placeholder {date.year}"),
+        ("products-{date:%Y}.csv", "takes no format"),
+        ("products-{date!r}.csv", "takes no format"),
+        ("products-{date.csv", "unbalanced"),
+        ("feeds//products.csv", "empty or '.'"),
+        ("feeds/./products.csv", "empty or '.'"),
+        ("feeds/", "name a file"),
+    ],
+)
 def test_unsafe_or_unknown_templates_are_refused(template: str, reason: str) -> None:
     with pytest.raises(DestinationConfigError) as info:
         validate_filename_template(template)
@@ -73,4 +78,5 @@ def test_unsafe_or_unknown_templates_are_refused(template: str, reason: str) -> 
 def test_subfolders_and_literal_braces_are_fine() -> None:
     assert validate_filename_template("daily/{date}/products.csv") == "daily/{date}/products.csv"
     assert _render("x-{{literal}}-{date}.csv", dt.datetime(2026, 3, 8, tzinfo=dt.UTC)) == (
-        "x-{literal}-2026-03-08.csv")
+        "x-{literal}-2026-03-08.csv"
+    )

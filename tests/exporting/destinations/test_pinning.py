@@ -36,18 +36,30 @@ def _strict(settings_env: Callable[..., None], allow: str = "") -> None:
 
 
 def _s3(port: int, bucket: str, host: str = "s3.rebind.test") -> dict[str, Any]:
-    return {"bucket": bucket, "region": "eu-west-1", "endpointUrl": f"http://{host}:{port}",
-            "accessKeyId": "AKIAEXPORTER", "secretAccessKey": "pinning-secret"}
+    return {
+        "bucket": bucket,
+        "region": "eu-west-1",
+        "endpointUrl": f"http://{host}:{port}",
+        "accessKeyId": "AKIAEXPORTER",
+        "secretAccessKey": "pinning-secret",
+    }
 
 
 def _azure(port: int, container: str, host: str = "blob.rebind.test") -> dict[str, Any]:
-    return {"container": container, "accountUrl": f"http://{host}:{port}/devstoreaccount1",
-            "accountKey": servers.AZURITE_KEY}
+    return {
+        "container": container,
+        "accountUrl": f"http://{host}:{port}/devstoreaccount1",
+        "accountKey": servers.AZURITE_KEY,
+    }
 
 
 def test_s3_never_connects_to_an_address_the_name_rebinds_to(
-        moto_endpoint: str, s3_bucket: Any, make_file: Callable[..., Delivery],
-        settings_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_endpoint: str,
+    s3_bucket: Any,
+    make_file: Callable[..., Delivery],
+    settings_env: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     bucket, reader = s3_bucket
     _strict(settings_env)
     lookups = _dns(monkeypatch, "s3.rebind.test", lambda n: PUBLIC if n == 1 else "127.0.0.1")
@@ -60,8 +72,12 @@ def test_s3_never_connects_to_an_address_the_name_rebinds_to(
 
 
 def test_s3_connects_to_the_checked_address_and_keeps_the_name(
-        moto_endpoint: str, s3_bucket: Any, make_file: Callable[..., Delivery],
-        settings_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    moto_endpoint: str,
+    s3_bucket: Any,
+    make_file: Callable[..., Delivery],
+    settings_env: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     bucket, reader = s3_bucket
     _strict(settings_env, allow="127.0.0.1/32")
     # the emulators read the Host header (a name they do not know is taken for a bucket or an account),
@@ -75,8 +91,12 @@ def test_s3_connects_to_the_checked_address_and_keeps_the_name(
 
 
 def test_azure_never_connects_to_an_address_the_name_rebinds_to(
-        azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery],
-        settings_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    azurite_server: servers.Azurite,
+    azure_container: Any,
+    make_file: Callable[..., Delivery],
+    settings_env: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     container, service = azure_container
     _strict(settings_env)
     lookups = _dns(monkeypatch, "blob.rebind.test", lambda n: PUBLIC if n == 1 else "127.0.0.1")
@@ -89,12 +109,17 @@ def test_azure_never_connects_to_an_address_the_name_rebinds_to(
 
 
 def test_azure_connects_to_the_checked_address_and_keeps_the_name(
-        azurite_server: servers.Azurite, azure_container: Any, make_file: Callable[..., Delivery],
-        settings_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    azurite_server: servers.Azurite,
+    azure_container: Any,
+    make_file: Callable[..., Delivery],
+    settings_env: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     container, service = azure_container
     _strict(settings_env, allow="127.0.0.1/32")
     lookups = _dns(monkeypatch, "localhost", lambda n: "127.0.0.1")
     get_destination("azure-blob", _azure(azurite_server.port, container, "localhost")).deliver(
-        make_file(b"a,b\n", "pinned.csv"))
+        make_file(b"a,b\n", "pinned.csv")
+    )
     assert service.get_blob_client(container, "pinned.csv").download_blob().readall() == b"a,b\n"
     assert len(lookups) >= 2

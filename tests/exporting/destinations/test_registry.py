@@ -38,12 +38,21 @@ def test_secret_fields_per_type() -> None:
 
 def test_validation_errors_never_echo_secret_input() -> None:
     with pytest.raises(DestinationConfigError) as info:
-        validate_config("sftp", {"host": "sftp.example.com", "username": "u", "password": 12345678901,
-                                 "hostKeyFingerprint": "SHA256:nope"})
+        validate_config(
+            "sftp",
+            {
+                "host": "sftp.example.com",
+                "username": "u",
+                "password": 12345678901,
+                "hostKeyFingerprint": "SHA256:nope",
+            },
+        )
     text = info.value.message + repr(info.value.details)
     assert "12345678901" not in text
-    assert {d["field"] for d in info.value.details} == {"destinationConfig.password",
-                                                         "destinationConfig.hostKeyFingerprint"}
+    assert {d["field"] for d in info.value.details} == {
+        "destinationConfig.password",
+        "destinationConfig.hostKeyFingerprint",
+    }
 
 
 def test_config_must_be_an_object() -> None:
@@ -52,14 +61,32 @@ def test_config_must_be_an_object() -> None:
 
 
 def test_destination_paths_follow_the_design_table() -> None:
-    assert get_destination("s3", {"bucket": "sigma-exports", "path": "feeds/products/"}).destination_path(
-        "products-2026-03-08.csv.gz") == "s3://sigma-exports/feeds/products/products-2026-03-08.csv.gz"
-    sftp = get_destination("sftp", {"host": "files.example.com", "username": "u", "password": "p" * 8,
-                                    "path": "/incoming", "hostKeyFingerprint": "SHA256:" + "a" * 43})
+    assert (
+        get_destination("s3", {"bucket": "sigma-exports", "path": "feeds/products/"}).destination_path(
+            "products-2026-03-08.csv.gz"
+        )
+        == "s3://sigma-exports/feeds/products/products-2026-03-08.csv.gz"
+    )
+    sftp = get_destination(
+        "sftp",
+        {
+            "host": "files.example.com",
+            "username": "u",
+            "password": "p" * 8,
+            "path": "/incoming",
+            "hostKeyFingerprint": "SHA256:" + "a" * 43,
+        },
+    )
     assert sftp.destination_path("f.csv") == "sftp://files.example.com/incoming/f.csv"
-    azure = get_destination("azure-blob", {"container": "feeds", "path": "daily",
-                                           "accountUrl": "https://acct.blob.core.windows.net",
-                                           "sasToken": "sv=2024&sig=abc"})
+    azure = get_destination(
+        "azure-blob",
+        {
+            "container": "feeds",
+            "path": "daily",
+            "accountUrl": "https://acct.blob.core.windows.net",
+            "sasToken": "sv=2024&sig=abc",
+        },
+    )
     assert azure.destination_path("f.csv") == "https://acct.blob.core.windows.net/feeds/daily/f.csv"
     hook = get_destination("webhook", {"url": "https://user:pw@hooks.example.com/in?token=t"})
     assert hook.destination_path("f.csv") == "https://hooks.example.com/in"

@@ -23,12 +23,20 @@ MiB = 1024 * 1024
 
 
 def _config(endpoint: str, bucket: str, **extra: Any) -> dict[str, Any]:
-    return {"bucket": bucket, "path": "feeds/products/", "region": "eu-west-1", "endpointUrl": endpoint,
-            "accessKeyId": "AKIAEXPORTER", "secretAccessKey": SECRET, **extra}
+    return {
+        "bucket": bucket,
+        "path": "feeds/products/",
+        "region": "eu-west-1",
+        "endpointUrl": endpoint,
+        "accessKeyId": "AKIAEXPORTER",
+        "secretAccessKey": SECRET,
+        **extra,
+    }
 
 
-def test_small_file_lands_with_its_content_type_and_encoding(moto_endpoint: str, s3_bucket: Any,
-                                                             make_file: Callable[..., Delivery]) -> None:
+def test_small_file_lands_with_its_content_type_and_encoding(
+    moto_endpoint: str, s3_bucket: Any, make_file: Callable[..., Delivery]
+) -> None:
     bucket, reader = s3_bucket
     body = gzip.compress(b"sku,name\nA-1,Shirt\n")
     delivery = make_file(body, "products-2026-03-08.csv.gz", content_type="application/gzip")
@@ -43,8 +51,9 @@ def test_small_file_lands_with_its_content_type_and_encoding(moto_endpoint: str,
     assert "ContentEncoding" not in obj
 
 
-def test_large_file_goes_up_in_parts_and_appears_whole(moto_endpoint: str, s3_bucket: Any,
-                                                       make_file: Callable[..., Delivery]) -> None:
+def test_large_file_goes_up_in_parts_and_appears_whole(
+    moto_endpoint: str, s3_bucket: Any, make_file: Callable[..., Delivery]
+) -> None:
     bucket, reader = s3_bucket
     body = servers.random_bytes(6 * MiB + 123)
     delivery = make_file(body, "big.bin", content_type="application/octet-stream")
@@ -58,8 +67,9 @@ def test_large_file_goes_up_in_parts_and_appears_whole(moto_endpoint: str, s3_bu
     assert reader.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
-def test_redelivery_of_the_same_run_overwrites_the_same_key(moto_endpoint: str, s3_bucket: Any,
-                                                            make_file: Callable[..., Delivery]) -> None:
+def test_redelivery_of_the_same_run_overwrites_the_same_key(
+    moto_endpoint: str, s3_bucket: Any, make_file: Callable[..., Delivery]
+) -> None:
     bucket, reader = s3_bucket
     dest = S3Destination(_config(moto_endpoint, bucket, path=""))
     dest.deliver(make_file(b"first", "feed.csv"))
@@ -68,37 +78,49 @@ def test_redelivery_of_the_same_run_overwrites_the_same_key(moto_endpoint: str, 
     assert [o["Key"] for o in reader.list_objects_v2(Bucket=bucket)["Contents"]] == ["feed.csv"]
 
 
-def test_missing_bucket_says_which_bucket_to_check(moto_endpoint: str,
-                                                   make_file: Callable[..., Delivery]) -> None:
+def test_missing_bucket_says_which_bucket_to_check(
+    moto_endpoint: str, make_file: Callable[..., Delivery]
+) -> None:
     dest = S3Destination(_config(moto_endpoint, "no-such-bucket-here"))
     with pytest.raises(DeliveryError) as info:
         dest.deliver(make_file(b"x"))
-    assert info.value.message == ("S3 PutObject failed: The specified bucket does not exist (404). "
-                                  "Check that bucket 'no-such-bucket-here' exists in region 'eu-west-1'.")
+    assert info.value.message == (
+        "S3 PutObject failed: The specified bucket does not exist (404). "
+        "Check that bucket 'no-such-bucket-here' exists in region 'eu-west-1'."
+    )
     assert info.value.status_code == 502
 
 
-def test_access_denied_reads_like_the_seed(moto_endpoint: str, s3_bucket: Any,
-                                           make_file: Callable[..., Delivery]) -> None:
+def test_access_denied_reads_like_the_seed(
+    moto_endpoint: str, s3_bucket: Any, make_file: Callable[..., Delivery]
+) -> None:
     bucket, reader = s3_bucket
-    iam = boto3.client("iam", endpoint_url=moto_endpoint, region_name="us-east-1",
-                       aws_access_key_id="admin", aws_secret_access_key="admin")
+    iam = boto3.client(
+        "iam",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="admin",
+        aws_secret_access_key="admin",
+    )
     iam.create_user(UserName="no-permissions")
     key = iam.create_access_key(UserName="no-permissions")["AccessKey"]
-    dest = S3Destination(_config(moto_endpoint, bucket, accessKeyId=key["AccessKeyId"],
-                                 secretAccessKey=key["SecretAccessKey"]))
+    dest = S3Destination(
+        _config(moto_endpoint, bucket, accessKeyId=key["AccessKeyId"], secretAccessKey=key["SecretAccessKey"])
+    )
 
     with enable_iam_authentication(), pytest.raises(DeliveryError) as info:
         dest.deliver(make_file(b"x"))
 
-    assert info.value.message == (f"S3 PutObject failed: Access Denied (403). "
-                                  f"Check IAM permissions for bucket '{bucket}'.")
+    assert info.value.message == (
+        f"S3 PutObject failed: Access Denied (403). Check IAM permissions for bucket '{bucket}'."
+    )
     assert key["SecretAccessKey"] not in info.value.message
     assert "Contents" not in reader.list_objects_v2(Bucket=bucket)
 
 
-def test_unknown_access_key_points_at_the_credentials(moto_endpoint: str, s3_bucket: Any,
-                                                      make_file: Callable[..., Delivery]) -> None:
+def test_unknown_access_key_points_at_the_credentials(
+    moto_endpoint: str, s3_bucket: Any, make_file: Callable[..., Delivery]
+) -> None:
     bucket, _ = s3_bucket
     dest = S3Destination(_config(moto_endpoint, bucket))
     with enable_iam_authentication(), pytest.raises(DeliveryError) as info:
@@ -113,8 +135,10 @@ def test_unreachable_endpoint(closed_port: int, make_file: Callable[..., Deliver
     with pytest.raises(DeliveryError) as info:
         dest.deliver(make_file(b"x"))
     assert info.value.transient  # a run-level retry may succeed
-    assert info.value.message == (f"S3 PutObject failed: could not connect to http://127.0.0.1:{closed_port}"
-                                  ". Check endpointUrl/region and that the server can reach it.")
+    assert info.value.message == (
+        f"S3 PutObject failed: could not connect to http://127.0.0.1:{closed_port}"
+        ". Check endpointUrl/region and that the server can reach it."
+    )
 
 
 def test_endpoint_that_never_answers_times_out(black_hole: int, make_file: Callable[..., Delivery]) -> None:
@@ -129,21 +153,31 @@ def test_endpoint_that_never_answers_times_out(black_hole: int, make_file: Calla
 
 
 def test_server_error_mid_upload_aborts_the_multipart_upload(
-        moto_endpoint: str, s3_bucket: Any, fault_proxy: Callable[[int], servers.FaultProxy],
-        make_file: Callable[..., Delivery]) -> None:
+    moto_endpoint: str,
+    s3_bucket: Any,
+    fault_proxy: Callable[[int], servers.FaultProxy],
+    make_file: Callable[..., Delivery],
+) -> None:
     bucket, reader = s3_bucket
     proxy = fault_proxy(int(moto_endpoint.rsplit(":", 1)[1]))
-    s3_error = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
-                b"<Message>We encountered an internal error. Please try again.</Message></Error>")
-    proxy.rule = lambda method, path, _i: ((500, {"Content-Type": "application/xml"}, s3_error)
-                                           if method == "PUT" and "partNumber=2" in path else None)
+    s3_error = (
+        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
+        b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+    )
+    proxy.rule = lambda method, path, _i: (
+        (500, {"Content-Type": "application/xml"}, s3_error)
+        if method == "PUT" and "partNumber=2" in path
+        else None
+    )
     dest = S3Destination(_config(f"http://127.0.0.1:{proxy.port}", bucket))
 
     with pytest.raises(DeliveryError) as info:
         dest.deliver(make_file(servers.random_bytes(6 * MiB), "big.csv"))
 
-    assert info.value.message == ("S3 UploadPart failed: We encountered an internal error. Please try again "
-                                  "(500). The S3 service failed or throttled; the run can be retried.")
+    assert info.value.message == (
+        "S3 UploadPart failed: We encountered an internal error. Please try again "
+        "(500). The S3 service failed or throttled; the run can be retried."
+    )
     assert info.value.transient
     assert any("partNumber=1" in path for _m, path, _n in proxy.seen), "the first part did go up"
     assert reader.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == [], "multipart upload aborted"
@@ -157,8 +191,9 @@ def test_connection_test_checks_the_bucket(moto_endpoint: str, s3_bucket: Any) -
         S3Destination(_config(moto_endpoint, "missing-bucket-x")).test_connection()
 
 
-def test_secret_stays_out_of_errors_and_debug_logs(moto_endpoint: str, caplog: pytest.LogCaptureFixture,
-                                                   make_file: Callable[..., Delivery]) -> None:
+def test_secret_stays_out_of_errors_and_debug_logs(
+    moto_endpoint: str, caplog: pytest.LogCaptureFixture, make_file: Callable[..., Delivery]
+) -> None:
     install_log_redaction(caplog.handler)
     config = decrypt_config("s3", encrypt_config("s3", _config(moto_endpoint, "no-such-bucket-here")))
     with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as info:
@@ -171,10 +206,19 @@ def test_secret_stays_out_of_errors_and_debug_logs(moto_endpoint: str, caplog: p
 def test_config_validation() -> None:
     seed = {"bucket": "sigma-exports", "path": "feeds/products/", "region": "eu-west-1"}
     assert validate_config("s3", seed) == {
-        "bucket": "sigma-exports", "path": "feeds/products/", "region": "eu-west-1", "timeoutSeconds": 60}
-    for bad in ({"path": "x"}, {"bucket": "Bad_Bucket"}, {"bucket": "ok-bucket", "accessKeyId": "only-id"},
-                {"bucket": "ok-bucket", "path": "../up"}, {"bucket": "ok-bucket", "unknown": 1},
-                {"bucket": "ok-bucket", "endpointUrl": "ftp://x"}):
+        "bucket": "sigma-exports",
+        "path": "feeds/products/",
+        "region": "eu-west-1",
+        "timeoutSeconds": 60,
+    }
+    for bad in (
+        {"path": "x"},
+        {"bucket": "Bad_Bucket"},
+        {"bucket": "ok-bucket", "accessKeyId": "only-id"},
+        {"bucket": "ok-bucket", "path": "../up"},
+        {"bucket": "ok-bucket", "unknown": 1},
+        {"bucket": "ok-bucket", "endpointUrl": "ftp://x"},
+    ):
         with pytest.raises(DestinationConfigError) as info:
             validate_config("s3", bad)
         assert info.value.status_code == 422 and info.value.details

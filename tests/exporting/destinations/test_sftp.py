@@ -24,9 +24,15 @@ Make = Callable[..., Delivery]
 
 
 def _config(server: SftpServer, **extra: Any) -> dict[str, Any]:
-    return {"host": "127.0.0.1", "port": server.port, "username": server.username,
-            "password": server.password, "path": "outbound/feeds", "hostKeyFingerprint": server.fingerprint,
-            **extra}
+    return {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": server.username,
+        "password": server.password,
+        "path": "outbound/feeds",
+        "hostKeyFingerprint": server.fingerprint,
+        **extra,
+    }
 
 
 def _remote(server: SftpServer, op: str, path: str) -> Any:
@@ -34,8 +40,12 @@ def _remote(server: SftpServer, op: str, path: str) -> Any:
 
     async def run() -> Any:
         key = asyncssh.import_private_key(server.client_key, server.client_key_passphrase)
-        async with asyncssh.connect("127.0.0.1", server.port, username=server.username, client_keys=[key],
-                                    known_hosts=None) as conn, conn.start_sftp_client() as client:
+        async with (
+            asyncssh.connect(
+                "127.0.0.1", server.port, username=server.username, client_keys=[key], known_hosts=None
+            ) as conn,
+            conn.start_sftp_client() as client,
+        ):
             if op == "read":
                 async with client.open(path, "rb") as remote_file:
                     return await remote_file.read()
@@ -53,15 +63,17 @@ def test_password_login_delivers_through_a_part_file(sftp: SftpServer, make_file
 
     assert path == f"sftp://127.0.0.1:{sftp.port}/outbound/feeds/products-2026-03-08.csv"
     assert _remote(sftp, "read", "outbound/feeds/products-2026-03-08.csv") == body
-    assert sftp.state.opened_for_write == ["outbound/feeds/.products-2026-03-08.csv.6dc61abafd1f.part"], \
+    assert sftp.state.opened_for_write == ["outbound/feeds/.products-2026-03-08.csv.6dc61abafd1f.part"], (
         "the file was written under a temporary name, never under its final one"
+    )
     assert _remote(sftp, "list", "outbound/feeds") == [".", "..", "products-2026-03-08.csv"]
 
 
 def test_encrypted_private_key_and_a_large_file(sftp: SftpServer, make_file: Make) -> None:
     body = random_bytes(6 * MiB + 1)
-    config = _config(sftp, password=None, privateKey=sftp.client_key, passphrase=sftp.client_key_passphrase,
-                     path="keyed")
+    config = _config(
+        sftp, password=None, privateKey=sftp.client_key, passphrase=sftp.client_key_passphrase, path="keyed"
+    )
     SftpDestination({k: v for k, v in config.items() if v is not None}).deliver(make_file(body, "big.bin"))
     assert _remote(sftp, "read", "keyed/big.bin") == body
 
@@ -79,8 +91,10 @@ def test_changed_host_key_is_refused_before_login(sftp: SftpServer, make_file: M
     with pytest.raises(DeliveryError) as info:
         SftpDestination(_config(sftp, hostKeyFingerprint=other)).deliver(make_file(b"x"))
     message = info.value.message
-    assert message.startswith(f"SFTP host key verification failed for 127.0.0.1:{sftp.port}: the server "
-                              f"presented ssh-ed25519 {sftp.fingerprint}, but hostKeyFingerprint is {other}.")
+    assert message.startswith(
+        f"SFTP host key verification failed for 127.0.0.1:{sftp.port}: the server "
+        f"presented ssh-ed25519 {sftp.fingerprint}, but hostKeyFingerprint is {other}."
+    )
     assert sftp.state.opened_for_write == []
 
 
@@ -98,13 +112,18 @@ def test_unknown_host_key_needs_explicit_trust(sftp: SftpServer, make_file: Make
 def test_wrong_password(sftp: SftpServer, make_file: Make) -> None:
     with pytest.raises(DeliveryError) as info:
         SftpDestination(_config(sftp, password="wrong-password-123")).deliver(make_file(b"x"))
-    assert info.value.message == (f"SFTP authentication failed for user 'exporter' on 127.0.0.1:{sftp.port}. "
-                                  "Check username and password.")
+    assert info.value.message == (
+        f"SFTP authentication failed for user 'exporter' on 127.0.0.1:{sftp.port}. "
+        "Check username and password."
+    )
 
 
 def test_wrong_key_passphrase(sftp: SftpServer, make_file: Make) -> None:
-    config = {k: v for k, v in _config(sftp, privateKey=sftp.client_key, passphrase="not-it").items()
-              if k != "password"}
+    config = {
+        k: v
+        for k, v in _config(sftp, privateKey=sftp.client_key, passphrase="not-it").items()
+        if k != "password"
+    }
     with pytest.raises(DeliveryError, match="SFTP privateKey could not be read"):
         SftpDestination(config).deliver(make_file(b"x"))
 
@@ -112,12 +131,13 @@ def test_wrong_key_passphrase(sftp: SftpServer, make_file: Make) -> None:
 def test_unreachable_host(closed_port: int, sftp: SftpServer, make_file: Make) -> None:
     with pytest.raises(DeliveryError) as info:
         SftpDestination(_config(sftp, port=closed_port)).deliver(make_file(b"x"))
-    assert info.value.message == (f"SFTP connect failed: cannot reach 127.0.0.1:{closed_port} (Connection "
-                                  "refused). Check host and port, and that the server accepts connections.")
+    assert info.value.message == (
+        f"SFTP connect failed: cannot reach 127.0.0.1:{closed_port} (Connection "
+        "refused). Check host and port, and that the server accepts connections."
+    )
 
 
-def test_server_that_never_answers_times_out(black_hole: int, sftp: SftpServer,
-                                             make_file: Make) -> None:
+def test_server_that_never_answers_times_out(black_hole: int, sftp: SftpServer, make_file: Make) -> None:
     started = time.monotonic()
     with pytest.raises(DeliveryError) as info:
         SftpDestination(_config(sftp, port=black_hole, timeoutSeconds=0.5)).deliver(make_file(b"x"))
@@ -126,7 +146,8 @@ def test_server_that_never_answers_times_out(black_hole: int, sftp: SftpServer,
 
 
 def test_server_error_mid_transfer_removes_the_part_file_and_keeps_the_old_one(
-        sftp: SftpServer, make_file: Make) -> None:
+    sftp: SftpServer, make_file: Make
+) -> None:
     dest = SftpDestination(_config(sftp, path="failing"))
     dest.deliver(make_file(b"yesterday", "feed.csv"))
     sftp.state.fail_write_after = 1 * MiB
@@ -140,18 +161,21 @@ def test_server_error_mid_transfer_removes_the_part_file_and_keeps_the_old_one(
     assert _remote(sftp, "read", "failing/feed.csv") == b"yesterday"
 
 
-def test_secrets_stay_out_of_errors_and_debug_logs(sftp: SftpServer, caplog: pytest.LogCaptureFixture,
-                                                   make_file: Make) -> None:
+def test_secrets_stay_out_of_errors_and_debug_logs(
+    sftp: SftpServer, caplog: pytest.LogCaptureFixture, make_file: Make
+) -> None:
     install_log_redaction(caplog.handler)
     plain = _config(sftp, password="Wrong-But-Secret-Password-77")
     with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as info:
         get_destination("sftp", decrypt_config("sftp", encrypt_config("sftp", plain))).deliver(
-            make_file(b"x"))
+            make_file(b"x")
+        )
     keyed = {**_config(sftp, privateKey=sftp.client_key, passphrase="Wrong-Passphrase-77"), "password": None}
     keyed = {k: v for k, v in keyed.items() if v is not None}
     with caplog.at_level(logging.DEBUG), pytest.raises(DeliveryError) as info2:
         get_destination("sftp", decrypt_config("sftp", encrypt_config("sftp", keyed))).deliver(
-            make_file(b"x"))
+            make_file(b"x")
+        )
     assert "paramiko" in caplog.text, "paramiko's debug log was captured"
     for secret in ("Wrong-But-Secret-Password-77", "Wrong-Passphrase-77", sftp.client_key.splitlines()[1]):
         assert secret not in caplog.text

@@ -36,16 +36,22 @@ def _fast(dest: WebhookDestination) -> WebhookDestination:
 def _verify(received: Any, secret: str | bytes = SECRET) -> None:
     """The receiver's check: the standardwebhooks package verifies id, timestamp and signature."""
     headers = {k.lower(): v for k, v in received.headers.items()}
-    Webhook(secret).verify(received.body, {name: headers[name] for name in
-                                           ("webhook-id", "webhook-timestamp", "webhook-signature")})
+    Webhook(secret).verify(
+        received.body,
+        {name: headers[name] for name in ("webhook-id", "webhook-timestamp", "webhook-signature")},
+    )
 
 
 @pytest.mark.usefixtures("allow_private")
 def test_posts_the_file_signed_per_standard_webhooks(receiver: Receiver, make_file: Make) -> None:
-    config = {"url": receiver.url("/hooks/products?source=skuport"), "secret": SECRET,
-              "headers": {"X-Feed": "products"}}
-    delivery = make_file(JSON_BODY, "products.json", content_type="application/json",
-                         delivery_id="run-20260308-020000")
+    config = {
+        "url": receiver.url("/hooks/products?source=skuport"),
+        "secret": SECRET,
+        "headers": {"X-Feed": "products"},
+    }
+    delivery = make_file(
+        JSON_BODY, "products.json", content_type="application/json", delivery_id="run-20260308-020000"
+    )
 
     path = get_destination("webhook", config).deliver(delivery)
 
@@ -73,7 +79,8 @@ def test_put_with_a_raw_secret(receiver: Receiver, make_file: Make) -> None:
 def test_gzip_file_is_sent_as_gzip_without_content_encoding(receiver: Receiver, make_file: Make) -> None:
     body = gzip.compress(b"sku,name\n" + b"A-1,Shirt\n" * 1000)
     WebhookDestination({"url": receiver.url(), "secret": SECRET}).deliver(
-        make_file(body, "products.csv.gz", content_type="application/gzip", delivery_id="run-gz"))
+        make_file(body, "products.csv.gz", content_type="application/gzip", delivery_id="run-gz")
+    )
     (got,) = receiver.requests
     assert got.body == body
     assert "Content-Encoding" not in got.headers
@@ -129,12 +136,14 @@ def test_client_errors_are_not_retried(receiver: Receiver, make_file: Make) -> N
     receiver.script = [("respond", 400, {}, b"bad payload: missing column sku")]
     with pytest.raises(DeliveryError) as info:
         _fast(WebhookDestination({"url": receiver.url("/hook?token=abc"), "maxAttempts": 5})).deliver(
-            make_file(b"a"))
+            make_file(b"a")
+        )
     assert len(receiver.requests) == 1
     assert info.value.message == (
         f"Webhook POST to {receiver.url('/hook')} was refused: 400 Bad Request (receiver said: "
         "'bad payload: missing column sku'). Not retried; check the url, method, headers and signing secret "
-        "the receiver expects.")
+        "the receiver expects."
+    )
 
 
 @pytest.mark.usefixtures("allow_private")
@@ -158,7 +167,8 @@ def test_connection_cut_mid_body_is_retried(receiver: Receiver, make_file: Make)
     assert whole.body == body
     key = base64.b64decode(SECRET.removeprefix("whsec_"))
     assert whole.headers["webhook-signature"] == standard_webhooks_signature(
-        key, "run-cut", whole.headers["webhook-timestamp"], body)
+        key, "run-cut", whole.headers["webhook-timestamp"], body
+    )
 
 
 @pytest.mark.usefixtures("allow_private")
@@ -166,10 +176,12 @@ def test_unreachable_receiver_fails_after_all_attempts(closed_port: int, make_fi
     url = f"http://127.0.0.1:{closed_port}/hook"
     with pytest.raises(DeliveryError) as info:
         _fast(WebhookDestination({"url": url, "maxAttempts": 2})).deliver(make_file(b"a"))
-    assert info.value.message.startswith(f"Webhook POST to {url} failed after 2 attempts: connection failed "
-                                         "(ConnectError")
-    assert info.value.message.endswith("Check that the receiver is up and accepts the file; the run can be "
-                                       "retried.")
+    assert info.value.message.startswith(
+        f"Webhook POST to {url} failed after 2 attempts: connection failed (ConnectError"
+    )
+    assert info.value.message.endswith(
+        "Check that the receiver is up and accepts the file; the run can be retried."
+    )
 
 
 @pytest.mark.usefixtures("allow_private")
@@ -178,13 +190,15 @@ def test_slow_receiver_times_out(receiver: Receiver, make_file: Make) -> None:
     started = time.monotonic()
     with pytest.raises(DeliveryError, match=r"failed after 1 attempt: no answer within 0.3 s \(timeout\)"):
         WebhookDestination({"url": receiver.url(), "timeoutSeconds": 0.3, "maxAttempts": 1}).deliver(
-            make_file(b"a"))
+            make_file(b"a")
+        )
     # Gave up on its own 0.3 s timeout, well before the receiver would have answered (3 s).
     assert time.monotonic() - started < 2.5
 
 
-def test_loopback_receiver_is_refused_by_default(receiver: Receiver, make_file: Make,
-                                                 settings_env: Callable[..., None]) -> None:
+def test_loopback_receiver_is_refused_by_default(
+    receiver: Receiver, make_file: Make, settings_env: Callable[..., None]
+) -> None:
     destination = WebhookDestination({"url": receiver.url()})  # made while the operator allowed it
     settings_env(allow_private_networks="false", webhook_allow_private="false", webhook_allow_list="")
     with pytest.raises(DestinationConfigError, match="refused by the network policy"):
@@ -196,12 +210,25 @@ def test_loopback_receiver_is_refused_by_default(receiver: Receiver, make_file: 
     assert receiver.requests == [], "nothing was sent"
 
 
-@pytest.mark.parametrize("url", ["http://localhost:9/hook", "http://169.254.169.254/latest/meta-data/",
-                                 "http://10.0.0.8/hook", "http://[::1]:9/hook", "http://[::ffff:127.0.0.1]:9/",
-                                 "http://192.168.1.20/", "http://100.100.100.200/", "http://0.0.0.0:9/",
-                                 "http://0x7f000001:9/", "http://2130706433:9/", "http://0177.0.0.1:9/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:9/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/hook",
+        "http://[::1]:9/hook",
+        "http://[::ffff:127.0.0.1]:9/",
+        "http://192.168.1.20/",
+        "http://100.100.100.200/",
+        "http://0.0.0.0:9/",
+        "http://0x7f000001:9/",
+        "http://2130706433:9/",
+        "http://0177.0.0.1:9/",
+    ],
+)
 def test_internal_addresses_are_refused_on_the_resolved_address(
-        url: str, make_file: Make, settings_env: Callable[..., None]) -> None:
+    url: str, make_file: Make, settings_env: Callable[..., None]
+) -> None:
     settings_env(allow_private_networks="false", webhook_allow_private="false", webhook_allow_list="")
     with pytest.raises(DestinationConfigError, match="refused by the network policy"):
         validate_config("webhook", {"url": url, "maxAttempts": 1})  # create and PUT
@@ -209,10 +236,14 @@ def test_internal_addresses_are_refused_on_the_resolved_address(
         WebhookDestination({"url": url, "maxAttempts": 1}).deliver(make_file(b"a"))
 
 
-def test_allow_list_admits_a_network_or_a_host(receiver: Receiver, make_file: Make,
-                                               settings_env: Callable[..., None]) -> None:
-    settings_env(allow_private_networks="false", webhook_allow_private="false",
-                 webhook_allow_list="hooks.internal, 127.0.0.0/8")
+def test_allow_list_admits_a_network_or_a_host(
+    receiver: Receiver, make_file: Make, settings_env: Callable[..., None]
+) -> None:
+    settings_env(
+        allow_private_networks="false",
+        webhook_allow_private="false",
+        webhook_allow_list="hooks.internal, 127.0.0.0/8",
+    )
     WebhookDestination({"url": receiver.url()}).deliver(make_file(b"by network"))
     settings_env(webhook_allow_list="localhost")
     WebhookDestination({"url": f"http://localhost:{receiver.port}/hook"}).deliver(make_file(b"by host"))
@@ -222,12 +253,13 @@ def test_allow_list_admits_a_network_or_a_host(receiver: Receiver, make_file: Ma
         WebhookDestination({"url": receiver.url()}).deliver(make_file(b"a"))
 
 
-def test_connection_goes_to_the_checked_address(receiver: Receiver, make_file: Make,
-                                                settings_env: Callable[..., None],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_goes_to_the_checked_address(
+    receiver: Receiver, make_file: Make, settings_env: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """DNS rebinding: the name is resolved once, checked, and the connection is pinned to that address."""
-    settings_env(allow_private_networks="false", webhook_allow_private="false",
-                 webhook_allow_list="127.0.0.1/32")
+    settings_env(
+        allow_private_networks="false", webhook_allow_private="false", webhook_allow_list="127.0.0.1/32"
+    )
     lookups: list[str] = []
     real = socket.getaddrinfo
 
@@ -240,7 +272,9 @@ def test_connection_goes_to_the_checked_address(receiver: Receiver, make_file: M
         raise socket.gaierror(socket.EAI_NONAME, "a second lookup would have been answered by an attacker")
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
-    WebhookDestination({"url": f"http://feeds.rebind.test:{receiver.port}/hook"}).deliver(make_file(b"pinned"))
+    WebhookDestination({"url": f"http://feeds.rebind.test:{receiver.port}/hook"}).deliver(
+        make_file(b"pinned")
+    )
 
     assert lookups == ["feeds.rebind.test"], "resolved exactly once, by the check; the connection reused it"
     (got,) = receiver.requests
@@ -248,11 +282,13 @@ def test_connection_goes_to_the_checked_address(receiver: Receiver, make_file: M
 
 
 @pytest.mark.usefixtures("allow_private")
-def test_secrets_stay_out_of_errors_and_logs(receiver: Receiver, caplog: pytest.LogCaptureFixture,
-                                             make_file: Make) -> None:
+def test_secrets_stay_out_of_errors_and_logs(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture, make_file: Make
+) -> None:
     token = "Bearer sk-live-verysecrettoken-123456"
     receiver.script = [("respond", 401, {}, f"invalid Authorization: {token}".encode())] + [
-        ("respond", 500, {}, f"echo {SECRET}".encode())] * 2
+        ("respond", 500, {}, f"echo {SECRET}".encode())
+    ] * 2
     install_log_redaction(caplog.handler)
     plain = {"url": receiver.url(), "secret": SECRET, "headers": {"Authorization": token}, "maxAttempts": 2}
     config = decrypt_config("webhook", encrypt_config("webhook", plain))
@@ -270,14 +306,23 @@ def test_secrets_stay_out_of_errors_and_logs(receiver: Receiver, caplog: pytest.
 
 def test_config_validation() -> None:
     assert validate_config("webhook", {"url": "https://hooks.example.com/x"}) == {
-        "url": "https://hooks.example.com/x", "method": "POST", "headers": {}, "timeoutSeconds": 30,
-        "maxAttempts": 5}
-    for bad in ({"url": "ftp://x/y"}, {"url": "https://"}, {"url": "https://x", "method": "GET"},
-                {"url": "https://x", "headers": {"Content-Type": "x"}},
-                {"url": "https://x", "headers": {"X-A": "a\r\nInjected: 1"}},
-                {"url": "https://x", "headers": {"bad name": "v"}},
-                {"url": "https://x", "secret": "whsec_***not-base64***"},
-                {"url": "https://x", "maxAttempts": 0}, {"url": "https://x", "timeoutSeconds": 0}):
+        "url": "https://hooks.example.com/x",
+        "method": "POST",
+        "headers": {},
+        "timeoutSeconds": 30,
+        "maxAttempts": 5,
+    }
+    for bad in (
+        {"url": "ftp://x/y"},
+        {"url": "https://"},
+        {"url": "https://x", "method": "GET"},
+        {"url": "https://x", "headers": {"Content-Type": "x"}},
+        {"url": "https://x", "headers": {"X-A": "a\r\nInjected: 1"}},
+        {"url": "https://x", "headers": {"bad name": "v"}},
+        {"url": "https://x", "secret": "whsec_***not-base64***"},
+        {"url": "https://x", "maxAttempts": 0},
+        {"url": "https://x", "timeoutSeconds": 0},
+    ):
         with pytest.raises(DestinationConfigError):
             validate_config("webhook", bad)
 
@@ -289,8 +334,9 @@ def test_retry_after_parsing() -> None:
     assert 25 <= (webhook_module._retry_after(soon) or 0) <= 31
 
 
-def test_connection_test_applies_the_address_policy(receiver: Receiver, closed_port: int,
-                                                    settings_env: Callable[..., None]) -> None:
+def test_connection_test_applies_the_address_policy(
+    receiver: Receiver, closed_port: int, settings_env: Callable[..., None]
+) -> None:
     settings_env(allow_private_networks="false", webhook_allow_private="false", webhook_allow_list="")
     with pytest.raises(DeliveryError, match="Webhook connection test failed: refused by the network policy"):
         WebhookDestination({"url": receiver.url()}).test_connection()

@@ -143,14 +143,20 @@ class AzureBlobDestination:
     def _service(self) -> BlobServiceClient:
         cfg = self.config
         options: dict[str, Any] = {
-            "transport": RequestsTransport(session=_pinned_session(), session_owner=True,
-                                           connection_timeout=min(cfg.timeout_seconds, 15),
-                                           read_timeout=cfg.timeout_seconds),
+            "transport": RequestsTransport(
+                session=_pinned_session(),
+                session_owner=True,
+                connection_timeout=min(cfg.timeout_seconds, 15),
+                read_timeout=cfg.timeout_seconds,
+            ),
             "connection_timeout": min(cfg.timeout_seconds, 15),
             "read_timeout": cfg.timeout_seconds,
-            "retry_policy": ExponentialRetry(initial_backoff=self.retry_initial_backoff,  # type: ignore[arg-type]
-                                             increment_base=3, retry_total=self.retry_total,
-                                             random_jitter_range=1),
+            "retry_policy": ExponentialRetry(
+                initial_backoff=self.retry_initial_backoff,  # type: ignore[arg-type]
+                increment_base=3,
+                retry_total=self.retry_total,
+                random_jitter_range=1,
+            ),
         }
         try:
             if cfg.connection_string:
@@ -207,8 +213,7 @@ class AzureBlobDestination:
                     blocks.append(BlobBlock(block_id=block_id))
             settings = ContentSettings(content_type=delivery.content_type)
             delivery.before_visible()
-            self._call("Put Block List",
-                       lambda: blob.commit_block_list(blocks, content_settings=settings))
+            self._call("Put Block List", lambda: blob.commit_block_list(blocks, content_settings=settings))
         except BaseException:
             if not existed:
                 # A blob that was never committed holds only our blocks: deleting it discards them.
@@ -244,8 +249,10 @@ class AzureBlobDestination:
                 reason = str(exc.reason or code or "no answer")  # a HEAD answer has no body to read
             reason = reason.split(" Make sure the value of")[0].rstrip(".")
             if status == 403 or code in ("AuthenticationFailed", "AuthorizationFailure"):
-                hint = (f"Check the account key, SAS token or connection string for container '{container}' "
-                        "(a SAS needs write permission and must not have expired).")
+                hint = (
+                    f"Check the account key, SAS token or connection string for container '{container}' "
+                    "(a SAS needs write permission and must not have expired)."
+                )
             elif code == "ContainerNotFound" or status == 404:
                 hint = f"Check that container '{container}' exists in {endpoint}."
             elif status is not None and status >= 500:
@@ -255,18 +262,23 @@ class AzureBlobDestination:
             text = f"Azure Blob {operation} failed: {reason} ({status}{', ' + code if code else ''}). {hint}"
             transient = status is not None and (status >= 500 or status in (408, 429))
         elif isinstance(exc, ServiceResponseError) and "timed out" in str(exc).lower():
-            text = (f"Azure Blob {operation} failed: timed out after {cfg.timeout_seconds:g} s waiting for "
-                    f"{endpoint}. Check network access to the storage account, or raise timeoutSeconds.")
+            text = (
+                f"Azure Blob {operation} failed: timed out after {cfg.timeout_seconds:g} s waiting for "
+                f"{endpoint}. Check network access to the storage account, or raise timeoutSeconds."
+            )
             transient = True
         elif isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-            text = (f"Azure Blob {operation} failed: could not connect to {endpoint}. "
-                    "Check the account URL / BlobEndpoint and that the server can reach it.")
+            text = (
+                f"Azure Blob {operation} failed: could not connect to {endpoint}. "
+                "Check the account URL / BlobEndpoint and that the server can reach it."
+            )
             transient = True
         else:
             text = f"Azure Blob {operation} failed: {type(exc).__name__}: {exc}."
             transient = False
-        return DeliveryError(redact(text, [cfg.connection_string, cfg.sas_token, cfg.account_key]),
-                             transient=transient)
+        return DeliveryError(
+            redact(text, [cfg.connection_string, cfg.sas_token, cfg.account_key]), transient=transient
+        )
 
     def _endpoint(self) -> str:
         try:

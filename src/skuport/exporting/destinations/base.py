@@ -113,30 +113,42 @@ class Destination(Protocol):
 class DestinationConfig(BaseModel):
     """Base of the per-destination config models: camelCase keys, unknown keys refused."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
-                              str_strip_whitespace=True, hide_input_in_errors=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+        hide_input_in_errors=True,
+    )
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_config(model: type[M], config: Mapping[str, Any] | None, *, type_: str,
-                 check_network: bool = False) -> M:
+def parse_config(
+    model: type[M], config: Mapping[str, Any] | None, *, type_: str, check_network: bool = False
+) -> M:
     """Validate ``config`` against ``model``; a DestinationConfigError (422) lists what is wrong.
 
     ``check_network``: also pass configured addresses through the network guard (create and PUT; a
     delivery checks again right before it connects, pinned to what it checked).
     """
     if config is not None and not isinstance(config, Mapping):
-        raise DestinationConfigError(f"destinationConfig for '{type_}' must be an object.",
-                                     details=[{"field": "destinationConfig", "message": "must be an object",
-                                               "type": "dict_type"}])
+        raise DestinationConfigError(
+            f"destinationConfig for '{type_}' must be an object.",
+            details=[{"field": "destinationConfig", "message": "must be an object", "type": "dict_type"}],
+        )
     try:
         return model.model_validate(dict(config or {}), context={"check_network": check_network})
     except ValidationError as exc:
-        details = [{"field": ".".join(["destinationConfig", *(str(p) for p in err["loc"])]),
-                    "message": err["msg"].removeprefix("Value error, "), "type": err["type"]}
-                   for err in exc.errors(include_input=False)]
+        details = [
+            {
+                "field": ".".join(["destinationConfig", *(str(p) for p in err["loc"])]),
+                "message": err["msg"].removeprefix("Value error, "),
+                "type": err["type"],
+            }
+            for err in exc.errors(include_input=False)
+        ]
         first = details[0]
         raise DestinationConfigError(
             f"Invalid {type_} destinationConfig: {first['field']}: {first['message']}", details=details

@@ -51,10 +51,14 @@ def validate_filename_template(template: str) -> str:
             raise _refuse(template, f"placeholder {{{name}}} takes no format or conversion")
     for part in template.split("/"):
         longest = len(part.encode()) + sum(
-            (_EXPANDS_TO[name] - len(name) - 2) * part.count("{" + name + "}") for name in PLACEHOLDERS)
+            (_EXPANDS_TO[name] - len(name) - 2) * part.count("{" + name + "}") for name in PLACEHOLDERS
+        )
         if longest > MAX_NAME_BYTES:
-            raise _refuse(template, f"the part '{part[:40]}' can grow to {longest} bytes once its "
-                          f"placeholders are filled in; each part must stay within {MAX_NAME_BYTES}")
+            raise _refuse(
+                template,
+                f"the part '{part[:40]}' can grow to {longest} bytes once its "
+                f"placeholders are filled in; each part must stay within {MAX_NAME_BYTES}",
+            )
     return template
 
 
@@ -70,8 +74,9 @@ def render_filename(template: str, *, scheduled_for: dt.datetime, tz: str, job_i
         ) from None
     when = scheduled_for if scheduled_for.tzinfo else scheduled_for.replace(tzinfo=dt.UTC)
     local = when.astimezone(zone)
-    name = template.format(date=local.strftime("%Y-%m-%d"), datetime=local.strftime("%Y%m%dT%H%M%S"),
-                           jobId=job_id, runId=run_id)
+    name = template.format(
+        date=local.strftime("%Y-%m-%d"), datetime=local.strftime("%Y%m%dT%H%M%S"), jobId=job_id, runId=run_id
+    )
     # The values come from our own ids, but a file name is checked where it is used, not where it came from.
     try:
         check_relative_path(name, what="the file name", allow_empty=False)

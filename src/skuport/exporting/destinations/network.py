@@ -27,9 +27,11 @@ from skuport.exporting.destinations.base import DeliveryError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 POLICY = "refused by the network policy"
-HINT = ("internal addresses (loopback, private, link-local, metadata) are refused; an operator can allow "
-        "them with SKUPORT_ALLOW_PRIVATE_NETWORKS=true or by listing the host or its network in "
-        "SKUPORT_NETWORK_ALLOW_LIST")
+HINT = (
+    "internal addresses (loopback, private, link-local, metadata) are refused; an operator can allow "
+    "them with SKUPORT_ALLOW_PRIVATE_NETWORKS=true or by listing the host or its network in "
+    "SKUPORT_NETWORK_ALLOW_LIST"
+)
 
 
 class NetworkRefused(DeliveryError):
@@ -117,8 +119,10 @@ def resolve_checked(host: str, port: int, *, what: str) -> str:
         addresses = _addresses(host, port)
     except (socket.gaierror, UnicodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise DeliveryError(f"{what}: could not resolve {host} ({reason}). Check the host name; the run "
-                            "can be retried.", transient=True) from None
+        raise DeliveryError(
+            f"{what}: could not resolve {host} ({reason}). Check the host name; the run can be retried.",
+            transient=True,
+        ) from None
     if _refused(host, addresses):
         raise NetworkRefused(f"{what}: {host} is {POLICY} ({HINT}).")
     return addresses[0]

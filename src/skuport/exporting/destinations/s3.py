@@ -37,8 +37,18 @@ log = logging.getLogger(__name__)
 
 PART_SIZE = 5 * 1024 * 1024
 """Multipart threshold and part size (S3 refuses parts under 5 MiB except the last)."""
-_THROTTLED = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
-                        "ServiceUnavailable", "InternalError", "503", "500"})
+_THROTTLED = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "ServiceUnavailable",
+        "InternalError",
+        "503",
+        "500",
+    }
+)
 
 
 class S3Config(DestinationConfig):
@@ -68,7 +78,8 @@ class S3Config(DestinationConfig):
     def _credentials_in_pairs(self) -> S3Config:
         if bool(self.access_key_id) != bool(self.secret_access_key):
             raise ValueError(
-                "set both accessKeyId and secretAccessKey, or neither (standard credential chain)")
+                "set both accessKeyId and secretAccessKey, or neither (standard credential chain)"
+            )
         return self
 
 
@@ -80,8 +91,10 @@ def _pin(client: Any) -> None:
     ``pool_classes_by_scheme``; both are replaced before the first request.
     """
     http = client._endpoint.http_session
-    classes = {"http": network.pinned_pool(AWSHTTPConnectionPool, what="S3"),
-               "https": network.pinned_pool(AWSHTTPSConnectionPool, what="S3")}
+    classes = {
+        "http": network.pinned_pool(AWSHTTPConnectionPool, what="S3"),
+        "https": network.pinned_pool(AWSHTTPSConnectionPool, what="S3"),
+    }
     http._pool_classes_by_scheme = classes
     http._manager.pool_classes_by_scheme = classes
 
@@ -178,8 +191,9 @@ class S3Destination:
                     parts = self._upload_parts(client, key, upload_id, delivery, size)
                     delivery.before_visible()
                     operation = "CompleteMultipartUpload"
-                    client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                                     MultipartUpload={"Parts": parts})
+                    client.complete_multipart_upload(
+                        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                    )
                 except BaseException:
                     with contextlib.suppress(Exception):
                         client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
@@ -192,8 +206,9 @@ class S3Destination:
         log.info("delivered %s to %s", delivery.filename, path)
         return path
 
-    def _upload_parts(self, client: Any, key: str, upload_id: str, delivery: Delivery,
-                      size: int) -> list[dict[str, Any]]:
+    def _upload_parts(
+        self, client: Any, key: str, upload_id: str, delivery: Delivery, size: int
+    ) -> list[dict[str, Any]]:
         # S3 allows 10,000 parts: grow the part for very large files.
         part_size = max(self.part_size, -(-size // 9_000))
         parts: list[dict[str, Any]] = []
@@ -201,8 +216,9 @@ class S3Destination:
             while chunk := src.read(part_size):
                 delivery.between_chunks()
                 number = len(parts) + 1
-                answer = client.upload_part(Bucket=self.config.bucket, Key=key, UploadId=upload_id,
-                                            PartNumber=number, Body=chunk)
+                answer = client.upload_part(
+                    Bucket=self.config.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+                )
                 parts.append({"ETag": answer["ETag"], "PartNumber": number})
         return parts
 
@@ -212,10 +228,14 @@ class S3Destination:
             answer = client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=key)
             for upload in answer.get("Uploads", []):
                 if upload.get("Key") == key:
-                    client.abort_multipart_upload(Bucket=self.config.bucket, Key=key,
-                                                  UploadId=upload["UploadId"])
-                    log.info("aborted an incomplete upload of s3://%s/%s left by an earlier attempt",
-                             self.config.bucket, key)
+                    client.abort_multipart_upload(
+                        Bucket=self.config.bucket, Key=key, UploadId=upload["UploadId"]
+                    )
+                    log.info(
+                        "aborted an incomplete upload of s3://%s/%s left by an earlier attempt",
+                        self.config.bucket,
+                        key,
+                    )
         except Exception:  # best effort: a bucket policy may forbid listing uploads
             log.debug("could not list or abort multipart uploads of s3://%s/%s", self.config.bucket, key)
 
@@ -239,12 +259,16 @@ class S3Destination:
             elif code in ("AccessDenied", "AllAccessDisabled", "403") or status == 403:
                 hint = f"Check IAM permissions for bucket '{bucket}'."
             elif code in ("NoSuchBucket", "404") or status == 404:
-                hint = f"Check that bucket '{bucket}' exists" + (f" in region '{cfg.region}'." if cfg.region
-                                                                 else ".")
+                hint = f"Check that bucket '{bucket}' exists" + (
+                    f" in region '{cfg.region}'." if cfg.region else "."
+                )
             elif code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "301", "400") and status in (
-                    301, 400):
-                hint = f"Check the region of bucket '{bucket}'" + (f" (configured: '{cfg.region}')." if
-                                                                    cfg.region else ".")
+                301,
+                400,
+            ):
+                hint = f"Check the region of bucket '{bucket}'" + (
+                    f" (configured: '{cfg.region}')." if cfg.region else "."
+                )
             elif (status and status >= 500) or code in _THROTTLED:
                 hint = "The S3 service failed or throttled; the run can be retried."
                 transient = True
@@ -252,25 +276,34 @@ class S3Destination:
                 hint = f"Check the destination settings for bucket '{bucket}'."
             text = f"S3 {operation} failed: {message} ({status or code}). {hint}"
         elif isinstance(exc, NoCredentialsError):
-            text = (f"S3 {operation} failed: no AWS credentials found. Set accessKeyId and secretAccessKey, "
-                    "or configure the standard AWS credential chain on the skuport server.")
+            text = (
+                f"S3 {operation} failed: no AWS credentials found. Set accessKeyId and secretAccessKey, "
+                "or configure the standard AWS credential chain on the skuport server."
+            )
         elif isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-            text = (f"S3 {operation} failed: timed out after {cfg.timeout_seconds:g} s talking to "
-                    f"{self._endpoint()}. Check network access to the endpoint, or raise timeoutSeconds.")
+            text = (
+                f"S3 {operation} failed: timed out after {cfg.timeout_seconds:g} s talking to "
+                f"{self._endpoint()}. Check network access to the endpoint, or raise timeoutSeconds."
+            )
             transient = True
         elif isinstance(exc, EndpointConnectionError):
-            text = (f"S3 {operation} failed: could not connect to {self._endpoint()}. "
-                    "Check endpointUrl/region and that the server can reach it.")
+            text = (
+                f"S3 {operation} failed: could not connect to {self._endpoint()}. "
+                "Check endpointUrl/region and that the server can reach it."
+            )
             transient = True
         elif isinstance(exc, HTTPClientError):
-            text = (f"S3 {operation} failed: the connection to {self._endpoint()} broke ({exc}). "
-                    "The run can be retried.")
+            text = (
+                f"S3 {operation} failed: the connection to {self._endpoint()} broke ({exc}). "
+                "The run can be retried."
+            )
             transient = True
         elif isinstance(exc, BotoCoreError):
             text = f"S3 {operation} failed: {exc}. Check the destination settings for bucket '{bucket}'."
         elif isinstance(exc, OSError):
-            text = (f"S3 {operation} failed: {exc.strerror or exc}. "
-                    f"Check network access to {self._endpoint()}.")
+            text = (
+                f"S3 {operation} failed: {exc.strerror or exc}. Check network access to {self._endpoint()}."
+            )
             transient = True
         else:
             text = f"S3 {operation} failed: {type(exc).__name__}: {exc}."

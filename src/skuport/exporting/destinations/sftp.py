@@ -71,8 +71,11 @@ class SftpConfig(DestinationConfig):
         return self
 
 
-_KEY_CLASSES: dict[str, type[Any]] = {"rsa": paramiko.RSAKey, "ecdsa": paramiko.ECDSAKey,
-                                      "ed25519": paramiko.Ed25519Key}
+_KEY_CLASSES: dict[str, type[Any]] = {
+    "rsa": paramiko.RSAKey,
+    "ecdsa": paramiko.ECDSAKey,
+    "ed25519": paramiko.Ed25519Key,
+}
 
 
 def _key_class(text: str) -> type[Any] | None:
@@ -90,10 +93,10 @@ def _key_class(text: str) -> type[Any] | None:
             return None
         offset = len(b"openssh-key-v1\0")
         for _ in range(3):  # cipher name, KDF name, KDF options
-            offset += 4 + int.from_bytes(blob[offset:offset + 4], "big")
+            offset += 4 + int.from_bytes(blob[offset : offset + 4], "big")
         offset += 4 + 4  # number of keys, then the length of the first public key
-        type_length = int.from_bytes(blob[offset:offset + 4], "big")
-        key_type = blob[offset + 4:offset + 4 + type_length].decode()
+        type_length = int.from_bytes(blob[offset : offset + 4], "big")
+        key_type = blob[offset + 4 : offset + 4 + type_length].decode()
     except (ValueError, UnicodeDecodeError, binascii.Error):
         return None
     if key_type == "ssh-ed25519":
@@ -134,7 +137,11 @@ class SftpDestination:
         cfg = self.config
         netloc = cfg.host if cfg.port == 22 else f"{cfg.host}:{cfg.port}"
         remote = self._remote(filename)
-        return f"sftp://{netloc}/{remote.lstrip('/')}" if not remote.startswith("/") else f"sftp://{netloc}{remote}"
+        return (
+            f"sftp://{netloc}/{remote.lstrip('/')}"
+            if not remote.startswith("/")
+            else f"sftp://{netloc}{remote}"
+        )
 
     def test_connection(self) -> None:
         """Connect, verify the host key, log in and check the folder."""
@@ -202,9 +209,11 @@ class SftpDestination:
                 hint = "The server refused or failed the operation; check its free space and logs."
             raise self._fail(f"SFTP {operation} failed: {reason} ({remote}). {hint}") from None
         except (paramiko.SSHException, EOFError) as exc:
-            raise self._fail(f"SFTP {operation} failed: the connection broke ({exc or type(exc).__name__}). "
-                             "The run can be retried; check the server's logs if it repeats.",
-                             transient=True) from None
+            raise self._fail(
+                f"SFTP {operation} failed: the connection broke ({exc or type(exc).__name__}). "
+                "The run can be retried; check the server's logs if it repeats.",
+                transient=True,
+            ) from None
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[paramiko.SFTPClient]:
@@ -216,13 +225,17 @@ class SftpDestination:
             # Connect to the address the guard checked, whatever DNS says by now.
             sock = socket.create_connection((address, cfg.port), timeout=cfg.timeout_seconds)
         except TimeoutError:
-            raise self._fail(f"SFTP connect failed: {where} did not answer within {cfg.timeout_seconds:g} s. "
-                             "Check host, port and firewalls, or raise timeoutSeconds.",
-                             transient=True) from None
+            raise self._fail(
+                f"SFTP connect failed: {where} did not answer within {cfg.timeout_seconds:g} s. "
+                "Check host, port and firewalls, or raise timeoutSeconds.",
+                transient=True,
+            ) from None
         except OSError as exc:
-            raise self._fail(f"SFTP connect failed: cannot reach {where} ({exc.strerror or exc}). "
-                             "Check host and port, and that the server accepts connections.",
-                             transient=True) from None
+            raise self._fail(
+                f"SFTP connect failed: cannot reach {where} ({exc.strerror or exc}). "
+                "Check host and port, and that the server accepts connections.",
+                transient=True,
+            ) from None
         transport = paramiko.Transport(sock)
         transport.banner_timeout = cfg.timeout_seconds
         transport.handshake_timeout = cfg.timeout_seconds
@@ -231,22 +244,32 @@ class SftpDestination:
                 transport.start_client(timeout=cfg.timeout_seconds)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 timed_out = isinstance(exc, TimeoutError) or any(
-                    word in str(exc).lower() for word in ("timeout", "timed out", "banner"))
-                reason = (f"no SSH answer within {cfg.timeout_seconds:g} s" if timed_out
-                          else str(exc) or type(exc).__name__)
-                raise self._fail(f"SFTP handshake with {where} failed: {reason}. Check that host and port "
-                                 "point at an SSH server, or raise timeoutSeconds.") from None
+                    word in str(exc).lower() for word in ("timeout", "timed out", "banner")
+                )
+                reason = (
+                    f"no SSH answer within {cfg.timeout_seconds:g} s"
+                    if timed_out
+                    else str(exc) or type(exc).__name__
+                )
+                raise self._fail(
+                    f"SFTP handshake with {where} failed: {reason}. Check that host and port "
+                    "point at an SSH server, or raise timeoutSeconds."
+                ) from None
             if not transport.is_active() or not transport.initial_kex_done:  # start_client's own timeout
-                raise self._fail(f"SFTP handshake with {where} failed: no SSH answer within "
-                                 f"{cfg.timeout_seconds:g} s. Check that host and port point at an SSH "
-                                 "server, or raise timeoutSeconds.")
+                raise self._fail(
+                    f"SFTP handshake with {where} failed: no SSH answer within "
+                    f"{cfg.timeout_seconds:g} s. Check that host and port point at an SSH "
+                    "server, or raise timeoutSeconds."
+                )
             self._check_host_key(transport.get_remote_server_key())
             self._authenticate(transport)
             try:
                 sftp = paramiko.SFTPClient.from_transport(transport)
             except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise self._fail(f"SFTP subsystem on {where} could not be opened: {exc}. "
-                                 "Check that the server allows SFTP for this user.") from None
+                raise self._fail(
+                    f"SFTP subsystem on {where} could not be opened: {exc}. "
+                    "Check that the server allows SFTP for this user."
+                ) from None
             if sftp is None:
                 raise self._fail(f"SFTP subsystem on {where} could not be opened.")
             channel = sftp.get_channel()
@@ -272,8 +295,10 @@ class SftpDestination:
                     "the server's key was replaced."
                 )
         elif not cfg.trust_unknown_host_key:  # the config model already refuses this, but be sure
-            raise self._fail(f"SFTP host key of {cfg.host}:{cfg.port} is unknown ({seen}); "
-                             "set hostKeyFingerprint to it if that is the server's key.")
+            raise self._fail(
+                f"SFTP host key of {cfg.host}:{cfg.port} is unknown ({seen}); "
+                "set hostKeyFingerprint to it if that is the server's key."
+            )
 
     def _authenticate(self, transport: paramiko.Transport) -> None:
         cfg = self.config
@@ -300,10 +325,13 @@ class SftpDestination:
                 raise self._fail("SFTP privateKey is encrypted: set passphrase.") from None
             except (paramiko.SSHException, ValueError, TypeError):
                 continue
-        raise self._fail("SFTP privateKey could not be read: expected an OpenSSH or PEM private key "
-                         "(Ed25519, ECDSA or RSA), with the right passphrase if it is encrypted.")
+        raise self._fail(
+            "SFTP privateKey could not be read: expected an OpenSSH or PEM private key "
+            "(Ed25519, ECDSA or RSA), with the right passphrase if it is encrypted."
+        )
 
     def _fail(self, message: str, *, transient: bool = False) -> DeliveryError:
         cfg = self.config
-        return DeliveryError(redact(message, [cfg.password, cfg.private_key, cfg.passphrase]),
-                             transient=transient)
+        return DeliveryError(
+            redact(message, [cfg.password, cfg.private_key, cfg.passphrase]), transient=transient
+        )

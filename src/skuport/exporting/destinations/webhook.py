@@ -34,10 +34,23 @@ from skuport.exporting.destinations.base import (
 log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_RESERVED_HEADERS = frozenset({
-    "host", "content-length", "content-type", "content-encoding", "transfer-encoding", "connection",
-    "webhook-id", "webhook-timestamp", "webhook-signature", "upgrade", "te", "trailer", "expect",
-})
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "upgrade",
+        "te",
+        "trailer",
+        "expect",
+    }
+)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 CHUNK = 64 * 1024
 
@@ -88,7 +101,7 @@ class WebhookConfig(DestinationConfig):
     def _secret(cls, value: str | None) -> str | None:
         if value and value.startswith("whsec_"):
             try:
-                if not base64.b64decode(value[len("whsec_"):], validate=True):
+                if not base64.b64decode(value[len("whsec_") :], validate=True):
                     raise ValueError
             except (binascii.Error, ValueError):
                 raise ValueError("a 'whsec_' secret must be followed by base64") from None
@@ -98,7 +111,7 @@ class WebhookConfig(DestinationConfig):
 def signing_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret: ``whsec_<base64>`` decoded, any other string as UTF-8."""
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret[len("whsec_"):])
+        return base64.b64decode(secret[len("whsec_") :])
     return secret.encode()
 
 
@@ -147,11 +160,18 @@ class _PinnedBackend(httpcore.SyncBackend):
     def __init__(self, address: str) -> None:
         self._address = address
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
         """Open the TCP connection to the pinned address; TLS still verifies the URL's host name."""
-        return super().connect_tcp(self._address, port, timeout=timeout, local_address=local_address,
-                                   socket_options=socket_options)
+        return super().connect_tcp(
+            self._address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+        )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -202,8 +222,10 @@ class WebhookDestination:
         except _Retryable as exc:
             raise self._fail(f"Webhook connection test failed: {exc.reason}. Check the url.") from None
         except OSError as exc:
-            raise self._fail(f"Webhook connection test failed: cannot reach {public_url(self.config.url)} "
-                             f"({exc.strerror or exc}). Check the url and the receiver.") from None
+            raise self._fail(
+                f"Webhook connection test failed: cannot reach {public_url(self.config.url)} "
+                f"({exc.strerror or exc}). Check the url and the receiver."
+            ) from None
 
     def deliver(self, delivery: Delivery) -> str:
         """Send the file; retry 5xx, 429 and connection errors with backoff; never retry other 4xx."""
@@ -231,12 +253,22 @@ class WebhookDestination:
                             transient=True,
                         ) from None
                     delay = max(delay, exc.retry_after)
-                log.warning("webhook %s to %s, attempt %d/%d: %s; retrying in %.1f s", cfg.method, target,
-                            attempt, cfg.max_attempts, exc.reason, delay)
+                log.warning(
+                    "webhook %s to %s, attempt %d/%d: %s; retrying in %.1f s",
+                    cfg.method,
+                    target,
+                    attempt,
+                    cfg.max_attempts,
+                    exc.reason,
+                    delay,
+                )
                 self._pause(delivery, delay)
-        raise self._fail(f"Webhook {cfg.method} to {target} failed after {cfg.max_attempts} attempt"
-                         f"{'s' if cfg.max_attempts != 1 else ''}: {last}. Check that the receiver is up "
-                         "and accepts the file; the run can be retried.", transient=True)
+        raise self._fail(
+            f"Webhook {cfg.method} to {target} failed after {cfg.max_attempts} attempt"
+            f"{'s' if cfg.max_attempts != 1 else ''}: {last}. Check that the receiver is up "
+            "and accepts the file; the run can be retried.",
+            transient=True,
+        )
 
     def _pause(self, delivery: Delivery, delay: float) -> None:
         """Wait before the next attempt; a cancelled run stops waiting at once."""
@@ -256,22 +288,27 @@ class WebhookDestination:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         address = resolve_checked(parts.hostname or "", port)
         size = delivery.path.stat().st_size
-        headers = {**cfg.headers, "Content-Type": delivery.content_type, "Content-Length": str(size),
-                   "User-Agent": "skuport-webhook/1"}
+        headers = {
+            **cfg.headers,
+            "Content-Type": delivery.content_type,
+            "Content-Length": str(size),
+            "User-Agent": "skuport-webhook/1",
+        }
         if cfg.secret:
             timestamp = int(time.time())
             headers["webhook-id"] = delivery.delivery_id
             headers["webhook-timestamp"] = str(timestamp)
-            headers["webhook-signature"] = sign_file(signing_key(cfg.secret), delivery.delivery_id, timestamp,
-                                                     delivery.path)
+            headers["webhook-signature"] = sign_file(
+                signing_key(cfg.secret), delivery.delivery_id, timestamp, delivery.path
+            )
         transport = httpx.HTTPTransport(retries=0)
         transport._pool._network_backend = _PinnedBackend(address)
         timeout = httpx.Timeout(cfg.timeout_seconds)
         try:
-            with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
-                              trust_env=False) as client:
-                response = client.request(cfg.method, cfg.url, headers=headers,
-                                          content=_chunks(delivery))
+            with httpx.Client(
+                transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+            ) as client:
+                response = client.request(cfg.method, cfg.url, headers=headers, content=_chunks(delivery))
         except httpx.TimeoutException:
             raise _Retryable(f"no answer within {cfg.timeout_seconds:g} s (timeout)") from None
         except httpx.TransportError as exc:
@@ -289,10 +326,14 @@ class WebhookDestination:
             raise _Retryable(answer, wait)
         target = public_url(cfg.url)
         if 300 <= status < 400:
-            raise self._fail(f"Webhook {cfg.method} to {target} was redirected: {answer}. skuport does not "
-                             "follow redirects; set url to the final address.")
-        raise self._fail(f"Webhook {cfg.method} to {target} was refused: {answer}. Not retried; check the "
-                         "url, method, headers and signing secret the receiver expects.")
+            raise self._fail(
+                f"Webhook {cfg.method} to {target} was redirected: {answer}. skuport does not "
+                "follow redirects; set url to the final address."
+            )
+        raise self._fail(
+            f"Webhook {cfg.method} to {target} was refused: {answer}. Not retried; check the "
+            "url, method, headers and signing secret the receiver expects."
+        )
 
     def _snippet(self, response: httpx.Response) -> str:
         text = response.text[:200] if response.content else ""
@@ -303,8 +344,11 @@ class WebhookDestination:
         # Header values often carry tokens; short ones ("true", "text/csv") would only garble messages.
         from skuport.secrets import url_credentials
 
-        return [self.config.secret, *(v for v in self.config.headers.values() if len(v) >= 8),
-                *url_credentials(self.config.url)]
+        return [
+            self.config.secret,
+            *(v for v in self.config.headers.values() if len(v) >= 8),
+            *url_credentials(self.config.url),
+        ]
 
     def _fail(self, message: str, *, transient: bool = False) -> DeliveryError:
         return DeliveryError(redact(message, self._secrets()), transient=transient)

@@ -28,7 +28,8 @@ _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
 _DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _PARTS = {
-    "[Content_Types].xml": _DECL + (
+    "[Content_Types].xml": _DECL
+    + (
         '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
         '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
         '<Default Extension="xml" ContentType="application/xml"/>'
@@ -38,18 +39,26 @@ _PARTS = {
         'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
         '<Override PartName="/xl/styles.xml" ContentType="application/'
         'vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
-        "</Types>"),
-    "_rels/.rels": _DECL + (
+        "</Types>"
+    ),
+    "_rels/.rels": _DECL
+    + (
         f'<Relationships xmlns="{_PKG}"><Relationship Id="rId1" Type="{_REL}/officeDocument" '
-        'Target="xl/workbook.xml"/></Relationships>'),
-    "xl/workbook.xml": _DECL + (
+        'Target="xl/workbook.xml"/></Relationships>'
+    ),
+    "xl/workbook.xml": _DECL
+    + (
         f'<workbook xmlns="{_NS}" xmlns:r="{_REL}"><sheets>'
-        '<sheet name="Export" sheetId="1" r:id="rId1"/></sheets></workbook>'),
-    "xl/_rels/workbook.xml.rels": _DECL + (
+        '<sheet name="Export" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    ),
+    "xl/_rels/workbook.xml.rels": _DECL
+    + (
         f'<Relationships xmlns="{_PKG}">'
         f'<Relationship Id="rId1" Type="{_REL}/worksheet" Target="worksheets/sheet1.xml"/>'
-        f'<Relationship Id="rId2" Type="{_REL}/styles" Target="styles.xml"/></Relationships>'),
-    "xl/styles.xml": _DECL + (
+        f'<Relationship Id="rId2" Type="{_REL}/styles" Target="styles.xml"/></Relationships>'
+    ),
+    "xl/styles.xml": _DECL
+    + (
         f'<styleSheet xmlns="{_NS}">'
         '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
         '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
@@ -60,12 +69,14 @@ _PARTS = {
         '<cellXfs count="2"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
         '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs>'
         '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
-        "</styleSheet>"),
+        "</styleSheet>"
+    ),
 }
 _SHEET_VIEWS = (
     '<sheetViews><sheetView workbookViewId="0">'
     '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
-    "<sheetData>")
+    "<sheetData>"
+)
 
 
 def column_letters(index: int) -> str:
@@ -103,10 +114,13 @@ class XlsxFormat:
         """Sheet prologue with its dimension (read-only readers size the sheet by it), the bold header row."""
         cells = "".join(
             f'<c r="{column_letters(i)}1" s="1" t="inlineStr"><is><t>{_text(c.header)}</t></is></c>'
-            for i, c in enumerate(columns))
+            for i, c in enumerate(columns)
+        )
         last = f"{column_letters(max(len(columns), 1) - 1)}{row_count + 1}"
-        return (f'{_DECL}<worksheet xmlns="{_NS}"><dimension ref="A1:{last}"/>{_SHEET_VIEWS}'
-                f'<row r="1">{cells}</row>').encode()
+        return (
+            f'{_DECL}<worksheet xmlns="{_NS}"><dimension ref="A1:{last}"/>{_SHEET_VIEWS}'
+            f'<row r="1">{cells}</row>'
+        ).encode()
 
     def encode(self, columns: Sequence[Column], rows: list[list[Any]], *, first_row: int) -> bytes:
         """Rows as typed cells."""
@@ -129,8 +143,13 @@ class XlsxFormat:
                 else:
                     if kind is listing and isinstance(value, list):
                         value = join_list(value)
-                    add(ref + n + '" t="inlineStr"><is><t xml:space="preserve">'
-                        + _text(value if type(value) is str else str(value)) + "</t></is></c>")
+                    add(
+                        ref
+                        + n
+                        + '" t="inlineStr"><is><t xml:space="preserve">'
+                        + _text(value if type(value) is str else str(value))
+                        + "</t></is></c>"
+                    )
             add("</row>")
         return "".join(parts).encode("utf-8", "replace")
 

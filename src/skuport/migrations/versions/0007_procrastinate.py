@@ -35,4 +35,5 @@ def downgrade() -> None:
         return
     bind.exec_driver_sql(
         "DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs, "
-        "procrastinate_workers CASCADE")
+        "procrastinate_workers CASCADE"
+    )
