@@ -38,6 +38,7 @@ test-deps: setup-test
 
 lint: setup-test
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test-sqlite: setup-test test-deps
