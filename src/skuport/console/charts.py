@@ -20,6 +20,17 @@ _PATTERN = (
 )
 
 
+def _opening(summary: str, chart_id: str) -> list[str]:
+    """An SVG chart's start: its text summary (for screen readers and as a tooltip) and the hatch of
+    failed bars."""
+    return [
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT + PAD}" class="chart" role="img" '
+        f'aria-label="{escape(summary)}" id="{chart_id}">',
+        f"<title>{escape(summary)}</title>",
+        _PATTERN.format(id=f"{chart_id}-hatch"),
+    ]
+
+
 @dataclass(frozen=True)
 class Bar:
     """One run as a bar: its value, label and status."""
@@ -42,12 +53,7 @@ def run_bars(bars: Sequence[Bar], *, title: str, unit: Callable[[float], str], c
         f"{title}: {len(bars)} runs, highest {unit(top)}, latest {unit(latest.value)} "
         f"({latest.status}); {failed} failed."
     )
-    parts = [
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT + PAD}" class="chart" role="img" '
-        f'aria-label="{escape(summary)}" id="{chart_id}">',
-        f"<title>{escape(summary)}</title>",
-        _PATTERN.format(id=f"{chart_id}-hatch"),
-    ]
+    parts = _opening(summary, chart_id)
     base = HEIGHT - 4
     for index, bar in enumerate(bars):
         x = PAD + index * step
@@ -81,12 +87,7 @@ def runs_per_day(counts: dict[dt.date, dict[str, int]], days: Sequence[dt.date],
         f"Runs per day over {len(days)} days: {sum(totals)} runs, {failed} failed; "
         f"busiest day {max(totals, default=0)} runs."
     )
-    parts = [
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT + PAD}" class="chart" role="img" '
-        f'aria-label="{escape(summary)}" id="{chart_id}">',
-        f"<title>{escape(summary)}</title>",
-        _PATTERN.format(id=f"{chart_id}-hatch"),
-    ]
+    parts = _opening(summary, chart_id)
     base = HEIGHT - 4
     for index, day in enumerate(days):
         x = PAD + index * step
