@@ -306,3 +306,42 @@ def test_expired_logins_are_swept_at_the_next_login(console: TestClient, configu
     assert login(console).status_code == 303
     with session_scope() as session:
         assert session.query(LoginSession).count() == 1  # the old one went, the new one is there
+
+
+def test_editing_a_job_whose_optional_secrets_were_never_set(console: TestClient) -> None:
+    """A webhook job without an HMAC secret, edited without touching anything: saved, still no secret."""
+    form = console.get("/console/jobs/new?type=webhook")
+    data = {
+        "csrf": _csrf(form.text),
+        "destinationType": "webhook",
+        "name": "Hook",
+        "format": "jsonl",
+        "schedule": "0 3 * * *",
+        "destinationConfig.url": "https://hooks.example.com/in",
+        "destinationConfig.method": "POST",
+        "destinationConfig.timeoutSeconds": "30",
+        "destinationConfig.maxAttempts": "5",
+        "globalOnly": "true",
+    }
+    created = console.post("/console/jobs/new", data=data, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    edit = console.get(f"{created.headers['location']}/edit")
+    assert 'name="globalOnly" value="true" checked' in edit.text  # {} stays {}
+    data.update(csrf=_csrf(edit.text), name="Hook renamed", timeoutSeconds="0")
+    refused = console.post(f"{created.headers['location']}/edit", data=data)
+    assert refused.status_code == 422 and 'id="timeoutSeconds-error"' in refused.text  # 0 is not "none"
+    data.pop("timeoutSeconds")
+    saved = console.post(f"{created.headers['location']}/edit", data=data, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    with session_scope() as session:
+        job = session.query(ExportJob).filter_by(name="Hook renamed").one()
+        assert "secret" not in job.destination_config and job.dimension_scope == {}
+
+
+def test_paging_keeps_a_search_with_special_characters(console: TestClient) -> None:
+    from skuport.demo_synthetic import generate
+
+    generate(count=200, seed=3, echo=lambda line: None)
+    page = console.get("/console/records", params={"q": " ", "schema": "schema-apparel"})  # names have one
+    assert page.status_code == 200
+    assert 'href="/console/records?q=+&amp;schema=schema-apparel&amp;offset=50"' in page.text  # encoded

@@ -58,7 +58,7 @@ def authenticate(session: Session, *, user_id: str, password: str) -> User | Non
     if user is None or stored is None:
         return None
     if _hasher.check_needs_rehash(stored):
-        user.password_hash = _hasher.hash(password)
+        user.password_hash = _hasher.hash(password[:MAX_PASSWORD_LENGTH])
     return user
 
 

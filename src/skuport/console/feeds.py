@@ -209,6 +209,7 @@ def _job_values(job: JobRead) -> dict[str, Any]:
         "timeoutSeconds": job.timeout_seconds or "",
         "filters": "" if not job.filters else json.dumps(job.filters, indent=2),
         "headerLanguage": job.header_language or "",
+        "globalOnly": job.dimension_scope == {},
         "dryData": job.dry_data,
         "includes": list(job.includes),
         "lifecycleStateIds": list(job.lifecycle_state_ids),
@@ -221,7 +222,7 @@ def _job_values(job: JobRead) -> dict[str, Any]:
 
 
 def _body(
-    form: Form, session: Session, destination_type: str, state: FormState, *, editing: bool
+    form: Form, session: Session, destination_type: str, state: FormState, *, job: JobRead | None
 ) -> dict[str, Any]:
     """The API body a submitted job form stands for."""
     timeout = form.text("timeoutSeconds")
@@ -229,13 +230,15 @@ def _body(
         "name": form.text("name"),
         "description": form.text("description") or None,
         "destinationType": destination_type,
-        "destinationConfig": destination_config(form, destination_type, state, editing=editing),
+        "destinationConfig": destination_config(
+            form, destination_type, state, stored=job.destination_config if job is not None else None
+        ),
         **selection_body(form, _dimensions(session), state),
         "schedule": form.text("schedule"),
         "timezone": form.text("timezone") or "UTC",
         "delta": "delta" in form,
         "active": "active" in form,
-        "timeoutSeconds": (int(timeout) if timeout.isdigit() else timeout) or None,
+        "timeoutSeconds": int(timeout) if timeout.isdigit() else (timeout or None),  # 0 is refused
     }
     template = form.text("filenameTemplate")
     if template:
@@ -281,7 +284,7 @@ def _submit(request: Request, session: Session, viewer: Any, form: Form, *, job:
     state = FormState(values={key: form.getlist(key)[-1] for key in form})
     for name in ("compress", "includeVariants", "delta", "active"):
         state.values[name] = name in form
-    body = _body(form, session, destination_type, state, editing=job is not None)
+    body = _body(form, session, destination_type, state, job=job)
     context = _form_context(session, destination_type=destination_type, state=state, job=job)
     known = _known_names(context["destination_inputs"], context["dimensions"])
     if not state.errors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import types
 import typing
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -154,9 +155,10 @@ def _headers(text: str, state: FormState, name: str) -> dict[str, str]:
 
 
 def destination_config(
-    form: Form, destination_type: str, state: FormState, *, editing: bool
+    form: Form, destination_type: str, state: FormState, *, stored: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    """The destination config a form carries; an empty secret on an edit keeps the stored one."""
+    """The destination config a form carries; on an edit (``stored``: the job's masked config), an empty
+    secret keeps the stored one, and a secret that was never set stays unset."""
     config: dict[str, Any] = {}
     for item in destination_inputs(destination_type):
         alias = item.name.split(".", 1)[1]
@@ -168,7 +170,7 @@ def destination_config(
         if item.kind == "headers":
             config[alias] = _headers(text, state, item.name)
         elif not text.strip():
-            if item.secret and editing:
+            if item.secret and stored is not None and alias in stored:
                 config[alias] = MASK
         else:
             config[alias] = _number(text) if item.kind == "number" else text
@@ -243,7 +245,8 @@ def selection_context(session: Session) -> dict[str, Any]:
 def selection_body(form: Form, dimensions: list[Any], state: FormState) -> dict[str, Any]:
     """The selection a submitted form carries, in the API's field names (format and compress included)."""
     scope = {dim.id: form.text(f"dimensionScope.{dim.id}") for dim in dimensions}
-    for name in ("compress", "includeVariants", "dryData"):
+    chosen = {dim: seg for dim, seg in scope.items() if seg}
+    for name in ("compress", "includeVariants", "dryData", "globalOnly"):
         state.values[name] = name in form
     for name in ("includes", "lifecycleStateIds"):
         state.values[name] = form.getlist(name)
@@ -253,7 +256,8 @@ def selection_body(form: Form, dimensions: list[Any], state: FormState) -> dict[
         "schemaId": form.text("schemaId") or None,
         "fields": list_field(form, "fields"),
         "filters": json_field(form, "filters", state),
-        "dimensionScope": {dim: seg for dim, seg in scope.items() if seg} or None,
+        # {}: global values only, one column per attribute; None: one column per attribute and scope
+        "dimensionScope": chosen or ({} if "globalOnly" in form else None),
         "headerLanguage": form.text("headerLanguage") or None,
         "includeVariants": "includeVariants" in form,
         "dryData": "dryData" in form,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -114,7 +115,7 @@ def record_list(
             "schema": schema or "",
             "state": state or "",
             "problem": problem,
-            "query": [(k, v) for k, v in query if v],
+            "query": urlencode([(k, v) for k, v in query if v]),  # the pager's links keep the filters
         },
         viewer=viewer,
     )
