@@ -45,6 +45,7 @@ def test_parallel_output_equals_single_process(
         filters={"brand": "B"},
         max_records=13,
     )
+    monkeypatch.setattr(get_settings(), "export_engine", "rows")  # csv and json too: polars would take them
     monkeypatch.setattr(get_settings(), "export_workers", 1)
     single = _run(tmp_path, "one", spec)
     monkeypatch.setattr(get_settings(), "export_workers", 2)
@@ -65,3 +66,27 @@ def test_parallel_cancel(many: None, tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(ExportCancelled):
         run_export(ExportSpec(schema_id="schema-apparel"), out_dir=tmp_path, control=control)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_processes_engine_is_chosen_where_polars_is_not(
+    many: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skuport.exporting.engines import choose_engine
+    from skuport.exporting.prepared import prepare
+
+    monkeypatch.setattr(get_settings(), "export_workers", 2)
+    with session_scope() as s:
+        for engine_setting, fmt, records, expected in (
+            ("auto", "csv", 10**6, "frame"),
+            ("auto", "xlsx", 10**6, "processes"),
+            ("rows", "csv", 10**6, "processes"),
+            ("rows", "csv", 10, "rows"),
+            ("auto", "xlsx", 10, "rows"),
+        ):
+            monkeypatch.setattr(get_settings(), "export_engine", engine_setting)
+            chosen = choose_engine(
+                prepare(s, ExportSpec(format=fmt, schema_id="schema-apparel")),
+                records=records,
+                database_url="sqlite://",
+            )
+            assert chosen.name == expected, (engine_setting, fmt, records)

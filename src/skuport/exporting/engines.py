@@ -196,20 +196,19 @@ def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) 
     """The engine for this export, and a log line saying which and why."""
     settings = get_settings()
     engine: Engine
-    if settings.export_engine != "auto":
-        engine, why = RowEngine(), "SKUPORT_EXPORT_ENGINE=rows"
+    refusal = (
+        "SKUPORT_EXPORT_ENGINE=rows"
+        if settings.export_engine != "auto"
+        else columnar.refusal(prepared.plan, prepared.spec.format, kinds_by_alias=prepared.kinds_by_alias)
+    )
+    if refusal is None:
+        encoder = columnar.ColumnarEncoder(prepared.plan, prepared.spec.format)
+        engine, why = FrameEngine(encoder), f"polars encodes {prepared.spec.format}"
+    elif settings.export_workers > 1 and records >= parallel.MIN_PARALLEL_ROWS:
+        engine = ProcessesEngine(database_url=database_url, workers=settings.export_workers)
+        why = f"{refusal}; {settings.export_workers} processes for {records:,} records"
     else:
-        refusal = columnar.refusal(
-            prepared.plan, prepared.spec.format, kinds_by_alias=prepared.kinds_by_alias
-        )
-        if refusal is None:
-            encoder = columnar.ColumnarEncoder(prepared.plan, prepared.spec.format)
-            engine, why = FrameEngine(encoder), f"polars encodes {prepared.spec.format}"
-        elif settings.export_workers > 1 and records >= parallel.MIN_PARALLEL_ROWS:
-            engine = ProcessesEngine(database_url=database_url, workers=settings.export_workers)
-            why = f"{refusal}; {settings.export_workers} processes for {records:,} records"
-        else:
-            engine, why = RowEngine(), refusal
+        engine, why = RowEngine(), refusal
     log.info(
         "export of %s records as %s: %s engine (%s)", f"{records:,}", prepared.spec.format, engine.name, why
     )
