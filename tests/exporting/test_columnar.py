@@ -192,13 +192,13 @@ def test_same_bytes_as_the_row_engine(
     tricky: None, engine: Any, tmp_path: Path, fmt: str, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     encoded: list[int] = []
-    original = columnar.ColumnarEncoder.encode
+    original = columnar.ColumnarEncoder.render
 
-    def counting(self: columnar.ColumnarEncoder, rows: Any, *args: Any, **kwargs: Any) -> bytes:
+    def counting(self: columnar.ColumnarEncoder, rows: Any, *args: Any, **kwargs: Any) -> Any:
         encoded.append(len(rows))
         return original(self, rows, *args, **kwargs)
 
-    monkeypatch.setattr(columnar.ColumnarEncoder, "encode", counting)
+    monkeypatch.setattr(columnar.ColumnarEncoder, "render", counting)
     monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 4)  # many batches: exercises the joins
     engine("rows")
     expected = run(tmp_path, fmt, SPECS[name])

@@ -24,15 +24,12 @@ from sqlalchemy import Connection
 from skuport.config import get_settings
 from skuport.exporting import columnar, parallel
 from skuport.exporting import select as selection
+from skuport.exporting.formats.base import FileWriter
 from skuport.exporting.prepared import PreparedExport
 from skuport.exporting.sink import Sink
 from skuport.exporting.spec import ExportCancelled, ExportControl
 
 log = logging.getLogger(__name__)
-
-ENCODE_THREADS = 1
-"""Batches the frame engine encodes at once. polars releases the GIL, but on two cores a second
-encoding thread measured no faster: reading, encoding and gzip already keep both busy."""
 
 
 @dataclass
@@ -56,12 +53,19 @@ class Meter:
 
 
 class Engine(Protocol):
-    """Writes an export's records (not its tombstones, header or footer) into the sink."""
+    """Writes an export's records (not its tombstones, header or footer) through the file's writer."""
 
     name: str
 
     def write(
-        self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *, records: int
+        self,
+        conn: Connection,
+        prepared: PreparedExport,
+        writer: FileWriter,
+        sink: Sink,
+        meter: Meter,
+        *,
+        records: int,
     ) -> None:
         """Write the first ``records`` matching records, in order, counting them on ``meter``."""
 
@@ -72,9 +76,16 @@ class RowEngine:
     name = "rows"
 
     def write(
-        self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *, records: int
+        self,
+        conn: Connection,
+        prepared: PreparedExport,
+        writer: FileWriter,
+        sink: Sink,
+        meter: Meter,
+        *,
+        records: int,
     ) -> None:
-        plan, fmt = prepared.plan, prepared.format
+        plan, text = prepared.plan, prepared.format.text_cells
         for rows in selection.record_batches(
             conn,
             prepared.record_clauses,
@@ -86,11 +97,7 @@ class RowEngine:
             categories = (
                 selection.category_map(conn, [r[0] for r in rows]) if plan.categories_column else None
             )
-            sink.put(
-                fmt.encode(
-                    plan.columns, plan.flatten(rows, categories, text=fmt.text_cells), first_row=meter.done
-                )
-            )
+            sink.put(writer.write(plan.flatten(rows, categories, text=text)))
             meter.add(len(rows))
 
 
@@ -103,13 +110,21 @@ class ProcessesEngine:
     name: str = "processes"
 
     def write(
-        self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *, records: int
+        self,
+        conn: Connection,
+        prepared: PreparedExport,
+        writer: FileWriter,
+        sink: Sink,
+        meter: Meter,
+        *,
+        records: int,
     ) -> None:
         for data, rows in parallel.encoded_chunks(
             conn, prepared, database_url=self.database_url, total=records, workers=self.workers
         ):
             meter.check()
             sink.put(data)
+            writer.written_elsewhere(rows)
             meter.add(rows)
 
 
@@ -117,15 +132,25 @@ class ProcessesEngine:
 class FrameEngine:
     """polars, a batch at a time: reading a batch (Python, holding the GIL) overlaps with encoding the
     previous one (polars, which releases it) and with compressing the one before (the sink's thread).
-    At most two batches are in flight, so memory stays flat."""
+    At most two batches are in flight, so memory stays flat.
+
+    One encoding thread, so batches reach the (stateful) writer in file order. polars releases the GIL,
+    but on two cores a second encoding thread measured no faster: reading, encoding and gzip already
+    keep both busy."""
 
     encoder: columnar.ColumnarEncoder
     name: str = "frame"
 
     def write(
-        self, conn: Connection, prepared: PreparedExport, sink: Sink, meter: Meter, *, records: int
+        self,
+        conn: Connection,
+        prepared: PreparedExport,
+        writer: FileWriter,
+        sink: Sink,
+        meter: Meter,
+        *,
+        records: int,
     ) -> None:
-        submitted = 0
         in_flight: deque[tuple[Future[bytes], int]] = deque()
 
         def write_oldest() -> None:
@@ -134,7 +159,7 @@ class FrameEngine:
             meter.add(count)
             meter.check()
 
-        with ThreadPoolExecutor(max_workers=ENCODE_THREADS, thread_name_prefix="skuport-encode") as pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skuport-encode") as pool:
             try:
                 for rows in selection.record_batches(
                     conn,
@@ -151,10 +176,9 @@ class FrameEngine:
                         else None
                     )
                     in_flight.append(
-                        (pool.submit(self._batch, prepared, rows, categories, submitted), len(rows))
+                        (pool.submit(self._batch, prepared, writer, rows, categories), len(rows))
                     )
-                    submitted += len(rows)
-                    while len(in_flight) > ENCODE_THREADS or (in_flight and in_flight[0][0].done()):
+                    while len(in_flight) > 1 or (in_flight and in_flight[0][0].done()):
                         write_oldest()
                 while in_flight:
                     write_oldest()
@@ -165,9 +189,9 @@ class FrameEngine:
     def _batch(
         self,
         prepared: PreparedExport,
+        writer: FileWriter,
         rows: Sequence[Any],
         categories: Mapping[int, list[str]] | None,
-        first_row: int,
     ) -> bytes:
         """One batch by polars, or by the row engine (same bytes) when polars refuses it.
 
@@ -176,7 +200,7 @@ class FrameEngine:
         can write.
         """
         try:
-            return self.encoder.encode(rows, categories, first_row=first_row)
+            return writer.write_frame(self.encoder.render(rows, categories))
         except Exception as exc:
             if not columnar.is_engine_error(exc):
                 raise
@@ -186,10 +210,7 @@ class FrameEngine:
                 rows[-1][1],
                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             )
-            plan, fmt = prepared.plan, prepared.format
-            return fmt.encode(
-                plan.columns, plan.flatten(rows, categories, text=fmt.text_cells), first_row=first_row
-            )
+            return writer.write(prepared.plan.flatten(rows, categories, text=prepared.format.text_cells))
 
 
 def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) -> Engine:
@@ -199,10 +220,10 @@ def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) 
     refusal = (
         "SKUPORT_EXPORT_ENGINE=rows"
         if settings.export_engine != "auto"
-        else columnar.refusal(prepared.plan, prepared.spec.format, kinds_by_alias=prepared.kinds_by_alias)
+        else columnar.refusal(prepared.plan, prepared.format, kinds_by_alias=prepared.kinds_by_alias)
     )
     if refusal is None:
-        encoder = columnar.ColumnarEncoder(prepared.plan, prepared.spec.format)
+        encoder = columnar.ColumnarEncoder(prepared.plan, prepared.format)
         engine, why = FrameEngine(encoder), f"polars encodes {prepared.spec.format}"
     elif settings.export_workers > 1 and records >= parallel.MIN_PARALLEL_ROWS:
         engine = ProcessesEngine(database_url=database_url, workers=settings.export_workers)

@@ -48,6 +48,8 @@ class Chunk:
     after: int
     upto: int
     first_row: int
+    row_count: int
+    """Records the whole export writes (its writers know the file's size)."""
     snapshot: str | None
 
 
@@ -103,9 +105,9 @@ def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
                 if chunk.snapshot:
                     conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{chunk.snapshot}'")
                 prepared = _prepared(conn, chunk.spec_blob)
-                plan, fmt, columns = prepared.plan, prepared.format, prepared.plan.columns
+                plan, fmt = prepared.plan, prepared.format
+                writer = fmt.writer(plan.columns, row_count=chunk.row_count, first_row=chunk.first_row)
                 parts: list[bytes] = []
-                done = chunk.first_row
                 for rows in selection.record_batches(
                     conn,
                     prepared.record_clauses,
@@ -117,10 +119,8 @@ def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
                     categories = (
                         selection.category_map(conn, [r[0] for r in rows]) if plan.categories_column else None
                     )
-                    flat = plan.flatten(rows, categories, text=fmt.text_cells)
-                    parts.append(fmt.encode(columns, flat, first_row=done))
-                    done += len(rows)
-                return b"".join(parts), done - chunk.first_row
+                    parts.append(writer.write(plan.flatten(rows, categories, text=fmt.text_cells)))
+                return b"".join(parts), writer.rows_written - chunk.first_row
     finally:
         gc.enable()
 
@@ -145,6 +145,7 @@ def chunks(conn: Connection, prepared: PreparedExport, *, database_url: str, tot
             after=after,
             upto=upto,
             first_row=first_row,
+            row_count=total,
             snapshot=snapshot,
         )
         after, first_row = upto, first_row + size

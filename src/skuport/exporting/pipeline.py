@@ -115,18 +115,18 @@ def run_export(
         except OSError as exc:
             raise workdir.local_resource_error(exc, folder, setting="SKUPORT_TMP_DIR") from exc
         path = Path(name)
-        columns = plan.columns
         meter = Meter(control, total)
         try:
             with Sink(path, compress=spec.compress, container=fmt.container) as sink, _no_gc():
-                sink.put(fmt.start(columns, row_count=total))  # the snapshot's exact count
+                writer = fmt.writer(plan.columns, row_count=total)  # the snapshot's exact count
+                sink.put(writer.open())
                 meter.add(0)
-                writer = choose_engine(
+                chosen = choose_engine(
                     prepared,
                     records=records_total,
                     database_url=engine.url.render_as_string(hide_password=False),
                 )
-                writer.write(conn, prepared, sink, meter, records=records_total)
+                chosen.write(conn, prepared, writer, sink, meter, records=records_total)
                 tombstones = 0
                 if prepared.tombstone_clauses is not None and tombstones_total:
                     for dead in selection.tombstone_batches(
@@ -142,11 +142,11 @@ def run_export(
                             )
                             for r in dead
                         ]
-                        sink.put(fmt.encode(columns, rows, first_row=meter.done))
+                        sink.put(writer.write(rows))
                         tombstones += len(rows)
                         meter.add(len(rows))
                 meter.check()
-                sink.put(fmt.end(columns, row_count=meter.done))
+                sink.put(writer.close())
                 size, digest = sink.close()
         except OSError as exc:
             path.unlink(missing_ok=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from skuport.exporting.formats.base import join_list, xml_text
-from skuport.exporting.plan import Column, Kind
+from skuport.exporting.formats.base import FileWriter, FormatBase, join_list, xml_text
+from skuport.exporting.plan import Kind
 
 MAX_ROWS = 1_048_575
 """Data rows that fit in a sheet (its 1,048,576 rows less the header row)."""
@@ -101,34 +101,29 @@ def _text(value: str) -> str:
     return xml_text(value)
 
 
-class XlsxFormat:
-    """Office Open XML workbook with one sheet."""
+class XlsxWriter(FileWriter):
+    """The sheet: its prologue with the header row, rows numbered from 2, its end."""
 
-    name = "xlsx"
-    content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    extension = "xlsx"
-    max_rows: int | None = MAX_ROWS
-    text_cells = False
-
-    def start(self, columns: Sequence[Column], *, row_count: int) -> bytes:
+    def open(self) -> bytes:
         """Sheet prologue with its dimension (read-only readers size the sheet by it), the bold header row."""
+        columns = self.columns
         cells = "".join(
             f'<c r="{column_letters(i)}1" s="1" t="inlineStr"><is><t>{_text(c.header)}</t></is></c>'
             for i, c in enumerate(columns)
         )
-        last = f"{column_letters(max(len(columns), 1) - 1)}{row_count + 1}"
+        last = f"{column_letters(max(len(columns), 1) - 1)}{self.row_count + 1}"
         return (
             f'{_DECL}<worksheet xmlns="{_NS}"><dimension ref="A1:{last}"/>{_SHEET_VIEWS}'
             f'<row r="1">{cells}</row>'
         ).encode()
 
-    def encode(self, columns: Sequence[Column], rows: list[list[Any]], *, first_row: int) -> bytes:
+    def encode(self, rows: list[list[Any]]) -> bytes:
         """Rows as typed cells."""
-        plan = [('<c r="' + column_letters(i), c.kind) for i, c in enumerate(columns)]
+        plan = [('<c r="' + column_letters(i), c.kind) for i, c in enumerate(self.columns)]
         number, boolean, listing = Kind.NUMBER, Kind.BOOLEAN, Kind.LIST
         parts: list[str] = []
         add = parts.append
-        row_number = first_row + 2
+        row_number = self.rows_written + 2
         for row in rows:
             n = str(row_number)
             row_number += 1
@@ -153,9 +148,19 @@ class XlsxFormat:
             add("</row>")
         return "".join(parts).encode("utf-8", "replace")
 
-    def end(self, columns: Sequence[Column], *, row_count: int) -> bytes:
+    def close(self) -> bytes:
         """Close the sheet."""
         return b"</sheetData></worksheet>"
+
+
+class XlsxFormat(FormatBase):
+    """Office Open XML workbook with one sheet."""
+
+    name = "xlsx"
+    content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    extension = "xlsx"
+    max_rows: int | None = MAX_ROWS
+    writer_class = XlsxWriter
 
     @contextmanager
     def container(self, raw: BinaryIO) -> Iterator[BinaryIO]:

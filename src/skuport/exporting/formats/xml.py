@@ -8,12 +8,26 @@ is kept in a ``name`` attribute. Text is escaped; characters XML 1.0 cannot carr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skuport.exporting.conventions import number_text
-from skuport.exporting.formats.base import TextFormat, xml_name, xml_text
+from skuport.exporting.formats.base import (
+    ColumnValues,
+    FileWriter,
+    FormatBase,
+    frame_lines,
+    xml_name,
+    xml_text,
+)
 from skuport.exporting.plan import Column, Kind
+
+if TYPE_CHECKING:
+    import polars as pl
+
+_XML_DROPPED = r"[\x00-\x08\x0B\x0C\x0E-\x1F\x{FFFE}\x{FFFF}]"
+"""Characters XML 1.0 cannot carry, as a polars (Rust) pattern; surrogates cannot occur in UTF-8 text."""
+_XML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\r": "&#13;"}
+"""What :func:`xml_text` escapes, and how."""
 
 
 def _tags(column: Column) -> tuple[str, str]:
@@ -25,20 +39,22 @@ def _tags(column: Column) -> tuple[str, str]:
     return f"<{name}{attrs}>", f"</{name}>"
 
 
-class XmlFormat(TextFormat):
-    """Well-formed UTF-8 XML."""
+def _text_expr(text: pl.Expr) -> pl.Expr:
+    """``text`` escaped as :func:`xml_text` escapes it; null stays null."""
+    cleaned = text.str.replace_all(_XML_DROPPED, "")
+    return cleaned.str.replace_many(list(_XML_ESCAPES), list(_XML_ESCAPES.values()))
 
-    name = "xml"
-    content_type = "application/xml"
-    extension = "xml"
 
-    def start(self, columns: Sequence[Column], *, row_count: int) -> bytes:
+class XmlWriter(FileWriter):
+    """The declaration and root element, a line per record, the root's end tag."""
+
+    def open(self) -> bytes:
         """Declaration and the root element."""
         return b'<?xml version="1.0" encoding="UTF-8"?>\n<records>\n'
 
-    def encode(self, columns: Sequence[Column], rows: list[list[Any]], *, first_row: int) -> bytes:
+    def encode(self, rows: list[list[Any]]) -> bytes:
         """One ``<record>`` element per row."""
-        plan = [(*_tags(c), c.kind) for c in columns]
+        plan = [(*_tags(c), c.kind) for c in self.columns]
         text, number, boolean = Kind.TEXT, Kind.NUMBER, Kind.BOOLEAN
         parts: list[str] = []
         add = parts.append
@@ -59,6 +75,39 @@ class XmlFormat(TextFormat):
             add("</record>\n")
         return "".join(parts).encode("utf-8", "replace")
 
-    def end(self, columns: Sequence[Column], *, row_count: int) -> bytes:
+    def encode_frame(self, frame: pl.DataFrame) -> bytes:
+        """The rendered ``<record>`` lines."""
+        return frame_lines(frame, separator="\n")
+
+    def close(self) -> bytes:
         """Close the root element."""
         return b"</records>\n"
+
+
+class XmlFormat(FormatBase):
+    """Well-formed UTF-8 XML."""
+
+    name = "xml"
+    content_type = "application/xml"
+    extension = "xml"
+    renders_frames = True
+    writer_class = XmlWriter
+
+    def frame_exprs(self, values: ColumnValues) -> list[pl.Expr]:
+        """Each row as its ``<record>`` element (a null cell leaves its element out)."""
+        import polars as pl
+
+        parts: list[pl.Expr] = [pl.lit("<record>")]
+        for column, value in values:
+            open_tag, close_tag = _tags(column)
+            if column.kind == Kind.LIST:
+                body = value.list.eval(
+                    pl.concat_str(pl.lit("<value>"), _text_expr(pl.element()), pl.lit("</value>"))
+                ).list.join("")
+            elif column.kind == Kind.TEXT:
+                body = _text_expr(value)
+            else:
+                body = value
+            parts.append(pl.concat_str(pl.lit(open_tag), body, pl.lit(close_tag)))
+        parts.append(pl.lit("</record>"))
+        return [pl.concat_str(parts, ignore_nulls=True).alias("line")]
