@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from skuport.config import get_settings
 from skuport.exporting.formats import FORMATS
+
+if TYPE_CHECKING:
+    from skuport.exporting.spec import ExportResult, ExportSpec
 
 app = typer.Typer(
     help="skuport: product information with export automation.",
@@ -399,46 +403,18 @@ def export_command(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Export records to a file through the export pipeline."""
-    import datetime as dt
-    import os
-    import sys
     import time
 
     from pydantic import ValidationError
 
     from skuport.errors import SkuportError
-    from skuport.exporting.pipeline import run_export
     from skuport.exporting.selection import Selection
-    from skuport.exporting.spec import ExportControl
     from skuport.records.filters import parse_query_filters
 
     _apply_overrides(data_dir, database_url)
-
-    def fail(message: str) -> None:
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(2)
-
-    dimension_scope: dict[str, str] = {}
-    for item in scope or []:
-        dim, sep, seg = item.partition("=")
-        if not sep or not dim or not seg:
-            fail(f"--scope '{item}' must be dimension=segment, e.g. dim-language=seg-en")
-        dimension_scope[dim] = seg
-    items = []
-    for item in filter or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            fail(f"--filter '{item}' must be key=value or key[operator]=value")
-        name, bracket, rest = key.partition("[")
-        items.append((f"filter[{name}]" + (f"[{rest}" if bracket else ""), value))
-    since = None
-    if changed_since:
-        try:
-            since = dt.datetime.fromisoformat(changed_since.replace("Z", "+00:00"))
-        except ValueError:
-            fail(f"--changed-since '{changed_since}' is not an ISO 8601 time")
-        assert since is not None
-        since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    dimension_scope = _parse_scope(scope)
+    items = _filter_items(filter)
+    since = _parse_changed_since(changed_since)
     try:
         try:
             selection = Selection(
@@ -457,45 +433,97 @@ def export_command(
             )
         except ValidationError as exc:
             problems = (f"{'.'.join(str(p) for p in e['loc']) or 'export'}: {e['msg']}" for e in exc.errors())
-            fail("; ".join(problems))
-            return
+            _fail("; ".join(problems))
         spec = selection.to_spec(changed_since=since)
         began = time.perf_counter()
-        if sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=True,
-            ) as bar:
-                task = bar.add_task("exporting", total=None)
-                control = ExportControl(
-                    progress=lambda done, total: bar.update(task, completed=done, total=total)
-                )
-                result = run_export(spec, out_dir=output.resolve().parent, control=control)
-        else:
-            result = run_export(spec, out_dir=output.resolve().parent)
+        result = _run_export(spec, out_dir=output.resolve().parent)
     except SkuportError as exc:
         details = "".join(
             f"\n  - {d.get('message', d)}" if isinstance(d, dict) else f"\n  - {d}" for d in exc.details[1:]
         )
-        fail(exc.message + details)
-        return
-    # The pipeline's temporary file is private (0600); the file the user asked for gets the mode any
-    # file they create gets: 0666 less their umask (read once here, before any thread could race it).
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(result.path, 0o666 & ~umask)
-    os.replace(result.path, output)
+        _fail(exc.message + details)
+    _move_into_place(result.path, output)
     seconds = time.perf_counter() - began
     rate = result.record_count / seconds if seconds else 0.0
     typer.echo(
         f"{result.record_count:,} records, {result.file_size:,} bytes, {seconds:.2f} s, "
         f"{rate:,.0f} records/s -> {output}"
     )
+
+
+def _fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with status 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _parse_scope(scope: list[str] | None) -> dict[str, str]:
+    """The ``--scope dimension=segment`` options as a dimension-to-segment mapping."""
+    dimension_scope: dict[str, str] = {}
+    for item in scope or []:
+        dim, sep, seg = item.partition("=")
+        if not sep or not dim or not seg:
+            _fail(f"--scope '{item}' must be dimension=segment, e.g. dim-language=seg-en")
+        dimension_scope[dim] = seg
+    return dimension_scope
+
+
+def _filter_items(filters: list[str] | None) -> list[tuple[str, str]]:
+    """The ``--filter key[op]=value`` options as ``filter[key][op]`` query items, as GET /records takes."""
+    items = []
+    for item in filters or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--filter '{item}' must be key=value or key[operator]=value")
+        name, bracket, rest = key.partition("[")
+        items.append((f"filter[{name}]" + (f"[{rest}" if bracket else ""), value))
+    return items
+
+
+def _parse_changed_since(changed_since: str | None) -> dt.datetime | None:
+    """The ``--changed-since`` ISO 8601 time (UTC if it names no offset), or None without one."""
+    if not changed_since:
+        return None
+    try:
+        since = dt.datetime.fromisoformat(changed_since.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"--changed-since '{changed_since}' is not an ISO 8601 time")
+    return since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+
+
+def _run_export(spec: ExportSpec, *, out_dir: Path) -> ExportResult:
+    """Run the export pipeline, with a progress bar while stderr is a terminal."""
+    import sys
+
+    from skuport.exporting.pipeline import run_export
+    from skuport.exporting.spec import ExportControl
+
+    if not sys.stderr.isatty():
+        return run_export(spec, out_dir=out_dir)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("exporting", total=None)
+        control = ExportControl(progress=lambda done, total: bar.update(task, completed=done, total=total))
+        return run_export(spec, out_dir=out_dir, control=control)
+
+
+def _move_into_place(path: Path, output: Path) -> None:
+    """Move the pipeline's file to ``output`` with the mode of any file the user creates."""
+    import os
+
+    # The pipeline's temporary file is private (0600); the file the user asked for gets the mode any
+    # file they create gets: 0666 less their umask (read once here, before any thread could race it).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    os.replace(path, output)
 
 
 if __name__ == "__main__":

@@ -524,9 +524,25 @@ def get_schema(session: Session, *, schema_id: str) -> Schema:
 
 def _check_rules(draft: _Draft) -> None:
     """The validation rules fit the data type and make sense together."""
-    rules = draft.validation
+    _check_rule_names(draft)
+    if draft.validation.get("unique") and draft.dimension_ids:
+        raise _invalid(
+            ErrorCode.INVALID_RULE,
+            f"Attribute '{draft.alias}': a unique attribute holds one value per record, so it cannot have "
+            "dimensions.",
+            attribute=draft.alias,
+            rule="unique",
+        )
+    _check_rule_bounds(draft)
+    _check_pattern(draft)
+    if draft.data_type in OPTION_TYPES:
+        _check_options(draft)
+
+
+def _check_rule_names(draft: _Draft) -> None:
+    """Every rule is one the attribute's data type accepts."""
     allowed = RULES_BY_TYPE[draft.data_type]
-    for name in rules:
+    for name in draft.validation:
         if name not in allowed:
             fits = ", ".join(sorted(allowed)) or "none"
             raise _invalid(
@@ -536,14 +552,11 @@ def _check_rules(draft: _Draft) -> None:
                 attribute=draft.alias,
                 rule=name,
             )
-    if rules.get("unique") and draft.dimension_ids:
-        raise _invalid(
-            ErrorCode.INVALID_RULE,
-            f"Attribute '{draft.alias}': a unique attribute holds one value per record, so it cannot have "
-            "dimensions.",
-            attribute=draft.alias,
-            rule="unique",
-        )
+
+
+def _check_rule_bounds(draft: _Draft) -> None:
+    """No lower bound (``min``, ``minLength``) is above its upper bound."""
+    rules = draft.validation
     for low, high in (("min", "max"), ("minLength", "maxLength")):
         if low in rules and high in rules and rules[low] > rules[high]:
             raise _invalid(
@@ -552,32 +565,40 @@ def _check_rules(draft: _Draft) -> None:
                 attribute=draft.alias,
                 rule=low,
             )
-    if "pattern" in rules:
-        try:
-            re.compile(rules["pattern"])
-        except (re.error, RecursionError, OverflowError, ValueError) as exc:
-            raise _invalid(
-                ErrorCode.INVALID_PATTERN,
-                f"Attribute '{draft.alias}': pattern does not compile: {exc}.",
-                attribute=draft.alias,
-                rule="pattern",
-            ) from None
-    if draft.data_type in OPTION_TYPES:
-        options = rules.get("options") or []
-        if not options:
-            raise _invalid(
-                ErrorCode.OPTIONS_REQUIRED,
-                f"Attribute '{draft.alias}': a {draft.data_type} needs a non-empty validation.options list.",
-                attribute=draft.alias,
-                rule="options",
-            )
-        if len(set(options)) != len(options):
-            raise _invalid(
-                ErrorCode.INVALID_RULE,
-                f"Attribute '{draft.alias}': an option is listed twice.",
-                attribute=draft.alias,
-                rule="options",
-            )
+
+
+def _check_pattern(draft: _Draft) -> None:
+    """The ``pattern`` rule, when given, is a regular expression that compiles."""
+    if "pattern" not in draft.validation:
+        return
+    try:
+        re.compile(draft.validation["pattern"])
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
+        raise _invalid(
+            ErrorCode.INVALID_PATTERN,
+            f"Attribute '{draft.alias}': pattern does not compile: {exc}.",
+            attribute=draft.alias,
+            rule="pattern",
+        ) from None
+
+
+def _check_options(draft: _Draft) -> None:
+    """A select or multiselect lists its options, each once."""
+    options = draft.validation.get("options") or []
+    if not options:
+        raise _invalid(
+            ErrorCode.OPTIONS_REQUIRED,
+            f"Attribute '{draft.alias}': a {draft.data_type} needs a non-empty validation.options list.",
+            attribute=draft.alias,
+            rule="options",
+        )
+    if len(set(options)) != len(options):
+        raise _invalid(
+            ErrorCode.INVALID_RULE,
+            f"Attribute '{draft.alias}': an option is listed twice.",
+            attribute=draft.alias,
+            rule="options",
+        )
 
 
 def _check_guard(draft: _Draft, by_alias: dict[str, _Draft]) -> None:
@@ -660,48 +681,66 @@ def _attribute_values(schema_id: str, alias: str) -> tuple[ColumnElement[bool], 
 
 def _check_against_values(session: Session, schema: Schema, drafts: list[_Draft]) -> None:
     """Removed attributes hold no values; changed ones still fit the values records hold."""
-    kept = {d.alias for d in drafts}
+    _check_removed_attributes(session, schema, {d.alias for d in drafts})
+    for draft in drafts:
+        if draft.original is not None:
+            _check_changed_attribute(session, schema.id, draft, draft.original)
+
+
+def _check_removed_attributes(session: Session, schema: Schema, kept: set[str]) -> None:
+    """The schema's attributes not in ``kept`` hold no values."""
     for attribute in schema.attributes:
         if attribute.alias in kept:
             continue
         if _value_usage(session, *_attribute_values(schema.id, attribute.alias)):
             raise _attribute_in_use(session, schema.id, attribute.alias, "cannot be removed")
-    for draft in drafts:
-        old = draft.original
-        if old is None:
-            continue
-        if draft.validation.get("unique") and not (old.validation or {}).get("unique"):
-            _check_no_duplicates(session, schema.id, old.alias)
-        holds = _attribute_values(schema.id, old.alias)
-        if draft.data_type != old.data_type and _value_usage(session, *holds):
-            raise _attribute_in_use(
-                session,
-                schema.id,
-                old.alias,
-                f"cannot change its data type from '{old.data_type}' to '{draft.data_type}'",
+
+
+def _check_changed_attribute(session: Session, schema_id: str, draft: _Draft, old: Attribute) -> None:
+    """The values records hold for ``old`` still fit its new form ``draft``."""
+    if draft.validation.get("unique") and not (old.validation or {}).get("unique"):
+        _check_no_duplicates(session, schema_id, old.alias)
+    holds = _attribute_values(schema_id, old.alias)
+    if draft.data_type != old.data_type and _value_usage(session, *holds):
+        raise _attribute_in_use(
+            session,
+            schema_id,
+            old.alias,
+            f"cannot change its data type from '{old.data_type}' to '{draft.data_type}'",
+        )
+    _check_dropped_dimensions(session, schema_id, draft, old)
+    if draft.data_type in OPTION_TYPES and old.data_type == draft.data_type:
+        _check_dropped_options(session, schema_id, draft, old)
+
+
+def _check_dropped_dimensions(session: Session, schema_id: str, draft: _Draft, old: Attribute) -> None:
+    """No value of ``old`` is scoped by a dimension ``draft`` drops."""
+    for dimension_id in sorted(set(old.dimension_ids or []) - set(draft.dimension_ids)):
+        usage = _value_usage(session, *_attribute_values(schema_id, old.alias), _scope_uses(dimension_id))
+        if usage:
+            raise _in_use(
+                f"Attribute '{old.alias}' cannot drop dimension '{dimension_id}': "
+                f"{usage[0]['records']} records hold values scoped by it.",
+                usage,
             )
-        for dimension_id in sorted(set(old.dimension_ids or []) - set(draft.dimension_ids)):
-            usage = _value_usage(session, *_attribute_values(schema.id, old.alias), _scope_uses(dimension_id))
-            if usage:
-                raise _in_use(
-                    f"Attribute '{old.alias}' cannot drop dimension '{dimension_id}': "
-                    f"{usage[0]['records']} records hold values scoped by it.",
-                    usage,
-                )
-        if draft.data_type in OPTION_TYPES and old.data_type == draft.data_type:
-            dropped = sorted(
-                set((old.validation or {}).get("options") or []) - set(draft.validation.get("options") or [])
-            )
-            if dropped:
-                usage = _value_usage(
-                    session, *_attribute_values(schema.id, old.alias), RecordValue.value_text.in_(dropped)
-                )
-                if usage:
-                    raise _in_use(
-                        f"Attribute '{old.alias}' cannot drop options records still hold "
-                        f"({usage[0]['records']} records).",
-                        [{"options": dropped, **usage[0]}],
-                    )
+
+
+def _check_dropped_options(session: Session, schema_id: str, draft: _Draft, old: Attribute) -> None:
+    """No value of ``old`` is an option ``draft`` drops."""
+    dropped = sorted(
+        set((old.validation or {}).get("options") or []) - set(draft.validation.get("options") or [])
+    )
+    if not dropped:
+        return
+    usage = _value_usage(
+        session, *_attribute_values(schema_id, old.alias), RecordValue.value_text.in_(dropped)
+    )
+    if usage:
+        raise _in_use(
+            f"Attribute '{old.alias}' cannot drop options records still hold "
+            f"({usage[0]['records']} records).",
+            [{"options": dropped, **usage[0]}],
+        )
 
 
 def _check_no_duplicates(session: Session, schema_id: str, alias: str) -> None:

@@ -56,6 +56,23 @@ def _exact_numbers(texts: pl.Series) -> pl.Series:
     return texts.scatter(at, pl.Series(exact, dtype=pl.String))
 
 
+_CellSource = tuple[Column, str, tuple[str, ...]]
+"""An attribute column, its alias and its cells keys, as :meth:`ColumnPlan.cell_sources` lists them."""
+
+
+def _cells_dtype(sources: Sequence[_CellSource]) -> pl.Struct:
+    """The type ``cells_json`` decodes to: per alias, each cells key as text (a list of text for lists)."""
+    import polars as pl
+
+    struct: dict[str, dict[str, pl.DataType]] = {}
+    for column, alias, keys in sources:
+        leaf: pl.DataType = pl.List(pl.String()) if column.kind == Kind.LIST else pl.String()
+        fields = struct.setdefault(alias, {})
+        for key in keys:
+            fields[key] = leaf
+    return pl.Struct({alias: pl.Struct(fields) for alias, fields in struct.items()})
+
+
 class ColumnarEncoder:
     """Renders batches of raw rows (as :mod:`skuport.exporting.select` reads them) for one format."""
 
@@ -66,14 +83,7 @@ class ColumnarEncoder:
             raise ValueError(f"{fmt.name} has no frame rendering")
         self.plan = plan
         sources = plan.cell_sources()
-        struct: dict[str, dict[str, pl.DataType]] = {}
-        for column, alias, keys in sources:
-            leaf: pl.DataType = pl.List(pl.String()) if column.kind == Kind.LIST else pl.String()
-            fields = struct.setdefault(alias, {})
-            for key in keys:
-                fields[key] = leaf
-        self._dtype = pl.Struct({alias: pl.Struct(fields) for alias, fields in struct.items()})
-        cells = pl.col("cells")
+        self._dtype = _cells_dtype(sources)
         # Every output column as (column, expression of its value: text, list of text or null).
         values: list[tuple[Column, pl.Expr]] = []
         by_key = {c.key: c for c in plan.columns}
@@ -81,8 +91,23 @@ class ColumnarEncoder:
             values.append((by_key[name], pl.col(name)))
         if plan.deleted_column:
             values.append((by_key[DELETED_COLUMN], pl.lit("false")))
-        self._numbers: dict[tuple[str, str], str] = {}
         # Number leaves (alias, cells key) -> frame column holding them, made exact by _exact_numbers.
+        self._numbers: dict[tuple[str, str], str] = {}
+        values += self._attribute_values(sources)
+        if plan.categories_column:
+            values.append((by_key[CATEGORIES_COLUMN], pl.col("categories")))
+        if plan.permutation is not None:
+            values = [values[i] for i in plan.permutation]
+        if len(values) != len(plan.columns):
+            raise ValueError("the columnar engine cannot write this column plan")
+        self._exprs = fmt.frame_exprs(values)
+
+    def _attribute_values(self, sources: Sequence[_CellSource]) -> list[tuple[Column, pl.Expr]]:
+        """Each attribute column's value: the first present of its cells (numbers from their exact column)."""
+        import polars as pl
+
+        cells = pl.col("cells")
+        values: list[tuple[Column, pl.Expr]] = []
         for column, alias, keys in sources:
             candidates = []
             for key in keys:
@@ -92,13 +117,7 @@ class ColumnarEncoder:
                 else:
                     candidates.append(cells.struct.field(alias).struct.field(key))
             values.append((column, candidates[0] if len(candidates) == 1 else pl.coalesce(candidates)))
-        if plan.categories_column:
-            values.append((by_key[CATEGORIES_COLUMN], pl.col("categories")))
-        if plan.permutation is not None:
-            values = [values[i] for i in plan.permutation]
-        if len(values) != len(plan.columns):
-            raise ValueError("the columnar engine cannot write this column plan")
-        self._exprs = fmt.frame_exprs(values)
+        return values
 
     def frame(
         self, rows: Sequence[Sequence[Any]], categories: Mapping[int, list[str]] | None

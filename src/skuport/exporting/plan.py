@@ -14,6 +14,7 @@ Column naming (see docs/export-format.md):
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +115,107 @@ class _Slot:
     """Resolved exports: the cells keys to try, most specific first (global last)."""
 
 
+_RowSlot = tuple[str, str | None, tuple[str, ...], dict[Any, tuple[int, int]], tuple[int, int]]
+"""A slot as the generic loop reads it: alias, :func:`_lone_dimension`, dims, targets, global target."""
+
+_NOWHERE = (0, 99)
+"""Target of an item no column takes: rank 99 never beats a cell's rank (99 while empty)."""
+
+
+def _fixed_columns(
+    fields: Sequence[str] | None, aliases: set[str], *, dry_data: bool, categories_column: bool
+) -> tuple[list[str], bool]:
+    """The fixed columns of an export, and whether it has the categories column."""
+    if fields is None:
+        fixed = [name for name in FIXED_COLUMNS if not (dry_data and name in DRY_DATA_DROPS)]
+        return fixed, categories_column
+    # ``fields`` names the columns of the file, system fields included, and nothing else.
+    named = set(fields) - aliases
+    return [name for name in FIXED_COLUMNS if name in named], categories_column or CATEGORIES_COLUMN in named
+
+
+def _attribute_slots(
+    attributes: Sequence[AttributeInfo],
+    segments: Mapping[str, Sequence[str]],
+    dimension_scope: Mapping[str, str] | None,
+    header_language: str | None,
+) -> tuple[list[_Slot], list[Column]]:
+    """Each attribute's slot, and the attribute columns in order (offsets count from the first one)."""
+    slots: list[_Slot] = []
+    attr_columns: list[Column] = []
+    for attribute in attributes:
+        label = (attribute.labels or {}).get(header_language, "") if header_language else ""
+        base = label or attribute.alias
+        start = len(attr_columns)
+        if dimension_scope is not None:
+            slot, columns = _resolved_slot(attribute, base, dimension_scope, start)
+        else:
+            slot, columns = _unscoped_slot(attribute, base, segments, start)
+        slots.append(slot)
+        attr_columns += columns
+    return slots, attr_columns
+
+
+def _resolved_slot(
+    attribute: AttributeInfo, base: str, dimension_scope: Mapping[str, str], start: int
+) -> tuple[_Slot, list[Column]]:
+    """A dimensionScope export's one column for an attribute, at offset ``start``, and its slot by rank."""
+    kind = kind_of(attribute.data_type)
+    column = Column(key=attribute.alias, header=base, kind=kind, alias=attribute.alias)
+    applicable = {d: s for d, s in dimension_scope.items() if d in attribute.dimension_ids}
+    candidates = scope_candidates(applicable)
+    placements = [(_parse(key), (start, rank)) for rank, key in enumerate(candidates)]
+    ranked_cells = tuple(key or GLOBAL_CELL for key in candidates)
+    return _slot(attribute, placements, ranked_cells), [column]
+
+
+def _unscoped_slot(
+    attribute: AttributeInfo, base: str, segments: Mapping[str, Sequence[str]], start: int
+) -> tuple[_Slot, list[Column]]:
+    """An unscoped export's columns for an attribute, one per scope from offset ``start``, and its slot."""
+    kind = kind_of(attribute.data_type)
+    scopes = attribute_scopes(attribute, segments)
+    columns = [
+        Column(
+            key=column_key(attribute.alias, scope_key(scope)),
+            header=column_key(base, scope_key(scope)),
+            kind=kind,
+            alias=attribute.alias,
+            scope=scope,
+        )
+        for scope in scopes
+    ]
+    placements = [(scope, (start + i, 0)) for i, scope in enumerate(scopes)]
+    return _slot(attribute, placements), columns
+
+
+def _slot(
+    attribute: AttributeInfo,
+    placements: Iterable[tuple[Mapping[str, str], tuple[int, int]]],
+    ranked_cells: tuple[str, ...] = (),
+) -> _Slot:
+    """The slot of an attribute whose scopes go to the given (column offset, rank) targets."""
+    dims = tuple(attribute.dimension_ids)
+    targets: dict[Any, tuple[int, int]] = {}
+    global_target: tuple[int, int] | None = None
+    for scope, target in placements:
+        if scope:
+            targets[_signature(scope, dims)] = target
+        else:
+            global_target = target
+    return _Slot(attribute.alias, dims, targets, global_target, ranked_cells)
+
+
+def _file_order(columns: Sequence[Column], fields: Sequence[str]) -> list[int] | None:
+    """Natural column order -> the order ``fields`` names them in (None when it is the same)."""
+    groups: dict[str, list[int]] = {}
+    for i, column in enumerate(columns):
+        groups.setdefault(column.alias or column.key, []).append(i)
+    order = [i for name in fields for i in groups.pop(name, [])]
+    order += [i for rest in groups.values() for i in rest]  # _deleted, includes not named
+    return order if order != list(range(len(columns))) else None
+
+
 class ColumnPlan:
     """Columns of an export and the flattening of raw rows into lists of values."""
 
@@ -131,13 +233,9 @@ class ColumnPlan:
         fields: Sequence[str] | None = None,
     ) -> None:
         aliases = {a.alias for a in attributes}
-        if fields is None:
-            self.fixed = [name for name in FIXED_COLUMNS if not (dry_data and name in DRY_DATA_DROPS)]
-        else:
-            # ``fields`` names the columns of the file, system fields included, and nothing else.
-            named = set(fields) - aliases
-            self.fixed = [name for name in FIXED_COLUMNS if name in named]
-            categories_column = categories_column or CATEGORIES_COLUMN in named
+        self.fixed, categories_column = _fixed_columns(
+            fields, aliases, dry_data=dry_data, categories_column=categories_column
+        )
         columns = [Column(key=name, header=name, kind=Kind.TEXT) for name in self.fixed]
         self.deleted_column = deleted_column
         self.categories_column = categories_column
@@ -145,47 +243,7 @@ class ColumnPlan:
         if deleted_column:
             columns.append(Column(key=DELETED_COLUMN, header=DELETED_COLUMN, kind=Kind.BOOLEAN))
         self.attr_offset = len(columns)
-        slots: list[_Slot] = []
-        attr_columns: list[Column] = []
-        for attribute in attributes:
-            label = (attribute.labels or {}).get(header_language, "") if header_language else ""
-            base = label or attribute.alias
-            kind = kind_of(attribute.data_type)
-            dims = tuple(attribute.dimension_ids)
-            targets: dict[Any, tuple[int, int]] = {}
-            global_target: tuple[int, int] | None = None
-            ranked_cells: tuple[str, ...] = ()
-            if dimension_scope is not None:
-                index = len(attr_columns)
-                attr_columns.append(
-                    Column(key=attribute.alias, header=base, kind=kind, alias=attribute.alias)
-                )
-                applicable = {d: s for d, s in dimension_scope.items() if d in dims}
-                ranked_cells = tuple(key or GLOBAL_CELL for key in scope_candidates(applicable))
-                for rank, key in enumerate(scope_candidates(applicable)):
-                    scope = _parse(key)
-                    if scope:
-                        targets[_signature(scope, dims)] = (index, rank)
-                    else:
-                        global_target = (index, rank)
-            else:
-                for scope in attribute_scopes(attribute, segments):
-                    key = scope_key(scope)
-                    index = len(attr_columns)
-                    attr_columns.append(
-                        Column(
-                            key=column_key(attribute.alias, key),
-                            header=column_key(base, key),
-                            kind=kind,
-                            alias=attribute.alias,
-                            scope=scope,
-                        )
-                    )
-                    if scope:
-                        targets[_signature(scope, dims)] = (index, 0)
-                    else:
-                        global_target = (index, 0)
-            slots.append(_Slot(attribute.alias, dims, targets, global_target, ranked_cells))
+        slots, attr_columns = _attribute_slots(attributes, segments, dimension_scope, header_language)
         columns.extend(attr_columns)
         self.attr_count = len(attr_columns)
         if categories_column:
@@ -193,16 +251,8 @@ class ColumnPlan:
         if completeness is not None:
             columns.append(Column(key=COMPLETENESS_COLUMN, header=COMPLETENESS_COLUMN, kind=Kind.NUMBER))
         self._natural = columns
-        self.permutation: list[int] | None = None
+        self.permutation: list[int] | None = None if fields is None else _file_order(columns, fields)
         """Natural column order -> file order, when ``fields`` orders them differently."""
-        if fields is not None:
-            groups: dict[str, list[int]] = {}
-            for i, column in enumerate(columns):
-                groups.setdefault(column.alias or column.key, []).append(i)
-            order = [i for name in fields for i in groups.pop(name, [])]
-            order += [i for rest in groups.values() for i in rest]  # _deleted, includes not named
-            if order != list(range(len(columns))):
-                self.permutation = order
         self.columns = self._permute(columns)
         """The columns in file order."""
         self._slots = slots
@@ -348,25 +398,44 @@ class ColumnPlan:
             out = [self._permute(row) for row in out]
         return _as_text(out, self.columns) if text else out
 
+    @functools.cached_property
+    def _row_slots(self) -> list[_RowSlot]:
+        """The slots for :meth:`_flatten_generic`, their targets offset to positions in the output row."""
+
+        def place(target: tuple[int, int] | None) -> tuple[int, int]:
+            """A target moved past the row's leading columns (:data:`_NOWHERE` for none)."""
+            return _NOWHERE if target is None else (target[0] + self.attr_offset, target[1])
+
+        return [
+            (
+                s.alias,
+                _lone_dimension(s.dims),
+                s.dims,
+                {sig: place(t) for sig, t in s.targets.items()},
+                place(s.global_target),
+            )
+            for s in self._slots
+        ]
+
     def _flatten_generic(
         self, rows: Iterable[Sequence[Any]], categories: Mapping[int, list[str]] | None
     ) -> list[list[Any]]:
+        """Flatten raw rows in list form (``values_json``) by the plan's slots, without generated code."""
         loads = orjson.loads
         fixed_index = self._fixed_index
-        slots = [(s.alias, s.dims, s.targets, s.global_target, len(s.dims)) for s in self._slots]
-        width = self.attr_count
+        slots = self._row_slots
         deleted = [False] if self.deleted_column else []
+        blank: list[Any] = deleted + [None] * self.attr_count
+        size = len(fixed_index) + len(blank)
         empty: list[str] = []
         out: list[list[Any]] = []
         append = out.append
         for raw in rows:
             values = loads(raw[RAW_VALUES])
             row = [raw[i] for i in fixed_index]
-            if deleted:
-                row += deleted
-            cells: list[Any] = [None] * width
-            ranks = [99] * width
-            for alias, dims, targets, global_target, ndims in slots:
+            row += blank  # the deleted flag if the plan has one, then the attribute cells, still empty
+            ranks = [99] * size
+            for alias, dim, dims, targets, global_target in slots:
                 items = values.get(alias)
                 if not items:
                     continue
@@ -374,18 +443,14 @@ class ColumnPlan:
                     scope = item["scope"]
                     if not scope:
                         target = global_target
-                    elif ndims == 1:
-                        target = targets.get(scope.get(dims[0])) if len(scope) == 1 else None
-                    elif ndims:
-                        target = targets.get(_signature(scope, dims))
+                    elif dim is not None:
+                        target = targets.get(scope.get(dim), _NOWHERE) if len(scope) == 1 else _NOWHERE
                     else:
-                        target = None
-                    if target is not None:
-                        index, rank = target
-                        if rank < ranks[index]:
-                            cells[index] = item["value"]
-                            ranks[index] = rank
-            row += cells
+                        target = targets.get(_signature(scope, dims), _NOWHERE)
+                    index, rank = target
+                    if rank < ranks[index]:
+                        row[index] = item["value"]
+                        ranks[index] = rank
             if categories is not None:
                 row.append(categories.get(raw[0], empty))
             if self.completeness is not None:
@@ -411,6 +476,13 @@ class ColumnPlan:
 
 def _parse(key: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in key.split("&")) if key else {}
+
+
+def _lone_dimension(dims: tuple[str, ...]) -> str | None:
+    """The one dimension a column's scope names (None: several; '': none, so no scoped item has a column)."""
+    if len(dims) > 1:
+        return None
+    return dims[0] if dims else ""
 
 
 def _signature(scope: Mapping[str, str], dims: tuple[str, ...]) -> Any:

@@ -108,35 +108,48 @@ def normalize(filters: Mapping[str, Any] | None, *, known_fields: set[str]) -> l
     if not isinstance(filters, Mapping):
         raise ValidationFailed("filters must be an object keyed by attribute alias.", code="invalid_filter")
     for key, spec in filters.items():
-        field, suffix_op = key, None
-        if key not in known_fields:
-            for suffix in _SUFFIXES:
-                if key.endswith("_" + suffix) and key[: -len(suffix) - 1] in known_fields:
-                    field, suffix_op = key[: -len(suffix) - 1], Op(suffix)
-                    break
-        if field not in known_fields:
-            raise ValidationFailed(
-                f"Unknown filter field '{key}': not an attribute alias or a record field.",
-                code="invalid_filter",
-                details=[{"field": key}],
-            )
+        field, suffix_op = _split_key(key, known_fields)
         if suffix_op is not None:
             conditions.append(Condition(field, suffix_op, spec))
         elif isinstance(spec, Mapping):
-            if not spec:
-                raise ValidationFailed(
-                    f"Filter '{key}' names no operator.", code="invalid_filter", details=[{"field": key}]
-                )
-            for op, value in spec.items():
-                if op not in OPS:
-                    raise ValidationFailed(
-                        f"Unknown operator '{op}' in filter '{key}' (use one of: {', '.join(sorted(OPS))}).",
-                        code="invalid_filter",
-                        details=[{"field": key, "operator": op}],
-                    )
-                conditions.append(Condition(field, Op(op), value))
+            conditions.extend(_operator_conditions(key, field, spec))
         else:
             conditions.append(Condition(field, Op.EQ, spec))
+    return conditions
+
+
+def _split_key(key: str, known_fields: set[str]) -> tuple[str, Op | None]:
+    """The field a filter key names and its operator suffix, if any; unknown fields raise a 422."""
+    field, suffix_op = key, None
+    if key not in known_fields:
+        for suffix in _SUFFIXES:
+            if key.endswith("_" + suffix) and key[: -len(suffix) - 1] in known_fields:
+                field, suffix_op = key[: -len(suffix) - 1], Op(suffix)
+                break
+    if field not in known_fields:
+        raise ValidationFailed(
+            f"Unknown filter field '{key}': not an attribute alias or a record field.",
+            code="invalid_filter",
+            details=[{"field": key}],
+        )
+    return field, suffix_op
+
+
+def _operator_conditions(key: str, field: str, spec: Mapping[str, Any]) -> list[Condition]:
+    """The conditions of an operator object such as ``{"gte": 100, "lt": 500}``."""
+    if not spec:
+        raise ValidationFailed(
+            f"Filter '{key}' names no operator.", code="invalid_filter", details=[{"field": key}]
+        )
+    conditions: list[Condition] = []
+    for op, value in spec.items():
+        if op not in OPS:
+            raise ValidationFailed(
+                f"Unknown operator '{op}' in filter '{key}' (use one of: {', '.join(sorted(OPS))}).",
+                code="invalid_filter",
+                details=[{"field": key, "operator": op}],
+            )
+        conditions.append(Condition(field, Op(op), value))
     return conditions
 
 

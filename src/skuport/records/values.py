@@ -63,56 +63,9 @@ def validate_values(
     for alias, scoped_values in values.items():
         spec = attributes.get(alias)
         if spec is None:
-            problems.append(
-                {
-                    "attribute": alias,
-                    "scope": None,
-                    "message": f"'{alias}' is not an attribute of this schema",
-                }
-            )
+            problems.append(_problem(alias, None, f"'{alias}' is not an attribute of this schema"))
             continue
-        seen: set[str] = set()
-        kept: list[dict[str, Any]] = []
-        for item in scoped_values:
-            scope = dict(item.get("scope") or {})
-            value = item.get("value")
-
-            def problem(message: str, scope: dict[str, Any] = scope, alias: str = alias) -> None:
-                problems.append({"attribute": alias, "scope": scope, "message": message})
-
-            bad_scope = False
-            for dim, seg in scope.items():
-                if dim not in spec.dimension_ids:
-                    problem(
-                        f"attribute '{alias}' is not scoped by dimension '{dim}'"
-                        + (
-                            f" (it accepts: {', '.join(spec.dimension_ids)})"
-                            if spec.dimension_ids
-                            else " (it only accepts the global scope {})"
-                        )
-                    )
-                    bad_scope = True
-                elif not isinstance(seg, str) or seg not in segments.get(dim, ()):
-                    problem(f"'{seg}' is not a segment of dimension '{dim}'")
-                    bad_scope = True
-            if bad_scope:
-                continue
-            key = scope_key(scope)
-            if key in seen:
-                problem(f"attribute '{alias}' has two values for the same scope")
-                continue
-            seen.add(key)
-            if value is None:
-                problem("value is missing (null); send an empty list for the attribute to clear it")
-                continue
-            if is_empty(value):
-                continue
-            message = codec(spec.data_type).check(value, spec.validation or {})
-            if message:
-                problem(f"'{alias}' {message}")
-                continue
-            kept.append({"scope": {k: scope[k] for k in sorted(scope)}, "value": value})
-        result[alias] = kept
+        result[alias] = _validate_attribute(alias, spec, scoped_values, segments, problems)
     if problems:
         first = problems[0]
         where = f" in scope {first['scope']}" if first.get("scope") else ""
@@ -122,6 +75,75 @@ def validate_values(
             code="invalid_values",
         )
     return result
+
+
+def _problem(alias: str, scope: dict[str, Any] | None, message: str) -> dict[str, Any]:
+    """One detail of the validation error."""
+    return {"attribute": alias, "scope": scope, "message": message}
+
+
+def _validate_attribute(
+    alias: str,
+    spec: AttributeSpec,
+    scoped_values: Iterable[Mapping[str, Any]],
+    segments: Mapping[str, set[str]] | Mapping[str, frozenset[str]],
+    problems: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The valid, non-empty scoped values of one attribute; problems are appended to ``problems``."""
+    seen: set[str] = set()
+    kept: list[dict[str, Any]] = []
+    for item in scoped_values:
+        scope = dict(item.get("scope") or {})
+        value = item.get("value")
+        scope_messages = _scope_problems(alias, spec, scope, segments)
+        if scope_messages:
+            problems.extend(_problem(alias, scope, message) for message in scope_messages)
+            continue
+        key = scope_key(scope)
+        if key in seen:
+            problems.append(_problem(alias, scope, f"attribute '{alias}' has two values for the same scope"))
+            continue
+        seen.add(key)
+        message = _value_problem(alias, spec, value)
+        if message:
+            problems.append(_problem(alias, scope, message))
+            continue
+        if not is_empty(value):
+            kept.append({"scope": {k: scope[k] for k in sorted(scope)}, "value": value})
+    return kept
+
+
+def _scope_problems(
+    alias: str,
+    spec: AttributeSpec,
+    scope: Mapping[str, Any],
+    segments: Mapping[str, set[str]] | Mapping[str, frozenset[str]],
+) -> list[str]:
+    """What is wrong with a value's scope: dimensions the attribute lacks, unknown segments."""
+    messages: list[str] = []
+    for dim, seg in scope.items():
+        if dim not in spec.dimension_ids:
+            messages.append(
+                f"attribute '{alias}' is not scoped by dimension '{dim}'"
+                + (
+                    f" (it accepts: {', '.join(spec.dimension_ids)})"
+                    if spec.dimension_ids
+                    else " (it only accepts the global scope {})"
+                )
+            )
+        elif not isinstance(seg, str) or seg not in segments.get(dim, ()):
+            messages.append(f"'{seg}' is not a segment of dimension '{dim}'")
+    return messages
+
+
+def _value_problem(alias: str, spec: AttributeSpec, value: Any) -> str | None:
+    """What is wrong with a value for its data type and rules, if anything (empty values pass)."""
+    if value is None:
+        return "value is missing (null); send an empty list for the attribute to clear it"
+    if is_empty(value):
+        return None
+    message = codec(spec.data_type).check(value, spec.validation or {})
+    return f"'{alias}' {message}" if message else None
 
 
 GLOBAL_CELL = "@"

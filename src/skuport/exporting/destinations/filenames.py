@@ -23,6 +23,14 @@ def _refuse(template: str, reason: str) -> DestinationConfigError:
 
 def validate_filename_template(template: str) -> str:
     """Return ``template`` if it is safe; refuse (422) one that could escape the destination path."""
+    _check_path_shape(template)
+    _check_placeholders(template)
+    _check_part_lengths(template)
+    return template
+
+
+def _check_path_shape(template: str) -> None:
+    """Refuse an empty, over-long, absolute, folder-like or otherwise unsafe relative path."""
     if not isinstance(template, str) or not template.strip():
         raise _refuse(str(template), "it must not be empty")
     if len(template) > MAX_LENGTH:
@@ -37,6 +45,10 @@ def validate_filename_template(template: str) -> str:
         raise _refuse(template, str(exc)) from None
     if any(part in ("", ".") for part in template.split("/")):
         raise _refuse(template, "it must not contain empty or '.' path segments")
+
+
+def _check_placeholders(template: str) -> None:
+    """Refuse unbalanced braces, unknown placeholders and placeholders with a format or conversion."""
     try:
         fields = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -49,6 +61,10 @@ def validate_filename_template(template: str) -> str:
             raise _refuse(template, f"unknown placeholder {{{name}}}; use {allowed}")
         if spec or conversion:
             raise _refuse(template, f"placeholder {{{name}}} takes no format or conversion")
+
+
+def _check_part_lengths(template: str) -> None:
+    """Refuse a path part that could outgrow ``MAX_NAME_BYTES`` once its placeholders are filled in."""
     for part in template.split("/"):
         longest = len(part.encode()) + sum(
             (_EXPANDS_TO[name] - len(name) - 2) * part.count("{" + name + "}") for name in PLACEHOLDERS
@@ -59,7 +75,6 @@ def validate_filename_template(template: str) -> str:
                 f"the part '{part[:40]}' can grow to {longest} bytes once its "
                 f"placeholders are filled in; each part must stay within {MAX_NAME_BYTES}",
             )
-    return template
 
 
 def render_filename(template: str, *, scheduled_for: dt.datetime, tz: str, job_id: str, run_id: str) -> str:

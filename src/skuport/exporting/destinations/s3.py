@@ -49,6 +49,11 @@ _THROTTLED = frozenset(
         "500",
     }
 )
+_CREDENTIAL_CODES = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"})
+_DENIED_CODES = frozenset({"AccessDenied", "AllAccessDisabled", "403"})
+_MISSING_CODES = frozenset({"NoSuchBucket", "404"})
+_WRONG_REGION_CODES = frozenset({"PermanentRedirect", "AuthorizationHeaderMalformed", "301", "400"})
+"""Error codes S3 answers for wrong credentials, missing permissions, a missing bucket, a wrong region."""
 
 
 class S3Config(DestinationConfig):
@@ -244,70 +249,70 @@ class S3Destination:
         refused = network.delivery_error_in(exc)  # the guard, at connect time (wrapped by botocore)
         if refused is not None:
             return refused
-        cfg = self.config
-        bucket = cfg.bucket
-        transient = False
         client_error = _client_error(exc)
         if client_error is not None:
-            err = client_error.response.get("Error", {})
-            status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = str(err.get("Code") or status or "")
-            message = str(err.get("Message") or code or "no message").rstrip(".")
-            operation = client_error.operation_name or operation
-            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
-                hint = f"Check accessKeyId and secretAccessKey for bucket '{bucket}'."
-            elif code in ("AccessDenied", "AllAccessDisabled", "403") or status == 403:
-                hint = f"Check IAM permissions for bucket '{bucket}'."
-            elif code in ("NoSuchBucket", "404") or status == 404:
-                hint = f"Check that bucket '{bucket}' exists" + (
-                    f" in region '{cfg.region}'." if cfg.region else "."
-                )
-            elif code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "301", "400") and status in (
-                301,
-                400,
-            ):
-                hint = f"Check the region of bucket '{bucket}'" + (
-                    f" (configured: '{cfg.region}')." if cfg.region else "."
-                )
-            elif (status and status >= 500) or code in _THROTTLED:
-                hint = "The S3 service failed or throttled; the run can be retried."
-                transient = True
-            else:
-                hint = f"Check the destination settings for bucket '{bucket}'."
-            text = f"S3 {operation} failed: {message} ({status or code}). {hint}"
-        elif isinstance(exc, NoCredentialsError):
-            text = (
-                f"S3 {operation} failed: no AWS credentials found. Set accessKeyId and secretAccessKey, "
-                "or configure the standard AWS credential chain on the skuport server."
-            )
-        elif isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
-            text = (
-                f"S3 {operation} failed: timed out after {cfg.timeout_seconds:g} s talking to "
-                f"{self._endpoint()}. Check network access to the endpoint, or raise timeoutSeconds."
-            )
-            transient = True
-        elif isinstance(exc, EndpointConnectionError):
-            text = (
-                f"S3 {operation} failed: could not connect to {self._endpoint()}. "
-                "Check endpointUrl/region and that the server can reach it."
-            )
-            transient = True
-        elif isinstance(exc, HTTPClientError):
-            text = (
-                f"S3 {operation} failed: the connection to {self._endpoint()} broke ({exc}). "
-                "The run can be retried."
-            )
-            transient = True
-        elif isinstance(exc, BotoCoreError):
-            text = f"S3 {operation} failed: {exc}. Check the destination settings for bucket '{bucket}'."
-        elif isinstance(exc, OSError):
-            text = (
-                f"S3 {operation} failed: {exc.strerror or exc}. Check network access to {self._endpoint()}."
-            )
-            transient = True
+            text, transient = self._answer_text(client_error, operation)
         else:
-            text = f"S3 {operation} failed: {type(exc).__name__}: {exc}."
-        return DeliveryError(redact(text, [cfg.secret_access_key]), transient=transient)
+            text, transient = self._failure_text(exc, operation)
+        return DeliveryError(redact(text, [self.config.secret_access_key]), transient=transient)
+
+    def _answer_text(self, client_error: ClientError, operation: str) -> tuple[str, bool]:
+        """The message for an error answer from S3, and whether the run can be retried."""
+        err = client_error.response.get("Error", {})
+        status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = str(err.get("Code") or status or "")
+        message = str(err.get("Message") or code or "no message").rstrip(".")
+        operation = client_error.operation_name or operation
+        hint, transient = self._hint(code, status)
+        return f"S3 {operation} failed: {message} ({status or code}). {hint}", transient
+
+    def _hint(self, code: str, status: int | None) -> tuple[str, bool]:
+        """What to check for an S3 error code and HTTP status, and whether the run can be retried."""
+        cfg = self.config
+        bucket = cfg.bucket
+        if code in _CREDENTIAL_CODES:
+            return f"Check accessKeyId and secretAccessKey for bucket '{bucket}'.", False
+        if code in _DENIED_CODES or status == 403:
+            return f"Check IAM permissions for bucket '{bucket}'.", False
+        if code in _MISSING_CODES or status == 404:
+            where = f" in region '{cfg.region}'." if cfg.region else "."
+            return f"Check that bucket '{bucket}' exists" + where, False
+        if code in _WRONG_REGION_CODES and status in (301, 400):
+            configured = f" (configured: '{cfg.region}')." if cfg.region else "."
+            return f"Check the region of bucket '{bucket}'" + configured, False
+        if (status and status >= 500) or code in _THROTTLED:
+            return "The S3 service failed or throttled; the run can be retried.", True
+        return f"Check the destination settings for bucket '{bucket}'.", False
+
+    def _failure_text(self, exc: BaseException, operation: str) -> tuple[str, bool]:
+        """The message for a failure without an answer from S3, and whether the run can be retried."""
+        failed = f"S3 {operation} failed"
+        if isinstance(exc, NoCredentialsError):
+            return (
+                f"{failed}: no AWS credentials found. Set accessKeyId and secretAccessKey, "
+                "or configure the standard AWS credential chain on the skuport server."
+            ), False
+        if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
+            return (
+                f"{failed}: timed out after {self.config.timeout_seconds:g} s talking to "
+                f"{self._endpoint()}. Check network access to the endpoint, or raise timeoutSeconds."
+            ), True
+        if isinstance(exc, EndpointConnectionError):
+            return (
+                f"{failed}: could not connect to {self._endpoint()}. "
+                "Check endpointUrl/region and that the server can reach it."
+            ), True
+        if isinstance(exc, HTTPClientError):
+            return (
+                f"{failed}: the connection to {self._endpoint()} broke ({exc}). The run can be retried."
+            ), True
+        if isinstance(exc, BotoCoreError):
+            return (
+                f"{failed}: {exc}. Check the destination settings for bucket '{self.config.bucket}'."
+            ), False
+        if isinstance(exc, OSError):
+            return f"{failed}: {exc.strerror or exc}. Check network access to {self._endpoint()}.", True
+        return f"{failed}: {type(exc).__name__}: {exc}.", False
 
     def _endpoint(self) -> str:
         if self.config.endpoint_url:
