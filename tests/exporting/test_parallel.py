@@ -33,10 +33,19 @@ def _run(tmp_path: Path, name: str, spec: ExportSpec) -> bytes:
     return result.path.read_bytes()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json", "xlsx"])
+@pytest.mark.parametrize(
+    ("fmt", "engine"),
+    [("csv", "rows"), ("json", "rows"), ("xlsx", "auto"), ("csv", "auto"), ("json", "auto"), ("xml", "auto")],
+)
 def test_parallel_output_equals_single_process(
-    many: None, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+    many: None,
+    tmp_path: Path,
+    fmt: str,
+    engine: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Worker processes write what one process writes: with the row engine, and with polars (auto)."""
     spec = ExportSpec(
         format=fmt,
         schema_id="schema-apparel",
@@ -45,13 +54,19 @@ def test_parallel_output_equals_single_process(
         filters={"brand": "B"},
         max_records=13,
     )
-    monkeypatch.setattr(get_settings(), "export_engine", "rows")  # csv and json too: polars would take them
+    monkeypatch.setattr(get_settings(), "export_engine", engine)
     monkeypatch.setattr(get_settings(), "export_workers", 1)
     single = _run(tmp_path, "one", spec)
+    monkeypatch.setattr(get_settings(), "export_engine", "rows")
+    assert _run(tmp_path, "rows", spec) == single or fmt == "xlsx"  # polars' bytes are the row engine's
+    monkeypatch.setattr(get_settings(), "export_engine", engine)
     monkeypatch.setattr(get_settings(), "export_workers", 2)
     monkeypatch.setattr(parallel, "MIN_PARALLEL_ROWS", 1)
     monkeypatch.setattr(parallel, "CHUNK_ROWS", 4)
-    multi = _run(tmp_path, "two", spec)
+    with caplog.at_level("INFO", logger="skuport.exporting.engines"):
+        multi = _run(tmp_path, "two", spec)
+    polars = fmt != "xlsx" and engine == "auto"
+    assert f"processes engine ({'polars encodes' if polars else ''}" in caplog.text
     if fmt != "xlsx":  # zip members carry timestamps
         assert multi == single
     assert len(multi) > 200
@@ -77,7 +92,8 @@ def test_the_processes_engine_is_chosen_where_polars_is_not(
     monkeypatch.setattr(get_settings(), "export_workers", 2)
     with session_scope() as s:
         for engine_setting, fmt, records, expected in (
-            ("auto", "csv", 10**6, "frame"),
+            ("auto", "csv", 10**6, "processes"),
+            ("auto", "csv", 10, "frame"),
             ("auto", "xlsx", 10**6, "processes"),
             ("rows", "csv", 10**6, "processes"),
             ("rows", "csv", 10, "rows"),

@@ -22,16 +22,20 @@ whose headers are keys.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from skuport.exporting.conventions import DELETED_COLUMN, number_text
 from skuport.exporting.formats import Format
+from skuport.exporting.formats.base import FileWriter
 from skuport.exporting.plan import CATEGORIES_COLUMN, RAW_VALUES, Column, ColumnPlan, Kind
 
 if TYPE_CHECKING:
     import polars as pl
+
+log = logging.getLogger(__name__)
 
 # polars is imported when an encoder is made: the ~45 MB it maps stay out of processes that never use it.
 
@@ -82,6 +86,7 @@ class ColumnarEncoder:
         if not fmt.renders_frames:
             raise ValueError(f"{fmt.name} has no frame rendering")
         self.plan = plan
+        self.format = fmt
         sources = plan.cell_sources()
         self._dtype = _cells_dtype(sources)
         # Every output column as (column, expression of its value: text, list of text or null).
@@ -152,6 +157,29 @@ class ColumnarEncoder:
     ) -> pl.DataFrame:
         """The batch rendered for the format's writer (:meth:`FileWriter.write_frame`)."""
         return self.frame(rows, categories).select(self._exprs)
+
+    def write(
+        self, writer: FileWriter, rows: Sequence[Sequence[Any]], categories: Mapping[int, list[str]] | None
+    ) -> bytes:
+        """The batch's bytes through ``writer``: rendered by polars, or by the row engine (the same bytes)
+        where polars refuses it.
+
+        polars refuses a value whose JSON type the plan did not expect (e.g. an object where text
+        belongs); validation never stores one, but a feed must not fail over a record the row engine
+        can write.
+        """
+        try:
+            return writer.write_frame(self.render(rows, categories))
+        except Exception as exc:
+            if not is_engine_error(exc):
+                raise
+            log.warning(
+                "the frame engine could not encode records %s..%s (%s); the row engine writes them",
+                rows[0][1],
+                rows[-1][1],
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            )
+            return writer.write(self.plan.flatten(rows, categories, text=self.format.text_cells))
 
 
 def is_engine_error(exc: BaseException) -> bool:

@@ -2,8 +2,9 @@
 
 - **frame**: polars encodes a batch of records at a time (csv, json, jsonl, xml), reading the next
   batch while it encodes this one; the fastest where it applies.
-- **processes**: the row engine in worker processes (``SKUPORT_EXPORT_WORKERS`` > 1, large exports); it
-  pays only with idle cores.
+- **processes**: worker processes (``SKUPORT_EXPORT_WORKERS`` > 1, large exports), each encoding its
+  range with polars where the frame engine could, else with the row engine; it pays only with idle
+  cores.
 - **rows**: the row-by-row Python engine; it writes every format and option, and is the reference the
   others are checked against byte for byte.
 
@@ -103,10 +104,13 @@ class RowEngine:
 
 @dataclass
 class ProcessesEngine:
-    """The row engine in ``workers`` processes, each reading its own range of the same snapshot."""
+    """``workers`` processes, each reading and encoding its own range of the same snapshot: with polars
+    (``frames``) or with the row engine. Each process has its own GIL, so reading and encoding use
+    every core, where the frame engine's threads mostly take turns."""
 
     database_url: str
     workers: int
+    frames: bool
     name: str = "processes"
 
     def write(
@@ -120,7 +124,12 @@ class ProcessesEngine:
         records: int,
     ) -> None:
         for data, rows in parallel.encoded_chunks(
-            conn, prepared, database_url=self.database_url, total=records, workers=self.workers
+            conn,
+            prepared,
+            database_url=self.database_url,
+            total=records,
+            workers=self.workers,
+            frames=self.frames,
         ):
             meter.check()
             sink.put(data)
@@ -175,9 +184,7 @@ class FrameEngine:
                         if prepared.plan.categories_column
                         else None
                     )
-                    in_flight.append(
-                        (pool.submit(self._batch, prepared, writer, rows, categories), len(rows))
-                    )
+                    in_flight.append((pool.submit(self._batch, writer, rows, categories), len(rows)))
                     while len(in_flight) > 1 or (in_flight and in_flight[0][0].done()):
                         write_oldest()
                 while in_flight:
@@ -188,29 +195,11 @@ class FrameEngine:
 
     def _batch(
         self,
-        prepared: PreparedExport,
         writer: FileWriter,
         rows: Sequence[Any],
         categories: Mapping[int, list[str]] | None,
     ) -> bytes:
-        """One batch by polars, or by the row engine (same bytes) when polars refuses it.
-
-        polars refuses a value whose JSON type the plan did not expect (e.g. an object where text
-        belongs); validation never stores one, but a feed must not fail over a record the row engine
-        can write.
-        """
-        try:
-            return writer.write_frame(self.encoder.render(rows, categories))
-        except Exception as exc:
-            if not columnar.is_engine_error(exc):
-                raise
-            log.warning(
-                "the frame engine could not encode records %s..%s (%s); the row engine writes them",
-                rows[0][1],
-                rows[-1][1],
-                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-            )
-            return writer.write(prepared.plan.flatten(rows, categories, text=prepared.format.text_cells))
+        return self.encoder.write(writer, rows, categories)
 
 
 def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) -> Engine:
@@ -222,12 +211,14 @@ def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) 
         if settings.export_engine != "auto"
         else columnar.refusal(prepared.plan, prepared.format, kinds_by_alias=prepared.kinds_by_alias)
     )
-    if refusal is None:
+    if settings.export_workers > 1 and records >= parallel.MIN_PARALLEL_ROWS:
+        frames = refusal is None
+        engine = ProcessesEngine(database_url=database_url, workers=settings.export_workers, frames=frames)
+        what = f"polars encodes {prepared.spec.format}" if frames else refusal
+        why = f"{what}; {settings.export_workers} processes for {records:,} records"
+    elif refusal is None:
         encoder = columnar.ColumnarEncoder(prepared.plan, prepared.format)
         engine, why = FrameEngine(encoder), f"polars encodes {prepared.spec.format}"
-    elif settings.export_workers > 1 and records >= parallel.MIN_PARALLEL_ROWS:
-        engine = ProcessesEngine(database_url=database_url, workers=settings.export_workers)
-        why = f"{refusal}; {settings.export_workers} processes for {records:,} records"
     else:
         engine, why = RowEngine(), refusal
     log.info(

@@ -1,10 +1,12 @@
-"""Flatten and encode large exports in worker processes, one pk range ("chunk") per task.
+"""Read and encode large exports in worker processes, one pk range ("chunk") per task.
 
-Parsing ``values_json`` and flattening is pure Python and holds the GIL, so threads cannot share it;
-processes can. The main process cuts the selection into chunks of exactly ``CHUNK_ROWS`` matching records
-(by pk), workers read, flatten and encode their chunk on their own connection and send back the encoded
-bytes, and the main process writes them in order (compressing in its writer thread), so the file is the
-same byte for byte as a single-process export. On PostgreSQL the workers read the main transaction's
+Reading rows, parsing ``values_json`` and flattening are pure Python and hold the GIL, and so does much
+of polars' JSON decoding, so threads cannot share them; processes can. The main process cuts the
+selection into chunks of exactly ``CHUNK_ROWS`` matching records (by pk), workers read and encode their
+chunk on their own connection (with polars where the frame engine can write the export, else with the
+row engine: the same bytes either way) and send back the encoded bytes, and the main process writes
+them in order (compressing in its writer thread), so the file is the same byte for byte as a
+single-process export. On PostgreSQL the workers read the main transaction's
 snapshot (``SET TRANSACTION SNAPSHOT``), so the file is one consistent view; SQLite has no shared
 snapshots, so a record changed during the export may appear in its newer state.
 """
@@ -25,6 +27,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from skuport.exporting import select as selection
+from skuport.exporting.columnar import ColumnarEncoder
 from skuport.exporting.prepared import PreparedExport, prepare
 from skuport.exporting.spec import ExportSpec
 
@@ -51,6 +54,8 @@ class Chunk:
     row_count: int
     """Records the whole export writes (its writers know the file's size)."""
     snapshot: str | None
+    frames: bool
+    """Encode with polars (the frame engine's encoder) rather than the row engine."""
 
 
 def pool(workers: int) -> ProcessPoolExecutor:
@@ -60,7 +65,7 @@ def pool(workers: int) -> ProcessPoolExecutor:
         if _pool is not None:
             _pool.shutdown(wait=False, cancel_futures=True)
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["skuport.exporting.prepared"])
+        context.set_forkserver_preload(["skuport.exporting.prepared", "skuport.exporting.columnar"])
         _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         _pool_size = workers
     return _pool
@@ -91,8 +96,17 @@ def _prepared(conn: Connection, spec_blob: bytes) -> PreparedExport:
     return cache[spec_blob]
 
 
+def _encoder(spec_blob: bytes, prepared: PreparedExport) -> ColumnarEncoder:
+    cache: dict[bytes, ColumnarEncoder] = _encoder.__dict__.setdefault("cache", {})
+    if spec_blob not in cache:
+        if len(cache) > 8:
+            cache.clear()
+        cache[spec_blob] = ColumnarEncoder(prepared.plan, prepared.format)
+    return cache[spec_blob]
+
+
 def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
-    """Worker side: read, flatten and encode one chunk; return (bytes, rows)."""
+    """Worker side: read and encode one chunk (polars or the row engine); return (bytes, rows)."""
     import gc
 
     gc.disable()  # see pipeline._no_gc
@@ -107,25 +121,32 @@ def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
                 prepared = _prepared(conn, chunk.spec_blob)
                 plan, fmt = prepared.plan, prepared.format
                 writer = fmt.writer(plan.columns, row_count=chunk.row_count, first_row=chunk.first_row)
+                encoder = _encoder(chunk.spec_blob, prepared) if chunk.frames else None
                 parts: list[bytes] = []
                 for rows in selection.record_batches(
                     conn,
                     prepared.record_clauses,
                     after=chunk.after,
-                    cells=plan.uses_cells,
+                    cells=encoder is not None or plan.uses_cells,
                     upto=chunk.upto,
-                    batch_size=selection.BATCH_SIZE,
+                    tuples=encoder is not None,
+                    batch_size=selection.COLUMNAR_BATCH_SIZE if encoder else selection.BATCH_SIZE,
                 ):
                     categories = (
                         selection.category_map(conn, [r[0] for r in rows]) if plan.categories_column else None
                     )
-                    parts.append(writer.write(plan.flatten(rows, categories, text=fmt.text_cells)))
+                    if encoder is not None:
+                        parts.append(encoder.write(writer, rows, categories))
+                    else:
+                        parts.append(writer.write(plan.flatten(rows, categories, text=fmt.text_cells)))
                 return b"".join(parts), writer.rows_written - chunk.first_row
     finally:
         gc.enable()
 
 
-def chunks(conn: Connection, prepared: PreparedExport, *, database_url: str, total: int) -> Iterator[Chunk]:
+def chunks(
+    conn: Connection, prepared: PreparedExport, *, database_url: str, total: int, frames: bool = False
+) -> Iterator[Chunk]:
     """Cut the selection into chunks of CHUNK_ROWS records (computed lazily, one bound query each)."""
     spec: ExportSpec = prepared.spec
     snapshot = None
@@ -147,6 +168,7 @@ def chunks(conn: Connection, prepared: PreparedExport, *, database_url: str, tot
             first_row=first_row,
             row_count=total,
             snapshot=snapshot,
+            frames=frames,
         )
         after, first_row = upto, first_row + size
         if upto >= last:
@@ -154,7 +176,13 @@ def chunks(conn: Connection, prepared: PreparedExport, *, database_url: str, tot
 
 
 def encoded_chunks(
-    conn: Connection, prepared: PreparedExport, *, database_url: str, total: int, workers: int
+    conn: Connection,
+    prepared: PreparedExport,
+    *,
+    database_url: str,
+    total: int,
+    workers: int,
+    frames: bool = False,
 ) -> Iterator[tuple[bytes, int]]:
     """(encoded bytes, rows) of every chunk, in file order, with a few chunks in flight at a time."""
     executor: ProcessPoolExecutor | None = pool(workers)
@@ -173,7 +201,7 @@ def encoded_chunks(
         return render_chunk(chunk)
 
     try:
-        for chunk in chunks(conn, prepared, database_url=database_url, total=total):
+        for chunk in chunks(conn, prepared, database_url=database_url, total=total, frames=frames):
             pending.append((chunk, executor.submit(render_chunk, chunk) if executor is not None else None))
             if len(pending) > workers:
                 yield result(*pending.popleft())
