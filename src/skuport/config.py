@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     webhook_allow_list: str = Field(default="", description="Added to network_allow_list.")
     executor: str = Field(default="inprocess", description="inprocess (thread pool) or memory (tests).")
     run_workers: int = 2
-    export_workers: int = Field(default=1, description="Processes flattening one large export (1: none).")
+    export_workers: int = Field(
+        default=1, description="Processes reading and encoding one large export (1: none)."
+    )
     export_engine: Literal["auto", "rows"] = Field(
         default="auto",
         description="auto: csv, json, jsonl and xml exports are encoded a batch at a time by polars where "
