@@ -191,6 +191,15 @@ def _workers(parallel: object) -> tuple[float, float]:
     return cpu, rss
 
 
+def database_url(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The database the benchmark reads: ``--database-url``, or the SQLite file in ``--data-dir``."""
+    if args.database_url:
+        return str(args.database_url)
+    if args.data_dir:
+        return f"sqlite:///{(args.data_dir / 'skuport.db').resolve()}"
+    parser.error("give --data-dir or --database-url")
+
+
 def main() -> None:
     """Run every scenario in its own subprocess and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -226,12 +235,7 @@ def main() -> None:
         args.workers = int(args.workers)
         child(args)
         return
-    if args.database_url:
-        url = args.database_url
-    elif args.data_dir:
-        url = f"sqlite:///{(args.data_dir / 'skuport.db').resolve()}"
-    else:
-        parser.error("give --data-dir or --database-url")
+    url = database_url(parser, args)
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {url.split('://')[0]}",

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-SCOPE = {"dim-language": "seg-en", "dim-market": "seg-dk"}
+from export_bench import SCOPE, database_url  # bench/ is on sys.path when this script runs
 
 
 def least(repeat: int, work: Callable[[], Any]) -> float:
@@ -46,12 +46,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200_000, help="records to read (default 200,000)")
     parser.add_argument("--repeat", type=int, default=5, help="passes per phase; the least is kept")
     args = parser.parse_args()
-    if args.database_url:
-        url = args.database_url
-    elif args.data_dir:
-        url = f"sqlite:///{(args.data_dir / 'skuport.db').resolve()}"
-    else:
-        parser.error("give --data-dir or --database-url")
+    url = database_url(parser, args)
     os.environ["SKUPORT_DATABASE_URL"] = url
 
     import polars as pl

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Connection
 
@@ -53,21 +52,24 @@ class Meter:
             raise ExportCancelled(f"Export cancelled after {self.done:,} of {self.total:,} records.")
 
 
+@dataclass(frozen=True)
+class EngineRun:
+    """What an engine writes with: the snapshot's connection, the prepared export, the file's writer, the
+    sink its bytes go to and the meter counting them."""
+
+    conn: Connection
+    prepared: PreparedExport
+    writer: FileWriter
+    sink: Sink
+    meter: Meter
+
+
 class Engine(Protocol):
     """Writes an export's records (not its tombstones, header or footer) through the file's writer."""
 
     name: str
 
-    def write(
-        self,
-        conn: Connection,
-        prepared: PreparedExport,
-        writer: FileWriter,
-        sink: Sink,
-        meter: Meter,
-        *,
-        records: int,
-    ) -> None:
+    def write(self, run: EngineRun, *, records: int) -> None:
         """Write the first ``records`` matching records, in order, counting them on ``meter``."""
 
 
@@ -76,30 +78,21 @@ class RowEngine:
 
     name = "rows"
 
-    def write(
-        self,
-        conn: Connection,
-        prepared: PreparedExport,
-        writer: FileWriter,
-        sink: Sink,
-        meter: Meter,
-        *,
-        records: int,
-    ) -> None:
-        plan, text = prepared.plan, prepared.format.text_cells
+    def write(self, run: EngineRun, *, records: int) -> None:
+        plan, text = run.prepared.plan, run.prepared.format.text_cells
         for rows in selection.record_batches(
-            conn,
-            prepared.record_clauses,
+            run.conn,
+            run.prepared.record_clauses,
             limit=records,
             cells=plan.uses_cells,
             batch_size=selection.BATCH_SIZE,
         ):
-            meter.check()
+            run.meter.check()
             categories = (
-                selection.category_map(conn, [r[0] for r in rows]) if plan.categories_column else None
+                selection.category_map(run.conn, [r[0] for r in rows]) if plan.categories_column else None
             )
-            sink.put(writer.write(plan.flatten(rows, categories, text=text)))
-            meter.add(len(rows))
+            run.sink.put(run.writer.write(plan.flatten(rows, categories, text=text)))
+            run.meter.add(len(rows))
 
 
 @dataclass
@@ -113,78 +106,62 @@ class ProcessesEngine:
     frames: bool
     name: str = "processes"
 
-    def write(
-        self,
-        conn: Connection,
-        prepared: PreparedExport,
-        writer: FileWriter,
-        sink: Sink,
-        meter: Meter,
-        *,
-        records: int,
-    ) -> None:
+    def write(self, run: EngineRun, *, records: int) -> None:
         for data, rows in parallel.encoded_chunks(
-            conn,
-            prepared,
+            run.conn,
+            run.prepared,
             database_url=self.database_url,
             total=records,
             workers=self.workers,
             frames=self.frames,
         ):
-            meter.check()
-            sink.put(data)
-            writer.written_elsewhere(rows)
-            meter.add(rows)
+            run.meter.check()
+            run.sink.put(data)
+            run.writer.written_elsewhere(rows)
+            run.meter.add(rows)
 
 
 @dataclass
 class FrameEngine:
-    """polars, a batch at a time: reading a batch (Python, holding the GIL) overlaps with encoding the
-    previous one (polars, which releases it) and with compressing the one before (the sink's thread).
-    At most two batches are in flight, so memory stays flat.
+    """polars, a batch at a time: reading a batch overlaps with encoding the previous one (on a thread)
+    and with compressing the one before (the sink's thread). At most two batches are in flight, so
+    memory stays flat.
 
-    One encoding thread, so batches reach the (stateful) writer in file order. polars releases the GIL,
-    but on two cores a second encoding thread measured no faster: reading, encoding and gzip already
-    keep both busy."""
+    One encoding thread, so batches reach the (stateful) writer in file order. A second measured no
+    faster on two cores, nor did decoding in a polars query, which releases the GIL where
+    ``Series.str.json_decode`` does not (bench/README.md)."""
 
     encoder: columnar.ColumnarEncoder
     name: str = "frame"
 
-    def write(
-        self,
-        conn: Connection,
-        prepared: PreparedExport,
-        writer: FileWriter,
-        sink: Sink,
-        meter: Meter,
-        *,
-        records: int,
-    ) -> None:
+    def write(self, run: EngineRun, *, records: int) -> None:
         in_flight: deque[tuple[Future[bytes], int]] = deque()
 
         def write_oldest() -> None:
             future, count = in_flight.popleft()
-            sink.put(future.result())
-            meter.add(count)
-            meter.check()
+            run.sink.put(future.result())
+            run.meter.add(count)
+            run.meter.check()
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skuport-encode") as pool:
             try:
                 for rows in selection.record_batches(
-                    conn,
-                    prepared.record_clauses,
+                    run.conn,
+                    run.prepared.record_clauses,
                     limit=records,
                     cells=True,
                     tuples=True,
                     batch_size=selection.COLUMNAR_BATCH_SIZE,
                 ):
-                    meter.check()
+                    run.meter.check()
                     categories = (
-                        selection.category_map(conn, [r[0] for r in rows])
-                        if prepared.plan.categories_column
+                        selection.category_map(run.conn, [r[0] for r in rows])
+                        if run.prepared.plan.categories_column
                         else None
                     )
-                    in_flight.append((pool.submit(self._batch, writer, rows, categories), len(rows)))
+                    in_flight.append(
+                        (pool.submit(self.encoder.write, run.writer, rows, categories), len(rows))
+                    )
                     while len(in_flight) > 1 or (in_flight and in_flight[0][0].done()):
                         write_oldest()
                 while in_flight:
@@ -192,14 +169,6 @@ class FrameEngine:
             finally:
                 for future, _count in in_flight:
                     future.cancel()
-
-    def _batch(
-        self,
-        writer: FileWriter,
-        rows: Sequence[Any],
-        categories: Mapping[int, list[str]] | None,
-    ) -> bytes:
-        return self.encoder.write(writer, rows, categories)
 
 
 def choose_engine(prepared: PreparedExport, *, records: int, database_url: str) -> Engine:

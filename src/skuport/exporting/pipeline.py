@@ -21,7 +21,7 @@ from skuport.db import get_engine
 from skuport.errors import ValidationFailed
 from skuport.exporting import select as selection
 from skuport.exporting import workdir
-from skuport.exporting.engines import Meter, choose_engine
+from skuport.exporting.engines import EngineRun, Meter, choose_engine
 from skuport.exporting.prepared import PreparedExport, prepare, problem
 from skuport.exporting.sink import Sink
 from skuport.exporting.spec import ExportCancelled, ExportControl, ExportResult, ExportSpec
@@ -126,7 +126,7 @@ def run_export(
                     records=records_total,
                     database_url=engine.url.render_as_string(hide_password=False),
                 )
-                chosen.write(conn, prepared, writer, sink, meter, records=records_total)
+                chosen.write(EngineRun(conn, prepared, writer, sink, meter), records=records_total)
                 tombstones = 0
                 if prepared.tombstone_clauses is not None and tombstones_total:
                     for dead in selection.tombstone_batches(

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from skuport.exporting.formats.base import ColumnValues, FileWriter, FormatBase, frame_lines
-from skuport.exporting.formats.jsonl import object_lines, objects
+from skuport.exporting.formats.base import FileWriter, frame_lines
+from skuport.exporting.formats.jsonl import JsonlFormat, objects
 
 if TYPE_CHECKING:
     import polars as pl
@@ -41,16 +41,10 @@ class JsonWriter(FileWriter):
         return b"\n]\n" if self.rows_written else b"]\n"
 
 
-class JsonFormat(FormatBase):
-    """One JSON array, one object per line."""
+class JsonFormat(JsonlFormat):
+    """One JSON array, one object per line: JSON Lines' objects, rendered the same way, in brackets."""
 
     name = "json"
     content_type = "application/json"
     extension = "json"
-    renders_frames = True
-    unique_headers = True
     writer_class = JsonWriter
-
-    def frame_exprs(self, values: ColumnValues) -> list[pl.Expr]:
-        """Each row as its JSON object."""
-        return object_lines(values)

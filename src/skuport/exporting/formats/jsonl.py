@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
@@ -84,7 +84,7 @@ class JsonlFormat(FormatBase):
     extension = "jsonl"
     renders_frames = True
     unique_headers = True
-    writer_class = JsonlWriter
+    writer_class: ClassVar[type[FileWriter]] = JsonlWriter
 
     def frame_exprs(self, values: ColumnValues) -> list[pl.Expr]:
         """Each row as its JSON object."""
