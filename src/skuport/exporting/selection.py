@@ -9,6 +9,7 @@ language, include: a 422 naming the option by its API name).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -125,6 +126,23 @@ class Selection(StrictCamelModel):
             changed_since=changed_since,
             max_records=max_records,
         )
+
+
+def stored_selection(source: Mapping[str, Any] | object) -> Selection:
+    """The selection an export or an export job stores (a row, or a job's values by name): its values under
+    the Selection's own field names, already validated by the API's schema; a null one takes the default."""
+    read: Callable[[str], Any] = (
+        source.get if isinstance(source, Mapping) else lambda name: getattr(source, name, None)
+    )
+    chosen = {name: value for name in Selection.model_fields if (value := read(name)) is not None}
+    construct: Any = Selection.model_construct
+    selection: Selection = construct(**chosen)
+    return selection
+
+
+def stored_columns(selection: Selection) -> dict[str, Any]:
+    """The selection as the columns a row stores it in (the field names; enums as their values)."""
+    return selection.model_dump(mode="json", include=set(Selection.model_fields))
 
 
 def storable(model: StrictCamelModel, *names: str) -> None:

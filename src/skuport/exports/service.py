@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import orjson
@@ -30,7 +30,7 @@ from skuport.auth.tokens import parse_ttl
 from skuport.config import Settings, get_settings
 from skuport.db import session_scope, utcnow
 from skuport.errors import Conflict, Forbidden, SkuportError, TooManyRequests, ValidationFailed, not_found
-from skuport.exporting.selection import Selection
+from skuport.exporting.selection import stored_columns, stored_selection
 from skuport.exports import signing
 from skuport.exports.models import ACTIVE_STATUSES, Export, ExportStatus
 from skuport.exports.schemas import ExportCreate, ExportProgress, ExportRead
@@ -66,27 +66,7 @@ def file_ttl(settings: Settings) -> dt.timedelta:
 
 def build_spec(export: Export) -> ExportSpec:
     """The pipeline's view of an export row: its selection, as the exports API took it."""
-    return selection_of(export).to_spec()
-
-
-def selection_of(export: Export) -> Selection:
-    """The selection an export row stores."""
-    construct: Any = Selection.model_construct  # the row passed ExportCreate's validation
-    selection: Selection = construct(
-        format=export.format,
-        schema_id=export.schema_id,
-        catalog_id=export.catalog_id,
-        include_variants=export.include_variants,
-        lifecycle_state_ids=list(export.lifecycle_state_ids or ()),
-        filters=export.filters,
-        fields=export.fields,
-        includes=list(export.includes or ()),
-        dimension_scope=export.dimension_scope,
-        header_language=export.header_language,
-        compress=export.compress,
-        dry_data=export.dry_data,
-    )
-    return selection
+    return stored_selection(export).to_spec()
 
 
 # --- API operations ------------------------------------------------------------------------------
@@ -116,18 +96,7 @@ def create_export(
         user_id=user.id,
         status=ExportStatus.PENDING,
         resource_type=body.resource_type,
-        format=body.format,
-        schema_id=body.schema_id,
-        catalog_id=body.catalog_id,
-        include_variants=body.include_variants,
-        lifecycle_state_ids=list(body.lifecycle_state_ids),
-        filters=body.filters,
-        fields=body.fields,
-        includes=[str(i) for i in body.includes],
-        dimension_scope=body.dimension_scope,
-        header_language=body.header_language,
-        compress=body.compress,
-        dry_data=body.dry_data,
+        **stored_columns(body),
         reference=body.reference,
         reference_origin=body.reference_origin,
         metadata_json=body.metadata,

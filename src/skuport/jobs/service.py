@@ -220,33 +220,9 @@ def spec_of_job(job: ExportJob, *, changed_since: dt.datetime | None = None) -> 
 
 
 def _spec(values: Mapping[str, Any]) -> Any:
-    return selection_of(values).to_spec()
+    from skuport.exporting.selection import stored_selection
 
-
-SELECTION_FIELDS = (
-    "format",
-    "schema_id",
-    "catalog_id",
-    "include_variants",
-    "lifecycle_state_ids",
-    "filters",
-    "fields",
-    "includes",
-    "dimension_scope",
-    "header_language",
-    "compress",
-    "dry_data",
-)
-"""The options of a job that are its selection (the rest say where, when and how often)."""
-
-
-def selection_of(values: Mapping[str, Any]) -> Any:
-    """The one selection a job's values hold (validated by the API's schema already)."""
-    from skuport.exporting.selection import Selection
-
-    chosen = {name: values[name] for name in SELECTION_FIELDS if values.get(name) is not None}
-    construct: Any = Selection.model_construct  # the values passed JobCreate/JobUpdate validation
-    return construct(**chosen)
+    return stored_selection(values).to_spec()
 
 
 def run_timeout(job: ExportJob, settings: Settings | None = None) -> int:
