@@ -24,6 +24,11 @@ from typing import Any
 SCOPE = {"dim-language": "seg-en", "dim-market": "seg-dk"}
 SCENARIOS = {
     "csv+gzip": {"format": "csv", "compress": True},
+    "csv+gzip;dialect": {
+        "format": "csv",
+        "compress": True,
+        "csv": {"delimiter": ";", "decimalSeparator": ","},
+    },
     "jsonl": {"format": "jsonl", "compress": False},
     "xml": {"format": "xml", "compress": False},
     "xlsx": {"format": "xlsx", "compress": False},
@@ -36,6 +41,7 @@ def child(args: argparse.Namespace) -> None:
     os.environ["SKUPORT_EXPORT_WORKERS"] = str(args.workers)
     os.environ["SKUPORT_EXPORT_ENGINE"] = args.engine
     from skuport.exporting import parallel
+    from skuport.exporting.formats.csv import CsvDialect
     from skuport.exporting.pipeline import run_export
     from skuport.exporting.spec import ExportSpec
 
@@ -45,6 +51,7 @@ def child(args: argparse.Namespace) -> None:
         compress=scenario["compress"],
         schema_id="schema-apparel",
         dimension_scope=SCOPE,
+        csv=CsvDialect.model_validate(scenario["csv"]) if "csv" in scenario else None,
     )
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_SELF)

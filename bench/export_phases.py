@@ -5,7 +5,7 @@ the writer's). This script runs each phase on its own, one after another over th
 takes the least CPU time of ``--repeat`` passes (the machine's neighbours add noise, never remove it):
 
 - scan: the floor's scan, ``SELECT cells_json`` alone;
-- read: the export's own query (fixed columns, formatted timestamps, cells) as driver tuples;
+- read: the export's own query (fixed columns, timestamps as stored, cells) as driver tuples;
 - columns: the batch's Python tuples turned into polars Series (the fixed columns and the cells text);
 - parse: ``json_decode`` into a one-field struct: tokenizing the JSON, about the least a decode costs;
 - decode: ``json_decode`` into the plan's struct (every leaf the export reads);
@@ -55,7 +55,6 @@ def main() -> None:
     from sqlalchemy.orm import Session
 
     from skuport.db import get_engine
-    from skuport.exporting import select as selection
     from skuport.exporting.columnar import DECODE_SLICE, ColumnarEncoder
     from skuport.exporting.plan import RAW_VALUES
     from skuport.exporting.prepared import prepare
@@ -69,16 +68,7 @@ def main() -> None:
         encoder = ColumnarEncoder(prepared.plan, prepared.format)
 
         def read() -> list[Any]:
-            return list(
-                selection.record_batches(
-                    conn,
-                    prepared.record_clauses,
-                    limit=args.limit,
-                    cells=True,
-                    tuples=True,
-                    batch_size=selection.COLUMNAR_BATCH_SIZE,
-                )
-            )
+            return list(encoder.batches(conn, prepared.record_clauses, limit=args.limit))
 
         def scan() -> None:
             query = text(

@@ -116,3 +116,34 @@ def test_a_fresh_data_dir_token_db_upgrade_and_export_permissions(tmp_path) -> N
     done = _skuport("export", "--format", "csv", "-o", str(out), data_dir=str(data), umask=0o022)
     assert done.returncode == 0, done.stderr
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_export_takes_a_csv_dialect_and_names_a_bad_one(world: None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from skuport.db import session_scope
+    from skuport.demo import load_seed_records
+
+    with session_scope() as session:
+        load_seed_records(session)
+    target = tmp_path / "feed.csv"
+    common = ["export", "-o", str(target), "--schema", "schema-apparel", "--scope", "dim-market=seg-dk"]
+    dialect = [
+        "--csv",
+        "delimiter=tab",
+        "--csv",
+        "decimalSeparator=,",
+        "--csv",
+        "bom=true",
+        "--csv",
+        "lineTerminator=lf",
+    ]
+    result = runner.invoke(app, [*common, "--fields", "sku,price", *dialect])
+    assert result.exit_code == 0, result.output
+    data = target.read_bytes()
+    assert data.startswith("\ufeffsku\tprice\n".encode())
+    assert b"CW-001\t129,99\n" in data
+
+    result = runner.invoke(app, [*common, "--csv", "delimiter=,", "--csv", "decimalSeparator=,"])
+    assert result.exit_code == 2
+    assert "decimalSeparator and delimiter are both ','" in result.output
+    result = runner.invoke(app, [*common, "--format", "xlsx", "--csv", "bom=true"])
+    assert result.exit_code == 2 and "csv sets a csv file's dialect" in result.output

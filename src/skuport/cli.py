@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -399,6 +399,14 @@ def export_command(
     include: Annotated[
         list[str] | None, typer.Option(envvar="SKUPORT_EXPORT_INCLUDE", help="Extra columns: categories.")
     ] = None,
+    csv: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="SKUPORT_EXPORT_CSV",
+            help="CSV dialect option=value, repeatable: delimiter=';' (or tab), quote, decimalSeparator=',', "
+            "dateFormat=%d.%m.%Y, listSeparator, bom=true, lineTerminator=lf (or crlf).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -430,6 +438,7 @@ def export_command(
                 header_language=header_language,
                 dry_data=dry_data,
                 includes=list(include or ()),
+                csv=_parse_csv(csv),
             )
         except ValidationError as exc:
             problems = (f"{'.'.join(str(p) for p in e['loc']) or 'export'}: {e['msg']}" for e in exc.errors())
@@ -466,6 +475,25 @@ def _parse_scope(scope: list[str] | None) -> dict[str, str]:
             _fail(f"--scope '{item}' must be dimension=segment, e.g. dim-language=seg-en")
         dimension_scope[dim] = seg
     return dimension_scope
+
+
+_CSV_WORDS = {"tab": "\t", "\\t": "\t", "lf": "\n", "crlf": "\r\n", "true": True, "false": False}
+"""Words ``--csv`` takes for characters a shell makes awkward, and for the byte order mark flag."""
+
+
+def _parse_csv(items: list[str] | None) -> dict[str, Any] | None:
+    """The ``--csv option=value`` options as the selection's csv dialect (None: none given)."""
+    if not items:
+        return None
+    dialect: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--csv '{item}' must be option=value, e.g. delimiter=';'")
+        dialect[key] = (
+            _CSV_WORDS.get(value.lower(), value) if key in ("delimiter", "lineTerminator", "bom") else value
+        )
+    return dialect
 
 
 def _filter_items(filters: list[str] | None) -> list[tuple[str, str]]:

@@ -62,7 +62,8 @@ NUMBERS = [
     5e-324,
     2**63 - 1,
 ]
-LISTS: list[list[str]] = [[], ["a"], ["a|b", "c\\d", 'q"uote', "x,y"], ["é", "line\nbreak", "<&>"]]
+LISTS: list[list[str]] = [[], ["a"], ["a|b", "c\\d", 'q"uote', "x,y"], ["é", "line\nbreak", "<&>", "s;c"]]
+DATES = ["2025-09-19", "1999-12-31", "2024-02-29", "2000-01-01"]
 FORMATS = ["csv", "json", "jsonl", "xml"]
 SINCE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -85,6 +86,7 @@ def tricky(world: None) -> None:
         )
         add_attribute(s, "ratio", "number", ["dim-market"])
         add_attribute(s, "flag", "boolean", ["dim-market"])
+        add_attribute(s, "released", "date", [])
         for i, text in enumerate(TEXTS):
             values: dict[str, list[dict[str, Any]]] = {
                 "sku": g(f"SKU-{i}"),
@@ -107,6 +109,7 @@ def tricky(world: None) -> None:
                 "flag": scoped(({"dim-market": "seg-dk"}, bool(i % 2))) if i % 5 else [],
                 "tags": g(LISTS[i % len(LISTS)]),
                 "weight": g(i * 7),
+                "released": g(DATES[i % len(DATES)]) if i % 3 else [],
                 "in-stock": scoped(({"dim-market": "seg-de"}, True)),
             }
             parent = make_record(

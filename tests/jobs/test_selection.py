@@ -68,6 +68,10 @@ def test_a_jobs_selection_is_refused_as_an_exports_would_be(
         ({"includes": ["pictures"]}, "includes"),
         ({"includes": ["variants"], "includeVariants": False}, ""),
         ({"dryData": "yes"}, "dryData"),
+        ({"csv": {"delimiter": ",", "decimalSeparator": ","}}, "csv"),
+        ({"csv": {"dateFormat": "%A"}}, "csv"),
+        ({"csv": {"quote": "`"}}, "csv"),
+        ({"format": "xlsx", "csv": {"delimiter": ";"}}, "csv"),
     ):
         answer = client.post("/api/v1/export-jobs", json={**base, **extra}, headers=admin)
         assert answer.status_code == 422, (extra, answer.text)
@@ -75,3 +79,33 @@ def test_a_jobs_selection_is_refused_as_an_exports_would_be(
         assert any(field in name for name in fields), (extra, fields)
         exported = client.post("/api/v1/exports", json={"format": "csv", **extra}, headers=admin)
         assert exported.status_code == 422, (extra, exported.text)
+
+
+def test_a_job_writes_its_csv_dialect_and_put_can_drop_it(client: TestClient, admin: dict[str, str]) -> None:
+    dialect = {"delimiter": ";", "decimalSeparator": ",", "dateFormat": "%d.%m.%Y", "bom": True}
+    job_id = make(
+        client,
+        admin,
+        "local",
+        {"path": "dialect"},
+        csv=dialect,
+        fields=["sku", "price", "product-name"],
+        dimensionScope={"dim-market": "seg-dk"},
+    )
+    shown = client.get(f"/api/v1/export-jobs/{job_id}", headers=admin).json()["csv"]
+    assert {key: shown[key] for key in dialect} == dialect and shown["lineTerminator"] == "\r\n"
+
+    run = ended(run_now(client, admin, job_id))
+    assert run.status == "success", run.error
+    data = Path(run.destination_path.removeprefix("file://")).read_bytes()
+    assert data.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0] == ["sku", "price", "product-name"]
+    assert next(row for row in rows if row[0] == "CW-001")[1] == "129,99"
+
+    dropped = client.put(f"/api/v1/export-jobs/{job_id}", json={"csv": None}, headers=admin)
+    assert dropped.status_code == 200 and dropped.json()["csv"] is None
+    run = ended(run_now(client, admin, job_id))
+    rows = _file(run)
+    assert rows[0] == ["sku", "price", "product-name"]
+    assert next(row for row in rows if row[0] == "CW-001")[1] == "129.99"

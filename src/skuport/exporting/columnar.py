@@ -24,16 +24,27 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from skuport.exporting import select as selection
 from skuport.exporting.conventions import DELETED_COLUMN, number_text
 from skuport.exporting.formats import Format
 from skuport.exporting.formats.base import FileWriter
-from skuport.exporting.plan import CATEGORIES_COLUMN, RAW_VALUES, Column, ColumnPlan, Kind
+from skuport.exporting.plan import (
+    CATEGORIES_COLUMN,
+    RAW_INDEX,
+    RAW_TIMES,
+    RAW_VALUES,
+    Column,
+    ColumnPlan,
+    Kind,
+)
+from skuport.exporting.select import iso_time, iso_time_expr
 
 if TYPE_CHECKING:
     import polars as pl
+    from sqlalchemy import ColumnElement, Connection
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +89,7 @@ def _cells_dtype(sources: Sequence[_CellSource]) -> pl.Struct:
 
 
 class ColumnarEncoder:
-    """Renders batches of raw rows (as :mod:`skuport.exporting.select` reads them) for one format."""
+    """Renders batches of raw rows (as :meth:`batches` reads them) for one format."""
 
     def __init__(self, plan: ColumnPlan, fmt: Format) -> None:
         import polars as pl
@@ -93,7 +104,7 @@ class ColumnarEncoder:
         values: list[tuple[Column, pl.Expr]] = []
         by_key = {c.key: c for c in plan.columns}
         for name, _index in plan.fixed_sources:
-            values.append((by_key[name], pl.col(name)))
+            values.append((by_key[name], iso_time_expr(pl.col(name)) if name in RAW_TIMES else pl.col(name)))
         if plan.deleted_column:
             values.append((by_key[DELETED_COLUMN], pl.lit("false")))
         # Number leaves (alias, cells key) -> frame column holding them, made exact by _exact_numbers.
@@ -106,6 +117,30 @@ class ColumnarEncoder:
         if len(values) != len(plan.columns):
             raise ValueError("the columnar engine cannot write this column plan")
         self._exprs = fmt.frame_exprs(values)
+
+    @staticmethod
+    def batches(
+        conn: Connection,
+        clauses: Sequence[ColumnElement[bool]],
+        *,
+        limit: int | None = None,
+        after: int = -1,
+        upto: int | None = None,
+    ) -> Iterator[Sequence[Any]]:
+        """The raw rows an encoder renders (see :func:`skuport.exporting.select.record_batches`): cells,
+        driver tuples, and timestamps as stored, formatted by polars a whole batch at once (cheaper than
+        by the database, row by row)."""
+        return selection.record_batches(
+            conn,
+            clauses,
+            limit=limit,
+            after=after,
+            upto=upto,
+            batch_size=selection.COLUMNAR_BATCH_SIZE,
+            cells=True,
+            tuples=True,
+            iso_times=False,
+        )
 
     def _attribute_values(self, sources: Sequence[_CellSource]) -> list[tuple[Column, pl.Expr]]:
         """Each attribute column's value: the first present of its cells (numbers from their exact column)."""
@@ -179,7 +214,9 @@ class ColumnarEncoder:
                 rows[-1][1],
                 str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
             )
-            return writer.write(self.plan.flatten(rows, categories, text=self.format.text_cells))
+            times = [RAW_INDEX[name] for name in RAW_TIMES]
+            iso_rows = [tuple(iso_time(v) if i in times else v for i, v in enumerate(r)) for r in rows]
+            return writer.write(self.plan.flatten(iso_rows, categories, text=self.format.text_form))
 
 
 def is_engine_error(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,17 +28,18 @@ TRUE, FALSE = "true", "false"
 
 
 # -- lists -----------------------------------------------------------------------------------------------
-def join_list(value: Any) -> Any:
-    """A list as one text cell: elements joined by ``|``, with ``\\`` and ``|`` inside elements escaped."""
+def join_list(value: Any, separator: str = LIST_SEPARATOR) -> Any:
+    """A list as one text cell: elements joined by ``|`` (or ``separator``), with ``\\`` and the separator
+    inside elements escaped by a ``\\``."""
     if not isinstance(value, list):
         return value
     parts = [str(v) for v in value]
-    if any("|" in p or "\\" in p for p in parts):
-        parts = [p.replace("\\", "\\\\").replace("|", "\\|") for p in parts]
-    return LIST_SEPARATOR.join(parts)
+    if any(separator in p or "\\" in p for p in parts):
+        parts = [p.replace("\\", "\\\\").replace(separator, "\\" + separator) for p in parts]
+    return separator.join(parts)
 
 
-def split_list(text: str) -> list[str]:
+def split_list(text: str, separator: str = LIST_SEPARATOR) -> list[str]:
     """Inverse of :func:`join_list`: the elements of a text cell ('' is no value: an empty list)."""
     if not text:
         return []
@@ -47,7 +49,7 @@ def split_list(text: str) -> list[str]:
     for char in chars:
         if char == "\\":
             current.append(next(chars, "\\"))
-        elif char == LIST_SEPARATOR:
+        elif char == separator:
             parts.append("".join(current))
             current = []
         else:
@@ -113,6 +115,77 @@ def date_text(value: dt.date) -> str:
 def parse_date(text: str) -> dt.date:
     """Inverse of :func:`date_text`."""
     return dt.date.fromisoformat(text)
+
+
+DATE_DIRECTIVES = {"%Y": (0, 4), "%y": (2, 2), "%m": (5, 2), "%d": (8, 2)}
+"""The strftime directives a ``dateFormat`` may use, as (start, length) in a stored ``YYYY-MM-DD`` date;
+no locale-dependent names, so every reader (and polars) gives the same text."""
+DATE_LITERALS = frozenset("-./ ")
+"""The characters a ``dateFormat`` may hold between its directives."""
+
+
+def date_format_parts(date_format: str) -> list[tuple[int, int] | str]:
+    """A ``dateFormat`` as slices of the stored date and literal text (ValueError for anything else)."""
+    parts: list[tuple[int, int] | str] = []
+    found = re.findall(r"%.|.", date_format, flags=re.DOTALL)
+    for token in found:
+        if token in DATE_DIRECTIVES:
+            parts.append(DATE_DIRECTIVES[token])
+        elif token in DATE_LITERALS:
+            parts.append(token)
+        else:
+            allowed = " ".join(DATE_DIRECTIVES)
+            raise ValueError(f"dateFormat may use {allowed} and the characters -./ and space, not {token!r}")
+    if not any(isinstance(part, tuple) for part in parts):
+        raise ValueError("dateFormat names no part of the date (%Y, %y, %m or %d)")
+    return parts
+
+
+@dataclass(frozen=True)
+class TextForm:
+    """How a text file (csv) writes values that are not text: numbers, lists and dates, each with its
+    inverse. The default is the file conventions above (``.`` decimals, ``|`` lists, ISO dates)."""
+
+    decimal_separator: str = "."
+    list_separator: str = LIST_SEPARATOR
+    date_format: str | None = None
+    """A strftime pattern of :data:`DATE_DIRECTIVES` (``%d.%m.%Y``); None: ``YYYY-MM-DD`` as stored."""
+
+    def number(self, value: Any) -> Any:
+        """:func:`number_text`, with the decimal separator."""
+        text = number_text(value)
+        return text.replace(".", self.decimal_separator) if isinstance(text, str) else text
+
+    def parse_number(self, text: str, *, integer: bool = False) -> int | float:
+        """Inverse of :meth:`number`."""
+        return parse_number(text.replace(self.decimal_separator, "."), integer=integer)
+
+    def join(self, value: Any) -> Any:
+        """:func:`join_list` with the list separator."""
+        return join_list(value, self.list_separator)
+
+    def split(self, text: str) -> list[str]:
+        """Inverse of :meth:`join`."""
+        return split_list(text, self.list_separator)
+
+    def date(self, stored: str | None) -> str | None:
+        """A stored ``YYYY-MM-DD`` date in the date format."""
+        if stored is None or self.date_format is None:
+            return stored
+        return "".join(
+            p if isinstance(p, str) else stored[p[0] : p[0] + p[1]]
+            for p in date_format_parts(self.date_format)
+        )
+
+    def parse_date(self, text: str) -> dt.date:
+        """Inverse of :meth:`date` (a two-digit year is read as 19xx or 20xx, as strptime reads it)."""
+        if self.date_format is None:
+            return parse_date(text)
+        return dt.datetime.strptime(text, self.date_format).date()
+
+
+DEFAULT_TEXT = TextForm()
+"""The text form of every csv file without a ``csv`` dialect."""
 
 
 # -- column names ----------------------------------------------------------------------------------------

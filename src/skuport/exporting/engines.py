@@ -79,7 +79,7 @@ class RowEngine:
     name = "rows"
 
     def write(self, run: EngineRun, *, records: int) -> None:
-        plan, text = run.prepared.plan, run.prepared.format.text_cells
+        plan, text = run.prepared.plan, run.prepared.format.text_form
         for rows in selection.record_batches(
             run.conn,
             run.prepared.record_clauses,
@@ -145,14 +145,7 @@ class FrameEngine:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skuport-encode") as pool:
             try:
-                for rows in selection.record_batches(
-                    run.conn,
-                    run.prepared.record_clauses,
-                    limit=records,
-                    cells=True,
-                    tuples=True,
-                    batch_size=selection.COLUMNAR_BATCH_SIZE,
-                ):
+                for rows in self.encoder.batches(run.conn, run.prepared.record_clauses, limit=records):
                     run.meter.check()
                     categories = (
                         selection.category_map(run.conn, [r[0] for r in rows])

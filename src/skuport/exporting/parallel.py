@@ -123,22 +123,22 @@ def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
                 writer = fmt.writer(plan.columns, row_count=chunk.row_count, first_row=chunk.first_row)
                 encoder = _encoder(chunk.spec_blob, prepared) if chunk.frames else None
                 parts: list[bytes] = []
-                for rows in selection.record_batches(
-                    conn,
-                    prepared.record_clauses,
-                    after=chunk.after,
-                    cells=encoder is not None or plan.uses_cells,
-                    upto=chunk.upto,
-                    tuples=encoder is not None,
-                    batch_size=selection.COLUMNAR_BATCH_SIZE if encoder else selection.BATCH_SIZE,
-                ):
+                clauses, after, upto = prepared.record_clauses, chunk.after, chunk.upto
+                batches = (
+                    encoder.batches(conn, clauses, after=after, upto=upto)
+                    if encoder
+                    else selection.record_batches(
+                        conn, clauses, after=after, upto=upto, cells=plan.uses_cells
+                    )
+                )
+                for rows in batches:
                     categories = (
                         selection.category_map(conn, [r[0] for r in rows]) if plan.categories_column else None
                     )
                     if encoder is not None:
                         parts.append(encoder.write(writer, rows, categories))
                     else:
-                        parts.append(writer.write(plan.flatten(rows, categories, text=fmt.text_cells)))
+                        parts.append(writer.write(plan.flatten(rows, categories, text=fmt.text_form)))
                 return b"".join(parts), writer.rows_written - chunk.first_row
     finally:
         gc.enable()

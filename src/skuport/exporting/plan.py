@@ -24,9 +24,12 @@ from typing import Any
 import orjson
 
 from skuport.exporting.conventions import (
+    DEFAULT_TEXT,
     DELETED_COLUMN,
     DRY_DATA_DROPS,
     FIXED_COLUMNS,
+    LIST_SEPARATOR,
+    TextForm,
     column_key,
     join_list,
     number_text,
@@ -45,6 +48,8 @@ SYSTEM_FIELDS = (*FIXED_COLUMNS, CATEGORIES_COLUMN)
 # Index of each fixed column in the raw row the selection yields.
 RAW_INDEX = {"id": 1, "parentId": 2, "schemaId": 3, "lifecycleStateId": 4, "createdAt": 6, "updatedAt": 7}
 RAW_VALUES = 5
+RAW_TIMES = ("createdAt", "updatedAt")
+"""The fixed columns that are timestamps (read as ISO 8601 text, or as PLAIN_TIME by the frame engine)."""
 
 
 class Kind(StrEnum):
@@ -54,6 +59,8 @@ class Kind(StrEnum):
     NUMBER = "number"
     BOOLEAN = "boolean"
     LIST = "list"
+    DATE = "date"
+    """A ``YYYY-MM-DD`` date: text, except where a text form has a date format."""
 
 
 def kind_of(data_type: str) -> Kind:
@@ -64,6 +71,8 @@ def kind_of(data_type: str) -> Kind:
         return Kind.BOOLEAN
     if data_type == DataType.MULTISELECT:
         return Kind.LIST
+    if data_type == DataType.DATE:
+        return Kind.DATE
     return Kind.TEXT
 
 
@@ -258,7 +267,7 @@ class ColumnPlan:
         self._slots = slots
         self._fixed_index = [RAW_INDEX[name] for name in self.fixed]
         self._resolved = dimension_scope is not None
-        self._compiled: dict[bool, Any] = {}
+        self._compiled: dict[TextForm | None, Any] = {}
 
     @property
     def uses_cells(self) -> bool:
@@ -303,17 +312,19 @@ class ColumnPlan:
         """Column headers in file order."""
         return [c.header for c in self.columns]
 
-    def _compile(self, text: bool) -> Any:
+    def _compile(self, text: TextForm | None) -> Any:
         """Generate the flattening loop for a resolved (dimensionScope) export, one branch per attribute.
 
         The hot path of every scoped export: specialising the loop on the plan removes the per-column
         indirection of a generic loop (about twice as fast). Each attribute keeps the value of the best
         ranked scope it holds; ranks come from the plan (scope_candidates order), never from the record.
         """
+        form = text or DEFAULT_TEXT
         constants: dict[str, Any] = {
             "_signature": _signature,
-            "join_list": join_list,
-            "number_text": number_text,
+            "join_list": join_list if form.list_separator == LIST_SEPARATOR else form.join,
+            "number_text": number_text if form.decimal_separator == "." else form.number,
+            "date_text": form.date,
         }
         lines = [
             "def flatten(rows, categories, loads, empty):",
@@ -381,12 +392,13 @@ class ColumnPlan:
         rows: Iterable[Sequence[Any]],
         categories: Mapping[int, list[str]] | None = None,
         *,
-        text: bool = False,
+        text: TextForm | None = None,
     ) -> list[list[Any]]:
         """Turn raw rows (pk, id, parent, schema, state, values_json, created, updated) into value lists.
 
-        With ``text``, booleans become ``true``/``false`` and lists are joined (:func:`join_list`), as
-        text formats write them; numbers and None stay as they are.
+        With a ``text`` form, as text formats write them: numbers as text (:meth:`TextForm.number`),
+        booleans ``true``/``false``, lists joined (:meth:`TextForm.join`), dates in the form's format;
+        None stays None.
         """
         if self._resolved or self.uses_cells:
             if text not in self._compiled:
@@ -396,7 +408,7 @@ class ColumnPlan:
         out = self._flatten_generic(rows, categories)
         if self.permutation is not None:
             out = [self._permute(row) for row in out]
-        return _as_text(out, self.columns) if text else out
+        return _as_text(out, self.columns, text) if text else out
 
     @functools.cached_property
     def _row_slots(self) -> list[_RowSlot]:
@@ -494,7 +506,7 @@ def _signature(scope: Mapping[str, str], dims: tuple[str, ...]) -> Any:
     return tuple(scope.get(d) for d in dims)
 
 
-def _cell(name: str, kind: Kind, text: bool) -> str:
+def _cell(name: str, kind: Kind, text: TextForm | None) -> str:
     """Expression of a generated cell, converted to text form when asked."""
     if text and kind == Kind.NUMBER:
         return f"number_text({name})"
@@ -502,20 +514,25 @@ def _cell(name: str, kind: Kind, text: bool) -> str:
         return f"(None if {name} is None else 'true' if {name} else 'false')"
     if text and kind == Kind.LIST:
         return f"join_list({name})"
+    if text and kind == Kind.DATE and text.date_format:
+        return f"date_text({name})"
     return name
 
 
-def _as_text(rows: list[list[Any]], columns: Sequence[Column]) -> list[list[Any]]:
+def _as_text(rows: list[list[Any]], columns: Sequence[Column], form: TextForm) -> list[list[Any]]:
     booleans = [i for i, c in enumerate(columns) if c.kind == Kind.BOOLEAN]
     lists = [i for i, c in enumerate(columns) if c.kind == Kind.LIST]
     numbers = [i for i, c in enumerate(columns) if c.kind == Kind.NUMBER]
+    dates = [i for i, c in enumerate(columns) if c.kind == Kind.DATE] if form.date_format else []
     for row in rows:
         for i in numbers:
-            row[i] = number_text(row[i])
+            row[i] = form.number(row[i])
+        for i in dates:
+            row[i] = form.date(row[i])
         for i in booleans:
             value = row[i]
             if value is not None and not isinstance(value, str):
                 row[i] = "true" if value else "false"
         for i in lists:
-            row[i] = join_list(row[i])
+            row[i] = form.join(row[i])
     return rows

@@ -145,6 +145,8 @@ def _check_options(spec: ExportSpec, problems: Problems) -> None:
         problems.append(problem("maxRecords", "maxRecords must not be negative."))
     if spec.changed_since is not None and spec.changed_since.tzinfo is None:
         problems.append(problem("changedSince", "changedSince needs a time zone (e.g. ...Z)."))
+    if spec.csv is not None and spec.format != "csv":
+        problems.append(problem("csv", f"csv sets a csv file's dialect, but the format is {spec.format}."))
 
 
 def _kinds(session: Session, schema_id: str | None) -> dict[str, set[str]]:
@@ -207,7 +209,7 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
     )
     return PreparedExport(
         spec=spec,
-        format=fmt,
+        format=fmt.configured(spec),
         plan=plan,
         record_clauses=clauses,
         tombstone_clauses=tombstones,

@@ -18,6 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from skuport.api import Flag, StrictCamelModel
 from skuport.exporting.formats import FORMATS
+from skuport.exporting.formats.csv import CsvDialect
 from skuport.exporting.spec import ExportSpec
 
 ExportFormat = StrEnum("ExportFormat", {name.upper(): name for name in FORMATS})  # type: ignore[misc]
@@ -83,6 +84,12 @@ class Selection(StrictCamelModel):
     header_language: Name | None = Field(
         default=None, description="Segment whose attribute labels head the columns."
     )
+    csv: CsvDialect | None = Field(
+        default=None,
+        description="The csv file's dialect: delimiter, quote, decimal and list separators, date format, "
+        "byte order mark, line end (format csv only; omitted: comma-separated, RFC 4180).",
+        examples=[{"delimiter": ";", "decimalSeparator": ",", "dateFormat": "%d.%m.%Y", "bom": True}],
+    )
     compress: Flag = Field(default=False, description="Gzip the file.")
     dry_data: Flag = Field(default=False, description="Leave out redundant data (ids, timestamps, blanks).")
 
@@ -123,6 +130,7 @@ class Selection(StrictCamelModel):
             header_language=self.header_language,
             dry_data=self.dry_data,
             includes=tuple(i for i in includes if i not in ALWAYS_INCLUDED),
+            csv=self.csv,
             changed_since=changed_since,
             max_records=max_records,
         )
@@ -135,6 +143,8 @@ def stored_selection(source: Mapping[str, Any] | object) -> Selection:
         source.get if isinstance(source, Mapping) else lambda name: getattr(source, name, None)
     )
     chosen = {name: value for name in Selection.model_fields if (value := read(name)) is not None}
+    if isinstance(chosen.get("csv"), Mapping):  # the one nested model, stored as its JSON
+        chosen["csv"] = CsvDialect.model_validate(chosen["csv"])
     construct: Any = Selection.model_construct
     selection: Selection = construct(**chosen)
     return selection

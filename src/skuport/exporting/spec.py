@@ -7,9 +7,12 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skuport.errors import SkuportError
+
+if TYPE_CHECKING:
+    from skuport.exporting.formats.csv import CsvDialect
 
 ProgressCallback = Callable[[int, int], None]
 """Called now and then with (records done, records total)."""
@@ -35,6 +38,8 @@ class ExportSpec:
     header_language: str | None = None
     dry_data: bool = False
     includes: tuple[str, ...] = ()
+    csv: CsvDialect | None = None
+    """The csv file's dialect (None: RFC 4180 with the default text form)."""
     changed_since: dt.datetime | None = None
     max_records: int | None = None
 

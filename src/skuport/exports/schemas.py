@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, model_validator
 
 from skuport.api import CamelModel, Timestamp
+from skuport.exporting.formats.csv import CsvDialect
 from skuport.exporting.selection import ExportFormat, Selection, storable
 from skuport.exports.models import ExportStatus
 
@@ -68,6 +69,7 @@ class ExportRead(CamelModel):
     header_language: str | None
     compress: bool
     dry_data: bool
+    csv: CsvDialect | None = None
     reference: str | None
     reference_origin: str | None
     metadata: dict[str, Any]

@@ -312,6 +312,7 @@ def to_read(export: Export, *, base_url: str) -> ExportRead:
         header_language=export.header_language,
         compress=export.compress,
         dry_data=export.dry_data,
+        csv=export.csv,
         reference=export.reference,
         reference_origin=export.reference_origin,
         metadata=export.metadata_json or {},

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field
 
 from skuport.api import CamelModel, Flag, StrictCamelModel, Timestamp
 from skuport.exporting.formats import FORMATS
+from skuport.exporting.formats.csv import CsvDialect
 from skuport.exporting.selection import Include, Name, Selection
 from skuport.jobs.models import RunStatus, RunTrigger
 
@@ -91,6 +92,7 @@ class JobUpdate(StrictCamelModel):
     includes: list[Include] | None = None
     header_language: Name | None = None
     dry_data: Flag | None = None
+    csv: CsvDialect | None = None
     created_at: Any = Field(default=None, exclude=True)
     updated_at: Any = Field(default=None, exclude=True)
     created_by: Any = Field(default=None, exclude=True)
@@ -122,6 +124,7 @@ NULLABLE_FIELDS = frozenset(
         "fields",
         "timeout_seconds",
         "header_language",
+        "csv",
     }
 )
 
@@ -170,6 +173,7 @@ class JobRead(CamelModel):
     includes: list[str] = Field(default_factory=list)
     header_language: str | None = None
     dry_data: bool = False
+    csv: CsvDialect | None = None
 
 
 class RunProgress(CamelModel):

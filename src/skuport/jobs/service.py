@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -261,6 +262,7 @@ _JOB_FIELDS = (
     "includes",
     "header_language",
     "dry_data",
+    "csv",
 )
 
 
@@ -274,6 +276,8 @@ def _apply(job: ExportJob, values: Mapping[str, Any]) -> None:
     for name in _JOB_FIELDS:
         if name == "destination_config":
             job.destination_config = dict(encrypt_config(values["destination_type"], values[name]))
+        elif isinstance(values[name], BaseModel):  # the csv dialect: stored as its JSON
+            setattr(job, name, values[name].model_dump(mode="json"))
         else:
             setattr(job, name, values[name])
 
@@ -522,6 +526,7 @@ def job_read(session: Session, job: ExportJob) -> JobRead:
         includes=list(job.includes or []),
         header_language=job.header_language,
         dry_data=job.dry_data,
+        csv=job.csv,
     )
 
 

@@ -18,11 +18,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
-from skuport.exporting.conventions import LIST_SEPARATOR, join_list, xml_name
+from skuport.exporting.conventions import LIST_SEPARATOR, TextForm, join_list, xml_name
 from skuport.exporting.plan import Column
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from skuport.exporting.spec import ExportSpec
 
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _XML_SPECIAL = re.compile('[&<>"\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
@@ -85,8 +87,9 @@ class Format(Protocol):
     extension: str
     max_rows: int | None
     """Most data rows a file can hold (None: no limit); larger exports are refused before writing."""
-    text_cells: bool
-    """Whether rows should arrive in text form (booleans true/false, lists joined), as csv writes them."""
+    text_form: TextForm | None
+    """The text form rows arrive in (numbers, booleans, lists and dates as text, as csv writes them), or
+    None: typed values."""
     renders_frames: bool
     """Whether the format has a frame rendering (:meth:`frame_exprs`), so the frame engine can write it."""
     unique_headers: bool
@@ -94,6 +97,10 @@ class Format(Protocol):
 
     def writer(self, columns: Sequence[Column], *, row_count: int, first_row: int = 0) -> FileWriter:
         """A writer for one file (or, from ``first_row`` on, a range of one)."""
+        ...
+
+    def configured(self, spec: ExportSpec) -> Format:
+        """This format with the export's options for it (the csv dialect); itself when it has none."""
         ...
 
     def frame_exprs(self, values: ColumnValues) -> list[pl.Expr]:
@@ -110,7 +117,7 @@ class FormatBase:
     and its packaging (by default the bytes go straight into the possibly gzip stream)."""
 
     max_rows: int | None = None
-    text_cells = False
+    text_form: TextForm | None = None
     renders_frames = False
     unique_headers = False
     writer_class: ClassVar[type[FileWriter]]
@@ -118,6 +125,10 @@ class FormatBase:
     def writer(self, columns: Sequence[Column], *, row_count: int, first_row: int = 0) -> FileWriter:
         """A new writer of this format."""
         return self.writer_class(columns, row_count=row_count, first_row=first_row)
+
+    def configured(self, spec: ExportSpec) -> Format:
+        """No options: the registered format itself."""
+        return self  # type: ignore[return-value]
 
     def frame_exprs(self, values: ColumnValues) -> list[pl.Expr]:
         """No frame rendering unless the format has one."""

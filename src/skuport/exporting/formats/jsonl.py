@@ -53,7 +53,7 @@ def object_lines(values: ColumnValues) -> list[pl.Expr]:
         if column.kind == Kind.LIST:
             items = value.list.eval(json_string(pl.element())).list.join(",")
             rendered = pl.concat_str(pl.lit("["), items, pl.lit("]"))
-        elif column.kind == Kind.TEXT:
+        elif column.kind in (Kind.TEXT, Kind.DATE):
             rendered = json_string(value)
         else:  # numbers and booleans: their JSON text as stored
             rendered = value

@@ -55,7 +55,7 @@ class XmlWriter(FileWriter):
     def encode(self, rows: list[list[Any]]) -> bytes:
         """One ``<record>`` element per row."""
         plan = [(*_tags(c), c.kind) for c in self.columns]
-        text, number, boolean = Kind.TEXT, Kind.NUMBER, Kind.BOOLEAN
+        text, date, number, boolean = Kind.TEXT, Kind.DATE, Kind.NUMBER, Kind.BOOLEAN
         parts: list[str] = []
         add = parts.append
         for row in rows:
@@ -63,7 +63,7 @@ class XmlWriter(FileWriter):
             for (open_tag, close_tag, kind), value in zip(plan, row, strict=True):
                 if value is None:
                     continue
-                if kind is text:
+                if kind is text or kind is date:
                     add(open_tag + xml_text(value if type(value) is str else str(value)) + close_tag)
                 elif kind is number:
                     add(f"{open_tag}{number_text(value)}{close_tag}")
@@ -104,7 +104,7 @@ class XmlFormat(FormatBase):
                 body = value.list.eval(
                     pl.concat_str(pl.lit("<value>"), _text_expr(pl.element()), pl.lit("</value>"))
                 ).list.join("")
-            elif column.kind == Kind.TEXT:
+            elif column.kind in (Kind.TEXT, Kind.DATE):
                 body = _text_expr(value)
             else:
                 body = value
