@@ -189,20 +189,26 @@ def run(tmp_path: Path, fmt: str, options: dict[str, Any]) -> bytes:
     return gzip.decompress(data) if options.get("compress") else data
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("name", list(SPECS))
-def test_same_bytes_as_the_row_engine(
-    tricky: None, engine: Any, tmp_path: Path, fmt: str, name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    encoded: list[int] = []
+@pytest.fixture
+def encoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each batch the frame engine renders, in batches of at most 4 (exercises the joins)."""
+    sizes: list[int] = []
     original = columnar.ColumnarEncoder.render
 
     def counting(self: columnar.ColumnarEncoder, rows: Any, *args: Any, **kwargs: Any) -> Any:
-        encoded.append(len(rows))
+        sizes.append(len(rows))
         return original(self, rows, *args, **kwargs)
 
     monkeypatch.setattr(columnar.ColumnarEncoder, "render", counting)
-    monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 4)  # many batches: exercises the joins
+    monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 4)
+    return sizes
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", list(SPECS))
+def test_same_bytes_as_the_row_engine(
+    tricky: None, engine: Any, encoded: list[int], tmp_path: Path, fmt: str, name: str
+) -> None:
     engine("rows")
     expected = run(tmp_path, fmt, SPECS[name])
     assert encoded == []

@@ -13,11 +13,17 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from skuport.exporting import columnar
-from skuport.exporting import select as selection
 from skuport.exporting.conventions import TextForm
 from skuport.exporting.formats.csv import BOM, CsvDialect
-from tests.exporting.test_columnar import DATES, LISTS, SPECS, engine, run, tricky  # noqa: F401 (fixtures)
+from tests.exporting.test_columnar import (  # noqa: F401 (fixtures)
+    DATES,
+    LISTS,
+    SPECS,
+    encoded,
+    engine,
+    run,
+    tricky,
+)
 
 EUROPEAN = CsvDialect(delimiter=";", decimal_separator=",", date_format="%d.%m.%Y", bom=True)
 DIALECTS = {
@@ -33,17 +39,8 @@ SCOPE = {"dim-language": "seg-en", "dim-market": "seg-dk"}
 @pytest.mark.parametrize("dialect", list(DIALECTS))
 @pytest.mark.parametrize("name", ["scope-en-dk", "unscoped", "categories", "delta", "filtered-compressed"])
 def test_both_engines_write_the_same_bytes_in_every_dialect(
-    tricky: None, engine: Any, tmp_path: Path, dialect: str, name: str, monkeypatch: pytest.MonkeyPatch
+    tricky: None, engine: Any, encoded: list[int], tmp_path: Path, dialect: str, name: str
 ) -> None:
-    encoded: list[int] = []
-    original = columnar.ColumnarEncoder.render
-
-    def counting(self: columnar.ColumnarEncoder, rows: Any, *args: Any, **kwargs: Any) -> Any:
-        encoded.append(len(rows))
-        return original(self, rows, *args, **kwargs)
-
-    monkeypatch.setattr(columnar.ColumnarEncoder, "render", counting)
-    monkeypatch.setattr(selection, "COLUMNAR_BATCH_SIZE", 4)
     options = {**SPECS[name], "csv": DIALECTS[dialect]}
     engine("rows")
     expected = run(tmp_path, "csv", options)
