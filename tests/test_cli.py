@@ -147,3 +147,39 @@ def test_export_takes_a_csv_dialect_and_names_a_bad_one(world: None, tmp_path) -
     assert "decimalSeparator and delimiter are both ','" in result.output
     result = runner.invoke(app, [*common, "--format", "xlsx", "--csv", "bom=true"])
     assert result.exit_code == 2 and "csv sets a csv file's dialect" in result.output
+
+
+def test_export_takes_columns_and_a_column_per_segment(world: None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from skuport.db import session_scope
+    from skuport.demo import load_seed_records
+
+    with session_scope() as session:
+        load_seed_records(session)
+    target = tmp_path / "feed.csv"
+    common = ["export", "-o", str(target), "--schema", "schema-apparel"]
+    columns = [
+        {"header": "Title (da)", "attribute": "product-name", "scope": {"dim-language": "seg-da"}},
+        {"header": "Price", "attribute": "price"},
+        {"header": "feed", "value": "nightly"},
+    ]
+    spec = tmp_path / "columns.json"
+    spec.write_text(json.dumps(columns))
+    result = runner.invoke(app, [*common, "--columns", f"@{spec}", "--scope", "dim-market=seg-dk"])
+    assert result.exit_code == 0, result.output
+    lines = target.read_text().splitlines()
+    assert lines[0] == "Title (da),Price,feed" and "Kyst Vindjakke,969,nightly" in lines
+
+    result = runner.invoke(
+        app, [*common, "--fields", "sku,product-name", "--scope", "dim-language=seg-da,seg-en"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = target.read_text().splitlines()
+    assert lines[0] == "sku,product-name-seg-da,product-name-seg-en"
+    assert "CW-001,Kyst Vindjakke,Coastal Windbreaker" in lines
+
+    result = runner.invoke(app, [*common, "--columns", '[{"header": "x", "attribute": "nope"}]'])
+    assert result.exit_code == 2 and "'nope' is not an attribute" in result.output
+    result = runner.invoke(app, [*common, "--columns", "[{"])
+    assert result.exit_code == 2 and "--columns is not JSON" in result.output

@@ -362,11 +362,23 @@ def export_command(
     ] = None,
     scope: Annotated[
         list[str] | None,
-        typer.Option(envvar="SKUPORT_EXPORT_SCOPE", help="dimension=segment; repeat per dimension."),
+        typer.Option(
+            envvar="SKUPORT_EXPORT_SCOPE",
+            help="dimension=segment, or dimension=seg-a,seg-b (a column per segment); repeat per dimension.",
+        ),
     ] = None,
     fields: Annotated[
         str | None,
         typer.Option(envvar="SKUPORT_EXPORT_FIELDS", help="Attribute aliases, comma-separated, in order."),
+    ] = None,
+    columns: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SKUPORT_EXPORT_COLUMNS",
+            help='The file\'s columns as JSON, or @file.json: [{"header": "Title", "attribute": '
+            '"product-name", "scope": {"dim-language": "seg-da"}}, {"header": "ID", "field": "id"}, '
+            '{"header": "channel", "value": "webshop"}] (instead of --fields).',
+        ),
     ] = None,
     filter: Annotated[
         list[str] | None,
@@ -433,6 +445,7 @@ def export_command(
                 lifecycle_state_ids=list(state or ()),
                 filters=parse_query_filters(items) or None,
                 fields=[f.strip() for f in (fields or "").split(",") if f.strip()] or None,
+                columns=_parse_columns(columns),
                 dimension_scope=dimension_scope or None,
                 compress=compress,
                 header_language=header_language,
@@ -466,15 +479,33 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _parse_scope(scope: list[str] | None) -> dict[str, str]:
-    """The ``--scope dimension=segment`` options as a dimension-to-segment mapping."""
-    dimension_scope: dict[str, str] = {}
+def _parse_scope(scope: list[str] | None) -> dict[str, str | list[str]]:
+    """The ``--scope dimension=segment`` options as a dimension-to-segment mapping (``seg-a,seg-b``: a
+    list of segments)."""
+    dimension_scope: dict[str, str | list[str]] = {}
     for item in scope or []:
         dim, sep, seg = item.partition("=")
         if not sep or not dim or not seg:
             _fail(f"--scope '{item}' must be dimension=segment, e.g. dim-language=seg-en")
-        dimension_scope[dim] = seg
+        dimension_scope[dim] = [s.strip() for s in seg.split(",")] if "," in seg else seg
     return dimension_scope
+
+
+def _parse_columns(text: str | None) -> Any:
+    """The ``--columns`` JSON (inline, or ``@file``) as the selection's columns (validated there)."""
+    import json
+
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            _fail(f"--columns: cannot read {text[1:]}: {exc.strerror or exc}")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        _fail(f"--columns is not JSON: {exc}")
 
 
 _CSV_WORDS = {"tab": "\t", "\\t": "\t", "lf": "\n", "crlf": "\r\n", "true": True, "false": False}

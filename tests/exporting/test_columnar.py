@@ -20,6 +20,7 @@ from skuport.exporting import columnar, engines
 from skuport.exporting import select as selection
 from skuport.exporting.pipeline import run_export
 from skuport.exporting.prepared import prepare
+from skuport.exporting.selection import ColumnSpec
 from skuport.exporting.spec import ExportSpec
 from tests.exporting.factories import add_attribute, g, make_record, make_tombstone
 
@@ -143,6 +144,28 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     get_settings.cache_clear()
 
 
+COLUMNS = tuple(
+    ColumnSpec.model_validate(c)
+    for c in [
+        {"header": "ID", "field": "id"},
+        {"header": "title_da", "attribute": "product-name", "scope": {"dim-language": "seg-da"}},
+        {"header": "title_en", "attribute": "product-name", "scope": {"dim-language": "seg-en"}},
+        {"header": "id", "attribute": "sku"},  # an attribute column may take a field's name
+        {"header": "ratio_de", "attribute": "ratio", "scope": {"dim-market": "seg-de"}, "default": 0},
+        {"header": "ratio", "attribute": "ratio", "default": -1.5},
+        {"header": "notes", "attribute": "notes", "default": 'none, "really"'},
+        {"header": "flag", "attribute": "flag", "default": False},
+        {"header": "tags", "attribute": "tags", "default": "a|b"},
+        {"header": "released", "attribute": "released", "default": "1970-01-01"},
+        {"header": "channel", "value": "webshop"},
+        {"header": "rate", "value": 7.5},
+        {"header": "live", "value": True},
+        {"header": "changed", "field": "updatedAt"},
+        {"header": "title again", "attribute": "product-name"},
+    ]
+)
+"""A file's columns by name: two languages side by side, defaults of every kind, constants, fields renamed."""
+
 SPECS: dict[str, dict[str, Any]] = {
     "scope-en-dk": {"dimension_scope": {"dim-language": "seg-en", "dim-market": "seg-dk"}},
     "scope-da": {"dimension_scope": {"dim-language": "seg-da"}},
@@ -177,6 +200,19 @@ SPECS: dict[str, dict[str, Any]] = {
         "dimension_scope": {"dim-language": "seg-en"},
         "compress": True,
         "filters": {"sku": {"in": ["SKU-1", "SKU-2", "SKU-5", "SKU-9"]}},
+    },
+    "segments-listed": {"dimension_scope": {"dim-language": ["seg-da", "seg-en"], "dim-market": "seg-dk"}},
+    "segments-two-lists-labels": {
+        "dimension_scope": {"dim-market": ["seg-de", "seg-dk"], "dim-language": ["seg-en", "seg-da"]},
+        "header_language": "seg-da",
+        "fields": ("notes", "sku", "ratio", "id"),
+    },
+    "columns": {"dimension_scope": {"dim-market": "seg-dk"}, "columns": COLUMNS},
+    "columns-delta-catalog": {
+        "columns": COLUMNS,
+        "changed_since": SINCE,
+        "catalog_id": "catalog-webshop",
+        "includes": ("categories",),
     },
 }
 

@@ -8,9 +8,11 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.exports.helpers import wait
 from tests.jobs.test_ownership import ended, env, make, records, run_now  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.usefixtures("records", "env")
@@ -109,3 +111,147 @@ def test_a_job_writes_its_csv_dialect_and_put_can_drop_it(client: TestClient, ad
     rows = _file(run)
     assert rows[0] == ["sku", "price", "product-name"]
     assert next(row for row in rows if row[0] == "CW-001")[1] == "129.99"
+
+
+COLUMNS = [
+    {"header": "SKU", "attribute": "sku"},
+    {"header": "title_da", "attribute": "product-name", "scope": {"dim-language": "seg-da"}},
+    {"header": "title_en", "attribute": "product-name", "scope": {"dim-language": "seg-en"}},
+    {"header": "price_dk", "attribute": "price", "scope": {"dim-market": "seg-dk"}},
+    {"header": "brand", "attribute": "brand", "default": "no brand"},
+    {"header": "channel", "value": "webshop"},
+    {"header": "ID", "field": "id"},
+]
+
+
+def test_a_job_writes_its_columns_and_put_can_swap_them_for_fields(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    job_id = make(
+        client,
+        admin,
+        "local",
+        {"path": "columns"},
+        columns=COLUMNS,
+        csv={"delimiter": ";", "decimalSeparator": ","},
+        dimensionScope={"dim-market": "seg-de"},
+    )
+    shown = client.get(f"/api/v1/export-jobs/{job_id}", headers=admin).json()["columns"]
+    assert [{k: v for k, v in c.items() if v is not None} for c in shown] == COLUMNS
+    run = ended(run_now(client, admin, job_id))
+    assert run.status == "success", run.error
+    data = Path(run.destination_path.removeprefix("file://")).read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(data), delimiter=";"))
+    assert rows[0] == [c["header"] for c in COLUMNS]
+    by_id = {row[-1]: row for row in rows[1:]}
+    # two languages side by side; the column's market over the job's; the default; the constant
+    assert by_id["ent-coastal-wb"][:6] == [
+        "CW-001",
+        "Kyst Vindjakke",
+        "Coastal Windbreaker",
+        "969",
+        "Ma Marque",
+        "webshop",
+    ]
+    assert by_id["ent-xK9mP2vL"][3:5] == ["129,99", "no brand"]
+    frame = pd.read_csv(io.StringIO(data), sep=";", decimal=",")  # an independent reader
+    assert list(frame.columns) == [c["header"] for c in COLUMNS]
+    assert frame["price_dk"].dtype == float and 129.99 in frame["price_dk"].tolist()
+
+    both = client.put(f"/api/v1/export-jobs/{job_id}", json={"fields": ["sku"]}, headers=admin)
+    assert both.status_code == 422 and both.json()["error"]["details"][0]["field"] == "columns"
+    swapped = client.put(
+        f"/api/v1/export-jobs/{job_id}", json={"fields": ["sku"], "columns": None}, headers=admin
+    )
+    assert swapped.status_code == 200 and swapped.json()["columns"] is None
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                Path(
+                    ended(run_now(client, admin, job_id)).destination_path.removeprefix("file://")
+                ).read_text()
+            ),
+            delimiter=";",
+        )
+    )
+    assert rows[0] == ["sku"]
+
+
+def test_a_one_off_export_takes_columns_and_a_column_per_language(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    for body, headers in (
+        ({"columns": COLUMNS}, [c["header"] for c in COLUMNS]),
+        (
+            {"fields": ["sku", "product-name"], "dimensionScope": {"dim-language": ["seg-da", "seg-en"]}},
+            ["sku", "product-name-seg-da", "product-name-seg-en"],
+        ),
+    ):
+        created = client.post("/api/v1/exports", json={"format": "csv", **body}, headers=admin)
+        assert created.status_code in (200, 201, 202), created.text
+        shown = created.json()
+        assert shown["dimensionScope"] == body.get("dimensionScope")
+        assert (shown["columns"] is None) == ("columns" not in body)
+        shown = wait(client, admin, shown["id"])
+        assert shown["status"] == "completed", shown
+        data = client.get(shown["downloadUrl"]).content.decode("utf-8")
+        rows = list(csv.reader(io.StringIO(data)))
+        assert rows[0] == headers
+        if "fields" in body:
+            assert ["CW-001", "Kyst Vindjakke", "Coastal Windbreaker"] in rows
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "words"),
+    [
+        ({"columns": [{"header": "a", "attribute": "nope"}]}, "columns[0]", "'nope' is not an attribute"),
+        (
+            {
+                "columns": [
+                    {"header": "a", "field": "id"},
+                    {"header": "b", "attribute": "sku", "scope": {"dim-x": "s"}},
+                ]
+            },
+            "columns[1]",
+            "dimension 'dim-x'",
+        ),
+        ({"columns": [{"header": "a", "field": "sku"}]}, "columns[0]", "not a record field"),
+        (
+            {"columns": [{"header": "a", "field": "id"}, {"header": "a", "attribute": "sku"}]},
+            "columns[1]",
+            "header 'a'",
+        ),
+        ({"columns": [{"header": "p", "attribute": "price", "default": "free"}]}, "columns[0]", "a number"),
+        ({"columns": [{"header": "a", "attribute": "sku", "value": "x"}]}, "columns", "exactly one"),
+        ({"columns": [{"header": "a", "field": "id"}], "fields": ["sku"]}, "", "not both"),
+        (
+            {"columns": [{"header": "a", "field": "id"}], "dimensionScope": {"dim-language": ["seg-da"]}},
+            "dimensionScope",
+            "one segment",
+        ),
+        ({"dimensionScope": {"dim-language": ["seg-da", "seg-xx"]}}, "dimensionScope", "'seg-xx'"),
+        ({"dimensionScope": {"dim-language": []}}, "dimensionScope", "no segment"),
+    ],
+)
+def test_columns_are_refused_naming_the_column(
+    client: TestClient, admin: dict[str, str], extra: dict[str, Any], field: str, words: str
+) -> None:
+    for path, base in (
+        ("/api/v1/exports", {"format": "csv"}),
+        (
+            "/api/v1/export-jobs",
+            {
+                "name": "bad",
+                "destinationType": "local",
+                "destinationConfig": {"path": "x"},
+                "format": "csv",
+                "schedule": "0 2 * * *",
+            },
+        ),
+    ):
+        answer = client.post(path, json={**base, **extra}, headers=admin)
+        assert answer.status_code == 422, (path, extra, answer.text)
+        error = answer.json()["error"]
+        fields = [str(d.get("field", "")) for d in error["details"]]
+        assert any(field in name for name in fields), (path, fields)
+        assert words in error["message"] + str(error["details"]), (path, error)

@@ -1087,11 +1087,15 @@ def delete_category(session: Session, *, category_id: str) -> None:
 
 
 def dimension_scope_problems(
-    session: Session, scope: Mapping[str, str] | None
+    session: Session, scope: Mapping[str, str | Sequence[str]] | None
 ) -> list[tuple[str, dict[str, Any]]]:
     """What is wrong with a ``dimensionScope`` (unknown dimensions or segments): (message, detail) pairs."""
     problems: list[tuple[str, dict[str, Any]]] = []
-    for dim_id, seg_id in (scope or {}).items():
+    listed: list[tuple[str, str | None]] = []
+    for dim_id, chosen in (scope or {}).items():
+        segments = [chosen] if isinstance(chosen, str) else list(chosen)
+        listed += [(dim_id, seg_id) for seg_id in segments] or [(dim_id, None)]  # []: no segment
+    for dim_id, seg_id in listed:
         field = f"dimensionScope.{dim_id}"
         if session.get(Dimension, dim_id) is None:
             problems.append(
@@ -1100,13 +1104,15 @@ def dimension_scope_problems(
                     {"field": field, "message": "unknown dimension", "value": dim_id},
                 )
             )
-        elif session.get(Segment, (dim_id, seg_id)) is None:
+        elif seg_id is None or session.get(Segment, (dim_id, seg_id)) is None:
             known = session.scalars(
                 select(Segment.id).where(Segment.dimension_id == dim_id).order_by(Segment.sort_order)
             ).all()
             problems.append(
                 (
-                    f"{field}: '{seg_id}' is not a segment of {dim_id} (known: {', '.join(known)}).",
+                    f"{field}: "
+                    + ("lists no segment" if seg_id is None else f"'{seg_id}' is not a segment of {dim_id}")
+                    + f" (known: {', '.join(known)}).",
                     {"field": field, "message": "unknown segment", "value": seg_id},
                 )
             )

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from skuport.exporting import select as selection
-from skuport.exporting.conventions import DELETED_COLUMN, number_text
+from skuport.exporting.conventions import DEFAULT_TEXT, DELETED_COLUMN, number_text
 from skuport.exporting.formats import Format
 from skuport.exporting.formats.base import FileWriter
 from skuport.exporting.plan import (
@@ -39,6 +39,7 @@ from skuport.exporting.plan import (
     Column,
     ColumnPlan,
     Kind,
+    value_text,
 )
 from skuport.exporting.select import iso_time, iso_time_expr
 
@@ -102,16 +103,18 @@ class ColumnarEncoder:
         self._dtype = _cells_dtype(sources)
         # Every output column as (column, expression of its value: text, list of text or null).
         values: list[tuple[Column, pl.Expr]] = []
-        by_key = {c.key: c for c in plan.columns}
         for name, _index in plan.fixed_sources:
-            values.append((by_key[name], iso_time_expr(pl.col(name)) if name in RAW_TIMES else pl.col(name)))
+            value = iso_time_expr(pl.col(name)) if name in RAW_TIMES else pl.col(name)
+            values.append((plan.column_named(name), value))
         if plan.deleted_column:
-            values.append((by_key[DELETED_COLUMN], pl.lit("false")))
+            values.append((plan.column_named(DELETED_COLUMN), pl.lit("false")))
         # Number leaves (alias, cells key) -> frame column holding them, made exact by _exact_numbers.
         self._numbers: dict[tuple[str, str], str] = {}
         values += self._attribute_values(sources)
+        # Constants as the JSON text the cells hold (the format renders them by their kind).
+        values += [(c, pl.lit(value_text(c.value, DEFAULT_TEXT), dtype=pl.String)) for c in plan.constants]
         if plan.categories_column:
-            values.append((by_key[CATEGORIES_COLUMN], pl.col("categories")))
+            values.append((plan.column_named(CATEGORIES_COLUMN), pl.col("categories")))
         if plan.permutation is not None:
             values = [values[i] for i in plan.permutation]
         if len(values) != len(plan.columns):
@@ -156,6 +159,8 @@ class ColumnarEncoder:
                     candidates.append(pl.col(name))
                 else:
                     candidates.append(cells.struct.field(alias).struct.field(key))
+            if column.default is not None:
+                candidates.append(_literal(column))
             values.append((column, candidates[0] if len(candidates) == 1 else pl.coalesce(candidates)))
         return values
 
@@ -217,6 +222,15 @@ class ColumnarEncoder:
             times = [RAW_INDEX[name] for name in RAW_TIMES]
             iso_rows = [tuple(iso_time(v) if i in times else v for i, v in enumerate(r)) for r in rows]
             return writer.write(self.plan.flatten(iso_rows, categories, text=self.format.text_form))
+
+
+def _literal(column: Column) -> pl.Expr:
+    """A column's default as the cells hold it: JSON text, or a list of text."""
+    import polars as pl
+
+    if column.kind == Kind.LIST:
+        return pl.lit(pl.Series([list(column.default)], dtype=pl.List(pl.String)))
+    return pl.lit(value_text(column.default, DEFAULT_TEXT), dtype=pl.String)
 
 
 def is_engine_error(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -193,6 +194,13 @@ def column_key(alias: str, key: str) -> str:
     """The canonical column name for an attribute in one scope: ``alias`` or ``alias[scope key]``
     (``price[dim-market=seg-dk]``, ``title[dim-language=seg-da&dim-market=seg-dk]``)."""
     return f"{alias}[{key}]" if key else alias
+
+
+def segment_column(base: str, segments: Sequence[str]) -> str:
+    """The column of an attribute in one of several segments a dimensionScope lists: ``base-segment``
+    (``product-name-seg-da``; with two listed dimensions ``price-seg-da-seg-dk``, in the dimensionScope's
+    order)."""
+    return "-".join((base, *segments))
 
 
 def parse_column_key(name: str) -> tuple[str, dict[str, str]]:

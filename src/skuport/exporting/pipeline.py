@@ -138,7 +138,7 @@ def run_export(
                         meter.check()
                         rows = [
                             plan.tombstone_row(
-                                record_id=r[0], parent_id=r[1], schema_id=r[2], text=fmt.text_form is not None
+                                record_id=r[0], parent_id=r[1], schema_id=r[2], text=fmt.text_form
                             )
                             for r in dead
                         ]

@@ -7,13 +7,19 @@ Column naming (see docs/export-format.md):
 * with a ``dimensionScope``: one column per attribute, named by its alias, holding the value of the most
   specific scope that applies (:func:`skuport.records.values.scope_candidates` order, restricted to the
   attribute's own dimensions), else the global value;
+* a dimension mapped to several segments (``{"dim-language": ["seg-da", "seg-en"]}``): one such
+  column per segment for each attribute of that dimension, named ``alias-segment``
+  (``product-name-seg-da``; :func:`~skuport.exporting.conventions.segment_column`);
 * without one: one column per (attribute, scope) of the catalogue model, global first, named
   ``alias`` for the global value and ``alias[scope key]`` otherwise, e.g.
-  ``product-name[dim-language=seg-da]`` or ``price[dim-language=seg-en&dim-market=seg-dk]``.
+  ``product-name[dim-language=seg-da]`` or ``price[dim-language=seg-en&dim-market=seg-dk]``;
+* with ``columns`` (:class:`Wanted`): exactly the columns named, in that order, each attribute column
+  resolved in its own scope as a dimensionScope export's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,9 +36,11 @@ from skuport.exporting.conventions import (
     FIXED_COLUMNS,
     LIST_SEPARATOR,
     TextForm,
+    boolean_text,
     column_key,
     join_list,
     number_text,
+    segment_column,
 )
 from skuport.records.codecs import DataType
 from skuport.records.scopes import scope_key
@@ -99,6 +107,42 @@ class Column:
     alias: str | None = None
     scope: Mapping[str, str] = field(default_factory=dict)
     """The exact scope of an unscoped export's column ({} for global); empty for resolved columns."""
+    default: Any = None
+    """What a resolved attribute column holds where the record has no value (None: nothing)."""
+    value: Any = None
+    """A constant column's value (every row holds it)."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One column of an export that names its columns (``columns``), already checked by the pipeline.
+
+    Exactly one of ``attribute`` (resolved in ``scope``: the export's dimensionScope with the column's
+    own scope over it), ``field`` (a record field of :data:`SYSTEM_FIELDS`) and ``value`` (a constant).
+    """
+
+    header: str
+    attribute: AttributeInfo | None = None
+    scope: Mapping[str, str] = field(default_factory=dict)
+    field: str | None = None
+    value: Any = None
+    default: Any = None
+
+
+def kind_of_value(value: Any) -> Kind:
+    """The column kind of a constant."""
+    if isinstance(value, bool):
+        return Kind.BOOLEAN
+    return Kind.NUMBER if isinstance(value, int | float) else Kind.TEXT
+
+
+def value_text(value: Any, form: TextForm) -> Any:
+    """A constant or default as a text format writes it (numbers, booleans, lists in ``form``)."""
+    if isinstance(value, bool):
+        return boolean_text(value)
+    if isinstance(value, int | float):
+        return form.number(value)
+    return form.join(value) if isinstance(value, list) else value
 
 
 def attribute_scopes(attribute: AttributeInfo, segments: Mapping[str, Sequence[str]]) -> list[dict[str, str]]:
@@ -143,39 +187,73 @@ def _fixed_columns(
     return [name for name in FIXED_COLUMNS if name in named], categories_column or CATEGORIES_COLUMN in named
 
 
-def _attribute_slots(
+_Resolved = tuple[AttributeInfo, str, str, Mapping[str, str], Any]
+"""A resolved attribute column: its attribute, header, key, scope and default."""
+
+
+def _resolved_columns(
     attributes: Sequence[AttributeInfo],
-    segments: Mapping[str, Sequence[str]],
-    dimension_scope: Mapping[str, str] | None,
+    dimension_scope: Mapping[str, str | Sequence[str]],
     header_language: str | None,
-) -> tuple[list[_Slot], list[Column]]:
-    """Each attribute's slot, and the attribute columns in order (offsets count from the first one)."""
-    slots: list[_Slot] = []
-    attr_columns: list[Column] = []
+) -> list[_Resolved]:
+    """A dimensionScope export's attribute columns: one per attribute, or one per segment of each
+    dimension the scope lists several segments of (their product for two such dimensions)."""
+    resolved: list[_Resolved] = []
     for attribute in attributes:
         label = (attribute.labels or {}).get(header_language, "") if header_language else ""
         base = label or attribute.alias
-        start = len(attr_columns)
-        if dimension_scope is not None:
-            slot, columns = _resolved_slot(attribute, base, dimension_scope, start)
-        else:
-            slot, columns = _unscoped_slot(attribute, base, segments, start)
+        listed = [
+            (dim, segments)
+            for dim, segments in dimension_scope.items()
+            if not isinstance(segments, str) and dim in attribute.dimension_ids
+        ]
+        chosen = {dim: segs if isinstance(segs, str) else segs[0] for dim, segs in dimension_scope.items()}
+        if not listed:
+            resolved.append((attribute, base, attribute.alias, chosen, None))
+            continue
+        for combo in itertools.product(*(segments for _dim, segments in listed)):
+            scope = chosen | {dim: seg for (dim, _segments), seg in zip(listed, combo, strict=True)}
+            resolved.append(
+                (attribute, segment_column(base, combo), segment_column(attribute.alias, combo), scope, None)
+            )
+    return resolved
+
+
+def _attribute_slots(
+    attributes: Sequence[AttributeInfo],
+    segments: Mapping[str, Sequence[str]],
+    resolved: Sequence[_Resolved] | None,
+    header_language: str | None,
+) -> tuple[list[_Slot], list[Column]]:
+    """Each attribute column's slot (resolved), or each attribute's (unscoped), and the attribute columns in
+    order (offsets count from the first one)."""
+    slots: list[_Slot] = []
+    attr_columns: list[Column] = []
+    if resolved is not None:
+        for start, (attribute, header, key, scope, default) in enumerate(resolved):
+            slot, column = _resolved_slot(attribute, header, key, scope, start)
+            slots.append(slot)
+            attr_columns.append(dataclasses.replace(column, default=default))
+        return slots, attr_columns
+    for attribute in attributes:
+        label = (attribute.labels or {}).get(header_language, "") if header_language else ""
+        slot, columns = _unscoped_slot(attribute, label or attribute.alias, segments, len(attr_columns))
         slots.append(slot)
         attr_columns += columns
     return slots, attr_columns
 
 
 def _resolved_slot(
-    attribute: AttributeInfo, base: str, dimension_scope: Mapping[str, str], start: int
-) -> tuple[_Slot, list[Column]]:
-    """A dimensionScope export's one column for an attribute, at offset ``start``, and its slot by rank."""
+    attribute: AttributeInfo, header: str, key: str, scope: Mapping[str, str], start: int
+) -> tuple[_Slot, Column]:
+    """A resolved column for an attribute in ``scope``, at offset ``start``, and its slot by rank."""
     kind = kind_of(attribute.data_type)
-    column = Column(key=attribute.alias, header=base, kind=kind, alias=attribute.alias)
-    applicable = {d: s for d, s in dimension_scope.items() if d in attribute.dimension_ids}
+    column = Column(key=key, header=header, kind=kind, alias=attribute.alias)
+    applicable = {d: s for d, s in scope.items() if d in attribute.dimension_ids}
     candidates = scope_candidates(applicable)
     placements = [(_parse(key), (start, rank)) for rank, key in enumerate(candidates)]
     ranked_cells = tuple(key or GLOBAL_CELL for key in candidates)
-    return _slot(attribute, placements, ranked_cells), [column]
+    return _slot(attribute, placements, ranked_cells), column
 
 
 def _unscoped_slot(
@@ -215,6 +293,19 @@ def _slot(
     return _Slot(attribute.alias, dims, targets, global_target, ranked_cells)
 
 
+def _wanted_order(columns: Sequence[Column], wanted: Sequence[Wanted]) -> list[int] | None:
+    """Natural column order -> the order ``columns`` names them in (None when it is the same)."""
+    by_field = {c.key: i for i, c in enumerate(columns) if c.alias is None and c.value is None}
+    attributes = iter([i for i, c in enumerate(columns) if c.alias is not None])
+    constants = iter([i for i, c in enumerate(columns) if c.value is not None])
+    order = [
+        by_field[w.field] if w.field is not None else next(attributes if w.attribute else constants)
+        for w in wanted
+    ]
+    order += [i for i in range(len(columns)) if i not in order]  # _deleted, includes not named
+    return order if order != list(range(len(columns))) else None
+
+
 def _file_order(columns: Sequence[Column], fields: Sequence[str]) -> list[int] | None:
     """Natural column order -> the order ``fields`` names them in (None when it is the same)."""
     groups: dict[str, list[int]] = {}
@@ -233,40 +324,66 @@ class ColumnPlan:
         *,
         attributes: Sequence[AttributeInfo],
         segments: Mapping[str, Sequence[str]],
-        dimension_scope: Mapping[str, str] | None = None,
+        dimension_scope: Mapping[str, str | Sequence[str]] | None = None,
         header_language: str | None = None,
         dry_data: bool = False,
         deleted_column: bool = False,
         categories_column: bool = False,
         completeness: Callable[[str, str | None, Mapping[str, Any]], Any] | None = None,
         fields: Sequence[str] | None = None,
+        columns: Sequence[Wanted] | None = None,
     ) -> None:
-        aliases = {a.alias for a in attributes}
-        self.fixed, categories_column = _fixed_columns(
-            fields, aliases, dry_data=dry_data, categories_column=categories_column
-        )
-        columns = [Column(key=name, header=name, kind=Kind.TEXT) for name in self.fixed]
+        resolved: list[_Resolved] | None = None
+        if columns is not None:
+            named = {w.field: w.header for w in columns if w.field is not None}
+            self.fixed = [name for name in FIXED_COLUMNS if name in named]
+            categories_column = categories_column or CATEGORIES_COLUMN in named
+            resolved = [(w.attribute, w.header, w.header, w.scope, w.default) for w in columns if w.attribute]
+        else:
+            named = {}
+            aliases = {a.alias for a in attributes}
+            self.fixed, categories_column = _fixed_columns(
+                fields, aliases, dry_data=dry_data, categories_column=categories_column
+            )
+            if dimension_scope is not None:
+                resolved = _resolved_columns(attributes, dimension_scope, header_language)
+        natural = [Column(key=name, header=named.get(name, name), kind=Kind.TEXT) for name in self.fixed]
         self.deleted_column = deleted_column
         self.categories_column = categories_column
         self.completeness = completeness
         if deleted_column:
-            columns.append(Column(key=DELETED_COLUMN, header=DELETED_COLUMN, kind=Kind.BOOLEAN))
-        self.attr_offset = len(columns)
-        slots, attr_columns = _attribute_slots(attributes, segments, dimension_scope, header_language)
-        columns.extend(attr_columns)
+            natural.append(Column(key=DELETED_COLUMN, header=DELETED_COLUMN, kind=Kind.BOOLEAN))
+        self.attr_offset = len(natural)
+        slots, attr_columns = _attribute_slots(attributes, segments, resolved, header_language)
+        natural.extend(attr_columns)
         self.attr_count = len(attr_columns)
+        self.constants = [
+            Column(key=w.header, header=w.header, kind=kind_of_value(w.value), value=w.value)
+            for w in columns or ()
+            if w.value is not None
+        ]
+        """Constant columns (``columns`` entries with a ``value``), after the attribute columns."""
+        natural.extend(self.constants)
         if categories_column:
-            columns.append(Column(key=CATEGORIES_COLUMN, header=CATEGORIES_COLUMN, kind=Kind.LIST))
+            header = named.get(CATEGORIES_COLUMN, CATEGORIES_COLUMN)
+            natural.append(Column(key=CATEGORIES_COLUMN, header=header, kind=Kind.LIST))
         if completeness is not None:
-            columns.append(Column(key=COMPLETENESS_COLUMN, header=COMPLETENESS_COLUMN, kind=Kind.NUMBER))
-        self._natural = columns
-        self.permutation: list[int] | None = None if fields is None else _file_order(columns, fields)
-        """Natural column order -> file order, when ``fields`` orders them differently."""
-        self.columns = self._permute(columns)
+            natural.append(Column(key=COMPLETENESS_COLUMN, header=COMPLETENESS_COLUMN, kind=Kind.NUMBER))
+        self.natural_columns = natural
+        """The columns in the plan's natural order: fixed, deleted, attributes, constants, includes."""
+        self.permutation: list[int] | None = (
+            _wanted_order(natural, columns)
+            if columns is not None
+            else None
+            if fields is None
+            else _file_order(natural, fields)
+        )
+        """Natural column order -> file order, when ``fields`` or ``columns`` order them differently."""
+        self.columns = self._permute(natural)
         """The columns in file order."""
         self._slots = slots
         self._fixed_index = [RAW_INDEX[name] for name in self.fixed]
-        self._resolved = dimension_scope is not None
+        self._resolved = resolved is not None
         self._compiled: dict[TextForm | None, Any] = {}
 
     @property
@@ -285,7 +402,11 @@ class ColumnPlan:
     @property
     def attribute_columns(self) -> list[Column]:
         """The attribute columns, in the plan's natural order (fixed, attributes, extras)."""
-        return self._natural[self.attr_offset : self.attr_offset + self.attr_count]
+        return self.natural_columns[self.attr_offset : self.attr_offset + self.attr_count]
+
+    def column_named(self, key: str) -> Column:
+        """The fixed or included column of that key (never an attribute or constant column)."""
+        return next(c for c in self.natural_columns if c.key == key and c.alias is None and c.value is None)
 
     def _permute(self, row: list[Any]) -> list[Any]:
         """A row (or column list) in natural order, put in file order."""
@@ -298,11 +419,10 @@ class ColumnPlan:
         reads exactly one cell. Used by engines that read ``cells_json`` directly.
         """
         sources: list[tuple[Column, str, tuple[str, ...]]] = []
-        for column in self.attribute_columns:
+        for i, column in enumerate(self.attribute_columns):
             assert column.alias is not None
-            if self._resolved:
-                slot = next(s for s in self._slots if s.alias == column.alias)
-                sources.append((column, column.alias, slot.ranked_cells))
+            if self._resolved:  # one slot per column
+                sources.append((column, column.alias, self._slots[i].ranked_cells))
             else:
                 sources.append((column, column.alias, (scope_key(column.scope) or GLOBAL_CELL,)))
         return sources
@@ -311,6 +431,28 @@ class ColumnPlan:
     def headers(self) -> list[str]:
         """Column headers in file order."""
         return [c.header for c in self.columns]
+
+    def _cells_lines(self, constants: dict[str, Any]) -> list[str]:
+        """The generated lines that read each column's cell (cells form): a few dictionary look-ups per
+        column, most specific scope first."""
+        lines: list[str] = []
+        for i, (_column, alias, keys) in enumerate(self.cell_sources()):
+            constants[f"A{i}"] = alias
+            lines += [f"        c{i} = None", f"        x = v.get(A{i})", "        if x:"]
+            for j, key in enumerate(keys):
+                constants[f"K{i}_{j}"] = key
+                indent = "            " if j == 0 else "            if c{i} is None:\n                "
+                lines.append(indent.replace("{i}", str(i)) + f"c{i} = x.get(K{i}_{j})")
+        return lines
+
+    def _default_lines(self, constants: dict[str, Any]) -> list[str]:
+        """The generated lines that put a column's default where the record has no value."""
+        lines: list[str] = []
+        for i, column in enumerate(self.attribute_columns):
+            if column.default is not None:
+                constants[f"DEF{i}"] = column.default
+                lines += [f"        if c{i} is None:", f"            c{i} = DEF{i}"]
+        return lines
 
     def _compile(self, text: TextForm | None) -> Any:
         """Generate the flattening loop for a resolved (dimensionScope) export, one branch per attribute.
@@ -334,14 +476,7 @@ class ColumnPlan:
             f"        v = loads(raw[{RAW_VALUES}])",
         ]
         if self.uses_cells:
-            # Cells form: a few dictionary look-ups per column, most specific scope first.
-            for i, (_column, alias, keys) in enumerate(self.cell_sources()):
-                constants[f"A{i}"] = alias
-                lines += [f"        c{i} = None", f"        x = v.get(A{i})", "        if x:"]
-                for j, key in enumerate(keys):
-                    constants[f"K{i}_{j}"] = key
-                    indent = "            " if j == 0 else "            if c{i} is None:\n                "
-                    lines.append(indent.replace("{i}", str(i)) + f"c{i} = x.get(K{i}_{j})")
+            lines += self._cells_lines(constants)
         for i, slot in enumerate(self._slots if not self.uses_cells else ()):
             ranks = {sig: rank for sig, (_index, rank) in slot.targets.items()}
             glob = slot.global_target[1] if slot.global_target is not None else 99
@@ -371,11 +506,15 @@ class ColumnPlan:
                 f"                    c{i} = it['value']",
                 "                    r = k",
             ]
+        lines += self._default_lines(constants)
         fixed = [f"raw[{i}]" for i in self._fixed_index]
         if self.deleted_column:
             fixed.append("'false'" if text else "False")
         kinds = [c.kind for c in self.attribute_columns]
         cells = fixed + [_cell(f"c{i}", kind, text) for i, kind in enumerate(kinds)]
+        for k, column in enumerate(self.constants):
+            constants[f"V{k}"] = value_text(column.value, form) if text else column.value
+            cells.append(f"V{k}")
         if self.categories_column:
             categories = "categories.get(raw[0], empty) if categories is not None else empty"
             cells.append(f"join_list({categories})" if text else categories)
@@ -432,7 +571,10 @@ class ColumnPlan:
     def _flatten_generic(
         self, rows: Iterable[Sequence[Any]], categories: Mapping[int, list[str]] | None
     ) -> list[list[Any]]:
-        """Flatten raw rows in list form (``values_json``) by the plan's slots, without generated code."""
+        """Flatten raw rows in list form (``values_json``) by the plan's slots, without generated code.
+
+        Only unscoped exports come here: they have neither defaults nor constants (``columns`` resolves)."""
+        assert not self.constants
         loads = orjson.loads
         fixed_index = self._fixed_index
         slots = self._row_slots
@@ -471,14 +613,16 @@ class ColumnPlan:
         return out
 
     def tombstone_row(
-        self, *, record_id: str, parent_id: str | None, schema_id: str, text: bool = False
+        self, *, record_id: str, parent_id: str | None, schema_id: str, text: TextForm | None = None
     ) -> list[Any]:
-        """A row announcing a deleted record: its ids, the deleted flag, every other cell empty."""
+        """A row announcing a deleted record: its ids, the deleted flag, the constants, every other cell
+        empty (in the ``text`` form of a text format)."""
         known = {"id": record_id, "parentId": parent_id, "schemaId": schema_id}
         row: list[Any] = [known.get(name) for name in self.fixed]
         if self.deleted_column:
             row.append("true" if text else True)
         row += [None] * self.attr_count
+        row += [value_text(c.value, text) if text else c.value for c in self.constants]
         if self.categories_column:
             row.append(None)
         if self.completeness is not None:

@@ -3,9 +3,10 @@ column plan and the WHERE clauses of its records (and tombstones)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
@@ -14,9 +15,12 @@ from skuport.catalog.models import Attribute, Catalog, Category, Dimension, Life
 from skuport.errors import ValidationFailed
 from skuport.exporting import select as selection
 from skuport.exporting.formats import FORMATS, Format
-from skuport.exporting.plan import SYSTEM_FIELDS, AttributeInfo, ColumnPlan, kind_of
+from skuport.exporting.plan import SYSTEM_FIELDS, AttributeInfo, ColumnPlan, Kind, Wanted, kind_of
 from skuport.exporting.spec import ExportSpec
 from skuport.records.filters import filter_clauses
+
+if TYPE_CHECKING:
+    from skuport.exporting.selection import ColumnSpec
 
 INCLUDES = frozenset({"categories", "completeness"})
 """Extra columns an export can ask for (see docs/export-format.md)."""
@@ -103,13 +107,127 @@ def _check_scope(spec: ExportSpec, segments: Mapping[str, list[str]], problems: 
                 problem("dimensionScope", "dimensionScope must map dimension ids to segment ids.")
             )
             return
-        for dim, seg in spec.dimension_scope.items():
-            if dim not in segments:
-                problems.append(problem("dimensionScope", f"dimension '{dim}' does not exist."))
-            elif seg not in segments[dim]:
-                problems.append(problem("dimensionScope", f"'{seg}' is not a segment of dimension '{dim}'."))
+        for dim, chosen in spec.dimension_scope.items():
+            _check_dimension(dim, chosen, segments, problems, with_columns=spec.columns is not None)
     if spec.header_language and not any(spec.header_language in segs for segs in segments.values()):
         problems.append(problem("headerLanguage", f"'{spec.header_language}' is not a segment."))
+
+
+def _check_dimension(
+    dim: str,
+    chosen: str | Sequence[str],
+    segments: Mapping[str, list[str]],
+    problems: Problems,
+    *,
+    with_columns: bool,
+) -> None:
+    """One dimension of a dimensionScope: a segment of it, or a list of them (not with ``columns``)."""
+    listed = [chosen] if isinstance(chosen, str) else list(chosen)
+    if dim not in segments:
+        problems.append(problem("dimensionScope", f"dimension '{dim}' does not exist."))
+        return
+    if not listed:
+        problems.append(problem("dimensionScope", f"dimension '{dim}' lists no segment."))
+    if len(set(listed)) != len(listed):
+        problems.append(problem("dimensionScope", f"dimension '{dim}' lists a segment twice."))
+    for seg in listed:
+        if seg not in segments[dim]:
+            problems.append(problem("dimensionScope", f"'{seg}' is not a segment of dimension '{dim}'."))
+    if with_columns and not isinstance(chosen, str):
+        problems.append(
+            problem(
+                "dimensionScope",
+                f"with columns, dimension '{dim}' maps to one segment; give each column its own scope.",
+            )
+        )
+
+
+def _single_scope(spec: ExportSpec) -> dict[str, str]:
+    """The dimensionScope with each listed dimension at its first segment (filters resolve in it)."""
+    return {d: s if isinstance(s, str) else s[0] for d, s in (spec.dimension_scope or {}).items() if s}
+
+
+def _default(column: ColumnSpec, kind: Kind) -> tuple[Any, str | None]:
+    """A column's default as the plan holds it, or why it does not fit the attribute's kind."""
+    value = column.default
+    if value is None:
+        return None, None
+    if kind == Kind.NUMBER:
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+        return value, None if fits else "a number"
+    if kind == Kind.BOOLEAN:
+        return value, None if isinstance(value, bool) else "true or false"
+    if not isinstance(value, str):
+        return value, "text"
+    if kind == Kind.LIST:
+        return [value], None
+    if kind == Kind.DATE:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            return value, "a date as YYYY-MM-DD"
+    return value, None
+
+
+def _check_columns(
+    spec: ExportSpec,
+    by_alias: Mapping[str, AttributeInfo],
+    segments: Mapping[str, list[str]],
+    problems: Problems,
+) -> list[Wanted]:
+    """The columns an export names, each checked (a problem names its index), as the plan takes them."""
+    assert spec.columns is not None
+    wanted: list[Wanted] = []
+    headers: dict[str, int] = {}
+    fields: dict[str, int] = {}
+    base = _single_scope(spec)
+    for i, column in enumerate(spec.columns):
+        at = f"columns[{i}]"
+        if column.header in headers:
+            problems.append(problem(at, f"header '{column.header}' is columns[{headers[column.header]}]'s."))
+        headers.setdefault(column.header, i)
+        if column.field is not None:
+            if column.field not in SYSTEM_FIELDS:
+                fields_list = ", ".join(SYSTEM_FIELDS)
+                problems.append(problem(at, f"'{column.field}' is not a record field ({fields_list})."))
+            elif column.field in fields:
+                problems.append(problem(at, f"field '{column.field}' is columns[{fields[column.field]}]."))
+            fields.setdefault(column.field, i)
+            wanted.append(Wanted(header=column.header, field=column.field))
+        elif column.attribute is None:
+            wanted.append(Wanted(header=column.header, value=column.value))
+        elif (found := _attribute_column(spec, at, column, by_alias, segments, problems)) is not None:
+            attribute, default = found
+            scope = base | dict(column.scope or {})
+            wanted.append(Wanted(header=column.header, attribute=attribute, scope=scope, default=default))
+    return wanted
+
+
+def _attribute_column(
+    spec: ExportSpec,
+    at: str,
+    column: ColumnSpec,
+    by_alias: Mapping[str, AttributeInfo],
+    segments: Mapping[str, list[str]],
+    problems: Problems,
+) -> tuple[AttributeInfo, Any] | None:
+    """An attribute column's attribute and default, its scope checked (None: no such attribute)."""
+    attribute = by_alias.get(column.attribute or "")
+    if attribute is None:
+        where = f"schema '{spec.schema_id}'" if spec.schema_id else "any schema"
+        problems.append(problem(at, f"'{column.attribute}' is not an attribute of {where}."))
+        return None
+    for dim, seg in (column.scope or {}).items():
+        if dim not in segments:
+            problems.append(problem(at, f"scope: dimension '{dim}' does not exist."))
+        elif seg not in segments[dim]:
+            problems.append(problem(at, f"scope: '{seg}' is not a segment of dimension '{dim}'."))
+    default, expected = _default(column, kind_of(attribute.data_type))
+    if expected is not None:
+        problems.append(
+            problem(at, f"default must be {expected}: '{column.attribute}' is a {attribute.data_type}.")
+        )
+    return attribute, default
 
 
 def _check_references(session: Session, spec: ExportSpec, problems: Problems) -> list[str] | None:
@@ -145,6 +263,10 @@ def _check_options(spec: ExportSpec, problems: Problems) -> None:
         problems.append(problem("maxRecords", "maxRecords must not be negative."))
     if spec.changed_since is not None and spec.changed_since.tzinfo is None:
         problems.append(problem("changedSince", "changedSince needs a time zone (e.g. ...Z)."))
+    if spec.columns is not None and spec.fields is not None:
+        problems.append(
+            problem("columns", "give columns or fields, not both (set fields to null to use columns).")
+        )
     if spec.csv is not None and spec.format != "csv":
         problems.append(problem("csv", f"csv sets a csv file's dialect, but the format is {spec.format}."))
 
@@ -170,20 +292,24 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
         )
     category_ids = _check_references(session, spec, problems)
     attributes = _attributes(session, spec.schema_id)
+    by_alias = {a.alias: a for a in attributes}
     if spec.fields is not None:
-        by_alias = {a.alias: a for a in attributes}
         _check_fields(spec, by_alias, problems)
         attributes = [by_alias[f] for f in spec.fields if f in by_alias]
     segments = _segments(session)
     _check_scope(spec, segments, problems)
+    columns = _check_columns(spec, by_alias, segments, problems) if spec.columns is not None else None
     _check_options(spec, problems)
     _refuse(problems)
     assert fmt is not None
     scope = dict(spec.dimension_scope) if spec.dimension_scope is not None else None
-    filters = filter_clauses(session, spec.filters, schema_id=spec.schema_id, dimension_scope=scope or None)
+    filters = filter_clauses(
+        session, spec.filters, schema_id=spec.schema_id, dimension_scope=_single_scope(spec) or None
+    )
     plan = ColumnPlan(
         attributes=attributes,
         segments=segments,
+        columns=columns,
         dimension_scope=scope,
         header_language=spec.header_language,
         dry_data=spec.dry_data,

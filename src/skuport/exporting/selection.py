@@ -42,6 +42,42 @@ ALWAYS_INCLUDED = {
 """Includes every export file already carries; the rest go to the pipeline, which decides."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Scalar = Annotated[str, StringConstraints(max_length=10_000)] | bool | int | float
+"""A constant or default of a column: text, a number or a boolean."""
+
+
+class ColumnSpec(StrictCamelModel):
+    """One column of an export that names its columns: an attribute (in the export's scope, or its own),
+    a record field or a constant, under the header the file needs."""
+
+    header: Name = Field(description="The column's header (unique in the file).")
+    attribute: Name | None = Field(default=None, description="Attribute alias whose value the column holds.")
+    scope: dict[Name, Name] | None = Field(
+        default=None,
+        description="Scope of this column over the export's dimensionScope, "
+        'e.g. {"dim-language": "seg-en"}.',
+    )
+    field: Name | None = Field(
+        default=None,
+        description="A record field: id, parentId, schemaId, lifecycleStateId, createdAt, updatedAt, "
+        "categories.",
+    )
+    value: Scalar | None = Field(default=None, description="A constant every row holds.")
+    default: Scalar | None = Field(
+        default=None, description="What an attribute column holds where the record has no value."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ColumnSpec:
+        given = [name for name in ("attribute", "field", "value") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"column '{self.header}' needs exactly one of attribute, field or value"
+                + (f" (it has {' and '.join(given)})" if given else "")
+            )
+        if self.attribute is None and (self.scope is not None or self.default is not None):
+            raise ValueError(f"column '{self.header}': scope and default belong to an attribute column")
+        return self
 
 
 class Selection(StrictCamelModel):
@@ -75,10 +111,26 @@ class Selection(StrictCamelModel):
         "category ids), completeness (percentage for the record's state); lifecycleState and variants are "
         "always there (lifecycleStateId column, variant rows).",
     )
-    dimension_scope: dict[Name, Name] | None = Field(
+    columns: list[ColumnSpec] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="The file's columns, in this order, instead of fields: attributes under your headers "
+        "(each in the export's dimensionScope or its own scope), record fields, constants.",
+        examples=[
+            [
+                {"header": "ID", "field": "id"},
+                {"header": "title_da", "attribute": "product-name", "scope": {"dim-language": "seg-da"}},
+                {"header": "title_en", "attribute": "product-name", "scope": {"dim-language": "seg-en"}},
+                {"header": "channel", "value": "webshop"},
+            ]
+        ],
+    )
+    dimension_scope: dict[Name, Name | list[Name]] | None = Field(
         default=None,
         description="Resolve scoped values for this scope: one column per attribute; {} for "
-        "global values only; omitted: one column per attribute and scope.",
+        "global values only; a list of segments: one column per attribute and segment "
+        "(product-name-seg-da); omitted: one column per attribute and scope.",
         examples=[{"dim-language": "seg-da", "dim-market": "seg-dk"}],
     )
     header_language: Name | None = Field(
@@ -97,6 +149,8 @@ class Selection(StrictCamelModel):
     def _consistent(self) -> Selection:
         if Include.VARIANTS in self.includes and not self.include_variants:
             raise ValueError("includes names 'variants' but includeVariants is false; drop one of them")
+        if self.columns is not None and self.fields is not None:
+            raise ValueError("give columns or fields, not both (columns names every column of the file)")
         storable(
             self,
             "filters",
@@ -106,6 +160,7 @@ class Selection(StrictCamelModel):
             "lifecycle_state_ids",
             "dimension_scope",
             "header_language",
+            "columns",
         )
         return self
 
@@ -117,6 +172,9 @@ class Selection(StrictCamelModel):
         fields = tuple(self.fields) if self.fields else None
         if fields is not None and "lifecycleState" in includes and "lifecycleStateId" not in fields:
             fields += ("lifecycleStateId",)
+        columns = tuple(self.columns) if self.columns else None
+        if columns and "lifecycleState" in includes and all(c.field != "lifecycleStateId" for c in columns):
+            columns += (ColumnSpec(header="lifecycleStateId", field="lifecycleStateId"),)
         return ExportSpec(
             format=str(getattr(self.format, "value", self.format)),
             schema_id=self.schema_id,
@@ -125,6 +183,7 @@ class Selection(StrictCamelModel):
             lifecycle_state_ids=tuple(self.lifecycle_state_ids),
             filters=self.filters or None,
             fields=fields,
+            columns=columns,
             dimension_scope=self.dimension_scope,  # {}: one column per attribute, global values
             compress=self.compress,
             header_language=self.header_language,
@@ -143,8 +202,10 @@ def stored_selection(source: Mapping[str, Any] | object) -> Selection:
         source.get if isinstance(source, Mapping) else lambda name: getattr(source, name, None)
     )
     chosen = {name: value for name in Selection.model_fields if (value := read(name)) is not None}
-    if isinstance(chosen.get("csv"), Mapping):  # the one nested model, stored as its JSON
+    if isinstance(chosen.get("csv"), Mapping):  # nested models, stored as their JSON
         chosen["csv"] = CsvDialect.model_validate(chosen["csv"])
+    if chosen.get("columns"):
+        chosen["columns"] = [ColumnSpec.model_validate(c) for c in chosen["columns"]]
     construct: Any = Selection.model_construct
     selection: Selection = construct(**chosen)
     return selection
@@ -176,4 +237,4 @@ def storable(model: StrictCamelModel, *names: str) -> None:
                 walk(item, where)
 
     for name in names:
-        walk(getattr(model, name), to_camel(name))
+        walk(model.model_dump(include={name}).get(name), to_camel(name))  # nested models as dicts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +13,7 @@ from skuport.errors import SkuportError
 
 if TYPE_CHECKING:
     from skuport.exporting.formats.csv import CsvDialect
+    from skuport.exporting.selection import ColumnSpec
 
 ProgressCallback = Callable[[int, int], None]
 """Called now and then with (records done, records total)."""
@@ -33,7 +34,9 @@ class ExportSpec:
     lifecycle_state_ids: tuple[str, ...] = ()
     filters: Mapping[str, Any] | None = None
     fields: tuple[str, ...] | None = None
-    dimension_scope: Mapping[str, str] | None = None
+    columns: tuple[ColumnSpec, ...] | None = None
+    """The file's columns by name (replaces ``fields``)."""
+    dimension_scope: Mapping[str, str | Sequence[str]] | None = None
     compress: bool = False
     header_language: str | None = None
     dry_data: bool = False

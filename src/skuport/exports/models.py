@@ -54,6 +54,8 @@ class Export(Base):
     dry_data: Mapped[bool] = mapped_column(Boolean, default=False)
     csv: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """The csv dialect (CsvDialect fields by their Python names); null: the default."""
+    columns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    """The file's columns (ColumnSpec fields by their Python names); null: fields or every attribute."""
     reference: Mapped[str | None] = mapped_column(String(255), default=None)
     reference_origin: Mapped[str | None] = mapped_column(String(255), default=None)
     metadata_json: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

@@ -9,7 +9,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from skuport.api import CamelModel, Timestamp
 from skuport.exporting.formats.csv import CsvDialect
-from skuport.exporting.selection import ExportFormat, Selection, storable
+from skuport.exporting.selection import ColumnSpec, ExportFormat, Selection, storable
 from skuport.exports.models import ExportStatus
 
 
@@ -65,11 +65,12 @@ class ExportRead(CamelModel):
     catalog_id: str | None
     include_variants: bool
     lifecycle_state_ids: list[str]
-    dimension_scope: dict[str, str] | None
+    dimension_scope: dict[str, str | list[str]] | None
     header_language: str | None
     compress: bool
     dry_data: bool
     csv: CsvDialect | None = None
+    columns: list[ColumnSpec] | None = None
     reference: str | None
     reference_origin: str | None
     metadata: dict[str, Any]

@@ -313,6 +313,7 @@ def to_read(export: Export, *, base_url: str) -> ExportRead:
         compress=export.compress,
         dry_data=export.dry_data,
         csv=export.csv,
+        columns=export.columns,
         reference=export.reference,
         reference_origin=export.reference_origin,
         metadata=export.metadata_json or {},

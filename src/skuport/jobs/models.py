@@ -60,7 +60,7 @@ class ExportJob(Base):
     format: Mapped[str] = mapped_column(String(10))
     schema_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     catalog_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
-    dimension_scope: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    dimension_scope: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     filters: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     fields: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     lifecycle_state_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -69,6 +69,8 @@ class ExportJob(Base):
     dry_data: Mapped[bool] = mapped_column(Boolean, default=False)
     csv: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """The csv dialect (CsvDialect fields by their Python names); null: the default."""
+    columns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    """The file's columns (ColumnSpec fields by their Python names); null: fields or every attribute."""
     delta: Mapped[bool] = mapped_column(Boolean, default=False)
     schedule: Mapped[str] = mapped_column(String(120))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 from skuport.api import CamelModel, Flag, StrictCamelModel, Timestamp
 from skuport.exporting.formats import FORMATS
 from skuport.exporting.formats.csv import CsvDialect
-from skuport.exporting.selection import Include, Name, Selection
+from skuport.exporting.selection import ColumnSpec, Include, Name, Selection
 from skuport.jobs.models import RunStatus, RunTrigger
 
 _NAME = Field(min_length=1, max_length=200)
@@ -77,7 +77,7 @@ class JobUpdate(StrictCamelModel):
     format: str | None = None
     schema_id: str | None = None
     catalog_id: str | None = None
-    dimension_scope: dict[str, str] | None = None
+    dimension_scope: dict[str, str | list[str]] | None = None
     schedule: str | None = Field(default=None, max_length=120)
     timezone: str | None = None
     include_variants: Flag | None = None
@@ -85,6 +85,7 @@ class JobUpdate(StrictCamelModel):
     filename_template: str | None = None
     filters: dict[str, Any] | None = None
     fields: list[str] | None = None
+    columns: list[ColumnSpec] | None = Field(default=None, min_length=1, max_length=500)
     delta: Flag | None = None
     active: Flag | None = None
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
@@ -125,6 +126,7 @@ NULLABLE_FIELDS = frozenset(
         "timeout_seconds",
         "header_language",
         "csv",
+        "columns",
     }
 )
 
@@ -148,7 +150,7 @@ class JobRead(CamelModel):
     destination_config: dict[str, Any]
     format: str
     schema_id: str | None
-    dimension_scope: dict[str, str] | None
+    dimension_scope: dict[str, str | list[str]] | None
     schedule: str
     include_variants: bool
     compress: bool
@@ -174,6 +176,7 @@ class JobRead(CamelModel):
     header_language: str | None = None
     dry_data: bool = False
     csv: CsvDialect | None = None
+    columns: list[ColumnSpec] | None = None
 
 
 class RunProgress(CamelModel):

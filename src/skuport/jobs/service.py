@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -263,6 +264,7 @@ _JOB_FIELDS = (
     "header_language",
     "dry_data",
     "csv",
+    "columns",
 )
 
 
@@ -276,8 +278,8 @@ def _apply(job: ExportJob, values: Mapping[str, Any]) -> None:
     for name in _JOB_FIELDS:
         if name == "destination_config":
             job.destination_config = dict(encrypt_config(values["destination_type"], values[name]))
-        elif isinstance(values[name], BaseModel):  # the csv dialect: stored as its JSON
-            setattr(job, name, values[name].model_dump(mode="json"))
+        elif isinstance(values[name], BaseModel | list):  # nested models (csv, columns): their JSON
+            setattr(job, name, to_jsonable_python(values[name], exclude_none=True))
         else:
             setattr(job, name, values[name])
 
@@ -527,6 +529,7 @@ def job_read(session: Session, job: ExportJob) -> JobRead:
         header_language=job.header_language,
         dry_data=job.dry_data,
         csv=job.csv,
+        columns=job.columns,
     )
 
 
