@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 
@@ -345,3 +346,63 @@ def test_paging_keeps_a_search_with_special_characters(console: TestClient) -> N
     page = console.get("/console/records", params={"q": " ", "schema": "schema-apparel"})  # names have one
     assert page.status_code == 200
     assert 'href="/console/records?q=+&amp;schema=schema-apparel&amp;offset=50"' in page.text  # encoded
+
+
+def test_a_job_form_takes_columns_a_dialect_and_a_column_per_segment_and_keeps_them(
+    console: TestClient,
+) -> None:
+    form = console.get("/console/jobs/new?type=local")
+    assert "each, a column per segment" in form.text
+    data = {
+        "csrf": _csrf(form.text),
+        "destinationType": "local",
+        "name": "Partner feed",
+        "format": "csv",
+        "schedule": "0 2 * * *",
+        "destinationConfig.path": "partner",
+        "includeVariants": "true",
+        "columns": '[{"header": "ID", "field": "id"}, {"header": "title", "attribute": "nope"}]',
+        "csv": '{"delimiter": ";", "decimalSeparator": ","}',
+    }
+    refused = console.post("/console/jobs/new", data=data)
+    assert refused.status_code == 422
+    assert re.search(r'id="columns-error">columns\[1\]: [^<]*nope', refused.text.replace("&#39;", "'"))
+    columns = [
+        {"header": "ID", "field": "id"},
+        {"header": "title_da", "attribute": "product-name", "scope": {"dim-language": "seg-da"}},
+    ]
+    data["columns"] = json.dumps(columns)
+    created = console.post("/console/jobs/new", data=data, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    edit = console.get(f"{created.headers['location']}/edit")
+    data.update(
+        csrf=_csrf(edit.text), columns=_textarea(edit.text, "columns"), csv=_textarea(edit.text, "csv")
+    )
+    saved = console.post(f"{created.headers['location']}/edit", data=data, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    with session_scope() as session:
+        job = session.query(ExportJob).filter_by(name="Partner feed").one()
+        assert job.columns == columns
+        assert (job.csv["delimiter"], job.csv["decimal_separator"]) == (";", ",")
+
+    # a column per language: the select offers the list, and an edit keeps it
+    data.update(
+        columns="", csv="", fields="sku, product-name", **{"dimensionScope.dim-language": "seg-da,seg-en"}
+    )
+    saved = console.post(f"{created.headers['location']}/edit", data=data, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    edit = console.get(f"{created.headers['location']}/edit")
+    assert re.search(r'<option value="seg-da,seg-en" selected>', edit.text)
+    with session_scope() as session:
+        job = session.query(ExportJob).filter_by(name="Partner feed").one()
+        assert (job.columns, job.csv) == (None, None)
+        assert job.dimension_scope == {"dim-language": ["seg-da", "seg-en"]}
+
+
+def _textarea(html: str, name: str) -> str:
+    """What a textarea of the page holds, unescaped."""
+    import html as markup
+
+    found = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.S)
+    assert found, f"no textarea {name}"
+    return markup.unescape(found.group(1))

@@ -25,6 +25,8 @@ from skuport.console.forms import (
     destination_config,
     destination_inputs,
     headers_text,
+    json_text,
+    scope_value,
     selection_body,
     selection_context,
 )
@@ -208,6 +210,10 @@ def _job_values(job: JobRead) -> dict[str, Any]:
         "active": job.active,
         "timeoutSeconds": job.timeout_seconds or "",
         "filters": "" if not job.filters else json.dumps(job.filters, indent=2),
+        "columns": json_text(
+            [c.model_dump(by_alias=True, exclude_none=True) for c in job.columns or []] or None
+        ),
+        "csv": json_text(job.csv.model_dump(by_alias=True) if job.csv is not None else None),
         "headerLanguage": job.header_language or "",
         "globalOnly": job.dimension_scope == {},
         "dryData": job.dry_data,
@@ -215,7 +221,7 @@ def _job_values(job: JobRead) -> dict[str, Any]:
         "lifecycleStateIds": list(job.lifecycle_state_ids),
     }
     for dim, seg in (job.dimension_scope or {}).items():
-        values[f"dimensionScope.{dim}"] = seg
+        values[f"dimensionScope.{dim}"] = scope_value(seg)
     for key, value in job.destination_config.items():
         values[f"destinationConfig.{key}"] = headers_text(value) if isinstance(value, dict) else value
     return values

@@ -116,10 +116,11 @@ class FormState:
         self.message = exc.message
         for detail in exc.details:
             if isinstance(detail, dict) and detail.get("field"):
-                self.add(
-                    _field_name(str(detail["field"]).split("."), known),
-                    str(detail.get("message") or exc.message),
-                )
+                where = str(detail["field"])
+                message = str(detail.get("message") or exc.message)
+                if "[" in where:  # columns[3]: beside the columns input, naming the entry
+                    message, where = f"{where}: {message}", where.split("[", 1)[0]
+                self.add(_field_name(where.split("."), known), message)
 
 
 def _field_name(path: list[str], known: AbstractSet[str]) -> str:
@@ -177,8 +178,10 @@ def destination_config(
     return config
 
 
-def json_field(form: Form, name: str, state: FormState) -> Any:
-    """A JSON object typed into a textarea (None when empty)."""
+def json_field(
+    form: Form, name: str, state: FormState, *, shape: type = dict, example: str = '{"brand": "Ma Marque"}'
+) -> Any:
+    """A JSON object (or list: ``shape``) typed into a textarea (None when empty)."""
     text = form.text(name)
     if not text:
         return None
@@ -187,10 +190,20 @@ def json_field(form: Form, name: str, state: FormState) -> Any:
     except json.JSONDecodeError as exc:
         state.add(name, f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
         return None
-    if not isinstance(value, dict):
-        state.add(name, 'must be a JSON object, e.g. {"brand": "Ma Marque"}')
+    if not isinstance(value, shape):
+        state.add(name, f"must be a JSON {'object' if shape is dict else 'list'}, e.g. {example}")
         return None
     return value
+
+
+def json_text(value: Any) -> str:
+    """A JSON value as its textarea shows it ('' for none)."""
+    return "" if value is None else json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def scope_value(chosen: str | list[str] | None) -> str:
+    """A dimension's segment as its select holds it: a list of segments comma-joined."""
+    return ",".join(chosen) if isinstance(chosen, list) else chosen or ""
 
 
 def list_field(form: Form, name: str) -> list[str] | None:
@@ -217,6 +230,8 @@ SELECTION_INPUTS = frozenset(
         "headerLanguage",
         "lifecycleStateIds",
         "dimensionScope",
+        "columns",
+        "csv",
     }
 )
 """The inputs of the selection partial (``_selection.html``), by the API's field names."""
@@ -235,7 +250,10 @@ def selection_context(session: Session) -> dict[str, Any]:
         "includes": [i.value for i in Include],
         "schema_choices": [("", "all schemas")] + [(schema.id, schema.name) for schema in schemas],
         "scope_choices": {
-            dim.id: [("", "every scope")] + [(seg.id, seg.name) for seg in dim.segments] for dim in dimensions
+            dim.id: [("", "every scope")]
+            + [(seg.id, seg.name) for seg in dim.segments]
+            + [(",".join(seg.id for seg in dim.segments), "each, a column per segment")]
+            for dim in dimensions
         },
         "header_choices": [("", "attribute codes")]
         + [(seg.id, f"{seg.name} ({dim.name})") for dim in dimensions for seg in dim.segments],
@@ -245,7 +263,9 @@ def selection_context(session: Session) -> dict[str, Any]:
 def selection_body(form: Form, dimensions: list[Any], state: FormState) -> dict[str, Any]:
     """The selection a submitted form carries, in the API's field names (format and compress included)."""
     scope = {dim.id: form.text(f"dimensionScope.{dim.id}") for dim in dimensions}
-    chosen = {dim: seg for dim, seg in scope.items() if seg}
+    chosen: dict[str, str | list[str]] = {
+        dim: seg.split(",") if "," in seg else seg for dim, seg in scope.items() if seg
+    }
     for name in ("compress", "includeVariants", "dryData", "globalOnly"):
         state.values[name] = name in form
     for name in ("includes", "lifecycleStateIds"):
@@ -256,6 +276,10 @@ def selection_body(form: Form, dimensions: list[Any], state: FormState) -> dict[
         "schemaId": form.text("schemaId") or None,
         "fields": list_field(form, "fields"),
         "filters": json_field(form, "filters", state),
+        "columns": json_field(
+            form, "columns", state, shape=list, example='[{"header": "Title", "attribute": "product-name"}]'
+        ),
+        "csv": json_field(form, "csv", state, example='{"delimiter": ";", "decimalSeparator": ","}'),
         # {}: global values only, one column per attribute; None: one column per attribute and scope
         "dimensionScope": chosen or ({} if "globalOnly" in form else None),
         "headerLanguage": form.text("headerLanguage") or None,

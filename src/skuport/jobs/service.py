@@ -279,7 +279,7 @@ def _apply(job: ExportJob, values: Mapping[str, Any]) -> None:
         if name == "destination_config":
             job.destination_config = dict(encrypt_config(values["destination_type"], values[name]))
         elif isinstance(values[name], BaseModel | list):  # nested models (csv, columns): their JSON
-            setattr(job, name, to_jsonable_python(values[name], exclude_none=True))
+            setattr(job, name, to_jsonable_python(values[name], by_alias=False, exclude_none=True))
         else:
             setattr(job, name, values[name])
 
