@@ -27,7 +27,7 @@ def test_concurrent_read_then_write_transactions_do_not_fail() -> None:
                     service.update_values(
                         session,
                         record_id=record_id,
-                        values={"material": [{"scope": {}, "value": f"m{i}"}]},
+                        values={"brand": [{"scope": {}, "value": f"m{i}"}]},
                         user_id="user-admin",
                     )
         except BaseException as exc:  # pragma: no cover - the assertion reports it
@@ -41,7 +41,7 @@ def test_concurrent_read_then_write_transactions_do_not_fail() -> None:
     assert errors == []
     with session_scope(write=False) as session:
         for rid in ids:
-            assert service.loads_values(service.get_record(session, record_id=rid))["material"] == [
+            assert service.loads_values(service.get_record(session, record_id=rid))["brand"] == [
                 {"scope": {}, "value": "m39"}
             ]
 

@@ -405,6 +405,13 @@ def export_command(
     dry_data: Annotated[
         bool, typer.Option(envvar="SKUPORT_EXPORT_DRY_DATA", help="Leave out ids and timestamps.")
     ] = False,
+    value_labels: Annotated[
+        bool,
+        typer.Option(
+            envvar="SKUPORT_EXPORT_VALUE_LABELS",
+            help="Select and multiselect values as their option labels in the column's language.",
+        ),
+    ] = False,
     changed_since: Annotated[
         str | None, typer.Option(envvar="SKUPORT_EXPORT_CHANGED_SINCE", help="Delta since an ISO time.")
     ] = None,
@@ -450,6 +457,7 @@ def export_command(
                 compress=compress,
                 header_language=header_language,
                 dry_data=dry_data,
+                value_labels=value_labels,
                 includes=list(include or ()),
                 csv=_parse_csv(csv),
             )

@@ -21,7 +21,7 @@ from skuport.catalog.models import (
     Workflow,
 )
 from skuport.db import session_scope
-from skuport.demo_options import COLORS, SIZES
+from skuport.demo_options import COLORS, MATERIALS, OPTION_LABELS, SIZES
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ APPAREL_ATTRIBUTES: list[
         {"maxLength": 5000},
         None,
     ),
-    ("material", ("Material", "Materiale", "Material"), "text", False, [], {"maxLength": 200}, None),
+    ("material", ("Material", "Materiale", "Material"), "select", False, [], {"options": MATERIALS}, None),
     ("brand", ("Brand", "Maerke", "Marke"), "text", False, [], {}, None),
     ("color", ("Color", "Farve", "Farbe"), "select", False, [], {"options": COLORS}, None),
     ("sizes", ("Sizes", "Stoerrelser", "Groessen"), "multiselect", False, [], {"options": SIZES}, None),
@@ -124,6 +124,41 @@ CATEGORIES = [
 ]
 
 
+def _apparel_schema(session: Session) -> None:
+    """The apparel schema; attributes (and option labels) the demo world gained later are added to a data
+    dir made by an earlier version."""
+    schema = session.get(Schema, "schema-apparel")
+    if schema is None:
+        schema = Schema(
+            id="schema-apparel",
+            name="Apparel",
+            description="Clothing and outerwear",
+            workflow_id="wf-apparel",
+        )
+        session.add(schema)
+    known = {attribute.alias for attribute in schema.attributes}
+    for attribute in schema.attributes:  # option labels came later too (on selects only)
+        if attribute.alias in OPTION_LABELS and attribute.data_type in ("select", "multiselect"):
+            attribute.option_labels = attribute.option_labels or OPTION_LABELS[attribute.alias]
+    for i, (alias, labels, dtype, required, dims, rules, guard) in enumerate(APPAREL_ATTRIBUTES):
+        if alias not in known:
+            schema.attributes.append(
+                Attribute(
+                    id=f"attr-{alias}",
+                    alias=alias,
+                    name=labels[0],
+                    labels=_labels(*labels),
+                    data_type=dtype,
+                    required=required,
+                    dimension_ids=dims,
+                    validation=rules,
+                    guard=guard,
+                    sort_order=i,
+                    option_labels=OPTION_LABELS.get(alias, {}),
+                )
+            )
+
+
 def load_seed_world(session: Session) -> None:
     """Create (idempotently) the catalogue model and users the seeds' examples rely on."""
     ensure_builtin_roles(session)
@@ -174,33 +209,7 @@ def load_seed_world(session: Session) -> None:
         )
         session.flush()
 
-    schema = session.get(Schema, "schema-apparel")
-    if schema is None:
-        schema = Schema(
-            id="schema-apparel",
-            name="Apparel",
-            description="Clothing and outerwear",
-            workflow_id="wf-apparel",
-        )
-        session.add(schema)
-    # Attributes the demo world gained later are added to a data dir made by an earlier version.
-    known = {attribute.alias for attribute in schema.attributes}
-    for i, (alias, labels, dtype, required, dims, rules, guard) in enumerate(APPAREL_ATTRIBUTES):
-        if alias not in known:
-            schema.attributes.append(
-                Attribute(
-                    id=f"attr-{alias}",
-                    alias=alias,
-                    name=labels[0],
-                    labels=_labels(*labels),
-                    data_type=dtype,
-                    required=required,
-                    dimension_ids=dims,
-                    validation=rules,
-                    guard=guard,
-                    sort_order=i,
-                )
-            )
+    _apparel_schema(session)
 
     if session.get(Catalog, "catalog-webshop") is None:
         session.add(Catalog(id="catalog-webshop", name="Webshop", description="Webshop navigation"))

@@ -534,6 +534,7 @@ def test_create_schema_with_every_data_type(client: TestClient, admin: Headers) 
         "validation": {"minLength": 1, "maxLength": 80, "pattern": "[A-Za-z ]+"},
         "guard": None,
         "sortOrder": 0,
+        "optionLabels": {},
     }
     assert body["attributes"][2]["validation"] == {"min": 0, "max": 99999.5}
     assert body["attributes"][7]["guard"] == {"attributeAlias": "fragile", "value": False}
@@ -1110,3 +1111,23 @@ def test_unknown_fields_are_refused(client: TestClient, admin: Headers) -> None:
         "validation_error",
     )
     assert "colour" in error["message"]
+
+
+def test_option_labels_name_the_attributes_options_in_known_segments(
+    client: TestClient, admin: Headers
+) -> None:
+    color = client.get(API + "/schemas/schema-apparel/attributes/color", headers=admin).json()
+    assert color["optionLabels"]["Red"] == {"seg-da": "Rød", "seg-de": "Rot"}  # the demo's labels
+    url = API + "/schemas/schema-apparel/attributes/hood-type"
+    labels = {"packable": {"seg-da": "Pakbar", "seg-de": "Verstaubar"}}
+    changed = client.put(url, headers=admin, json={"optionLabels": labels})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["optionLabels"] == labels
+    assert client.get(url, headers=admin).json()["optionLabels"] == labels
+    refused = client.put(url, headers=admin, json={"optionLabels": {"zipped": {"seg-da": "Lynlås"}}})
+    assert refused.status_code == 422 and "zipped" in refused.json()["error"]["message"]
+    refused = client.put(url, headers=admin, json={"optionLabels": {"fixed": {"seg-xx": "Fast"}}})
+    assert refused.status_code == 422 and "seg-xx" in refused.json()["error"]["message"]
+    text = API + "/schemas/schema-apparel/attributes/brand"
+    refused = client.put(text, headers=admin, json={"optionLabels": {"Ma Marque": {"seg-da": "Mit mærke"}}})
+    assert refused.status_code == 422 and "only select and multiselect" in refused.json()["error"]["message"]

@@ -103,6 +103,7 @@ def add_attribute(
     schema_id: str = "schema-apparel",
     labels: dict[str, str] | None = None,
     validation: dict[str, Any] | None = None,
+    option_labels: dict[str, dict[str, str]] | None = None,
 ) -> None:
     """Add an attribute to a schema (e.g. one scoped by two dimensions)."""
     session.add(
@@ -116,6 +117,7 @@ def add_attribute(
             required=False,
             dimension_ids=dimension_ids,
             validation=validation or {},
+            option_labels=option_labels or {},
             sort_order=100,
         )
     )

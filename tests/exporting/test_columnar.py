@@ -66,6 +66,15 @@ NUMBERS = [
 LISTS: list[list[str]] = [[], ["a"], ["a|b", "c\\d", 'q"uote', "x,y"], ["é", "line\nbreak", "<&>", "s;c"]]
 DATES = ["2025-09-19", "1999-12-31", "2024-02-29", "2000-01-01"]
 FORMATS = ["csv", "json", "jsonl", "xml"]
+COLOURS = ["red", "navy", "sand\\|x", 'plain, "odd"']
+COLOUR_LABELS = {
+    "red": {"seg-da": "Rød", "seg-de": "Rot", "seg-en": "Red"},
+    "navy": {"seg-da": "Marineblå"},
+    "sand\\|x": {"seg-da": 'Sand | "x"', "seg-dk": "sand (dk)"},
+}
+"""Labels of a select's options: one in every language, one in Danish only, one with characters to escape and
+one in a market segment; the last option has none (its code stays)."""
+TAG_LABELS = {"a": {"seg-da": "a på dansk", "seg-en": "A"}, "a|b": {"seg-da": "a|b da"}, "é": {"seg-de": "E"}}
 SINCE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -84,7 +93,9 @@ def tricky(world: None) -> None:
             "multiselect",
             [],
             validation={"options": sorted({item for items in LISTS for item in items})},
+            option_labels=TAG_LABELS,
         )
+        add_attribute(s, "colour", "select", [], validation={"options": COLOURS}, option_labels=COLOUR_LABELS)
         add_attribute(s, "ratio", "number", ["dim-market"])
         add_attribute(s, "flag", "boolean", ["dim-market"])
         add_attribute(s, "released", "date", [])
@@ -112,6 +123,7 @@ def tricky(world: None) -> None:
                 "weight": g(i * 7),
                 "released": g(DATES[i % len(DATES)]) if i % 3 else [],
                 "in-stock": scoped(({"dim-market": "seg-de"}, True)),
+                "colour": g(COLOURS[i % len(COLOURS)]) if i % 5 != 4 else [],
             }
             parent = make_record(
                 s,
@@ -208,6 +220,33 @@ SPECS: dict[str, dict[str, Any]] = {
         "fields": ("notes", "sku", "ratio", "id"),
     },
     "columns": {"dimension_scope": {"dim-market": "seg-dk"}, "columns": COLUMNS},
+    "labels-da-dk": {
+        "dimension_scope": {"dim-language": "seg-da", "dim-market": "seg-dk"},
+        "value_labels": True,
+    },
+    "labels-unscoped-header-de": {"value_labels": True, "header_language": "seg-de"},
+    "labels-segments-listed": {
+        "dimension_scope": {"dim-language": ["seg-en", "seg-da"]},
+        "value_labels": True,
+        "fields": ("colour", "tags", "sku"),
+    },
+    "labels-columns-default": {
+        "value_labels": True,
+        "columns": tuple(
+            ColumnSpec.model_validate(c)
+            for c in [
+                {"header": "id", "field": "id"},
+                {
+                    "header": "colour_da",
+                    "attribute": "colour",
+                    "scope": {"dim-language": "seg-da"},
+                    "default": "-",
+                },
+                {"header": "colour", "attribute": "colour"},
+                {"header": "tags_en", "attribute": "tags", "scope": {"dim-language": "seg-en"}},
+            ]
+        ),
+    },
     "columns-delta-catalog": {
         "columns": COLUMNS,
         "changed_since": SINCE,
@@ -335,3 +374,17 @@ def test_a_batch_polars_refuses_is_written_by_the_row_engine(
     engine("auto")
     assert run(tmp_path, "csv", scope) == expected
     assert b"SKU-3" in expected
+
+
+def test_value_labels_are_written_in_the_columns_language(tricky: None, engine: Any, tmp_path: Path) -> None:
+    engine("auto")
+    lines = run(tmp_path, "jsonl", SPECS["labels-columns-default"]).splitlines()
+    by_id = {row["id"]: row for row in map(json.loads, lines)}
+    danish = [by_id[f"ent-t{i:02d}"]["colour_da"] for i in range(5)]
+    assert danish == ["Rød", "Marineblå", 'Sand | "x"', COLOURS[3], "-"]  # no label: code; none: default
+    assert [by_id[f"ent-t{i:02d}"]["colour"] for i in range(5)] == [*COLOURS, None]  # no language: codes
+    assert by_id["ent-t01"]["tags_en"] == ["A"] and by_id["ent-t02"]["tags_en"] == LISTS[2]  # a|b: no English
+    scope = {"dim-language": "seg-da", "dim-market": "seg-dk"}
+    text = run(tmp_path, "csv", {"dimension_scope": scope, "value_labels": True}).decode()
+    assert "a på dansk" in text and "a\\|b da|c" in text  # a label is a list item like any (escaped)
+    assert "sand (dk)" not in text and 'Sand | ""x""' in text  # Danish comes first in the scope

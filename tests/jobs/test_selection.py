@@ -255,3 +255,26 @@ def test_columns_are_refused_naming_the_column(
         fields = [str(d.get("field", "")) for d in error["details"]]
         assert any(field in name for name in fields), (path, fields)
         assert words in error["message"] + str(error["details"]), (path, error)
+
+
+def test_value_labels_write_the_demo_colours_in_danish(client: TestClient, admin: dict[str, str]) -> None:
+    record = {
+        "schemaId": "schema-apparel",
+        "values": {"sku": [{"scope": {}, "value": "LBL-001"}], "color": [{"scope": {}, "value": "Navy"}]},
+    }
+    assert client.post("/api/v1/records", json=record, headers=admin).status_code == 201
+    body = {"format": "csv", "fields": ["sku", "color"], "filters": {"sku": "LBL-001"}, "valueLabels": True}
+    for scope, expected in (
+        ({"dim-language": "seg-da"}, "Marineblå"),
+        ({"dim-language": "seg-de"}, "Marineblau"),
+    ):
+        created = client.post("/api/v1/exports", json={**body, "dimensionScope": scope}, headers=admin)
+        assert created.status_code == 202 and created.json()["valueLabels"] is True, created.text
+        done = wait(client, admin, created.json()["id"])
+        assert client.get(done["downloadUrl"]).text.splitlines() == ["sku,color", f"LBL-001,{expected}"]
+    job_id = make(
+        client, admin, "local", {"path": "labels"}, **{**body, "dimensionScope": {"dim-language": "seg-da"}}
+    )
+    assert client.get(f"/api/v1/export-jobs/{job_id}", headers=admin).json()["valueLabels"] is True
+    run = ended(run_now(client, admin, job_id))
+    assert _file(run) == [["sku", "color"], ["LBL-001", "Marineblå"]]

@@ -636,7 +636,7 @@ def test_nul_characters_are_refused_not_500(client: TestClient, admin: dict) -> 
     error(
         client.get(f"{API}/records", params={"schemaId": "a\x00b"}, headers=admin), 400, "invalid_characters"
     )
-    body = {"schemaId": "schema-apparel", "values": {"material": [{"scope": {}, "value": "AB\u0000C"}]}}
+    body = {"schemaId": "schema-apparel", "values": {"brand": [{"scope": {}, "value": "AB\u0000C"}]}}
     err = error(client.post(f"{API}/records", json=body, headers=admin), 422, "invalid_values")
     assert "NUL" in err["message"]
     # SQLite finds no such schema, PostgreSQL refuses the NUL: a 422 either way, never a 500.

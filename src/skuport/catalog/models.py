@@ -119,6 +119,8 @@ class Attribute(Base):
     validation: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     guard: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    option_labels: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
+    """A select's or multiselect's option -> segment id -> label (exports with valueLabels write them)."""
 
 
 class Catalog(Base):

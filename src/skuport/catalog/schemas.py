@@ -244,6 +244,12 @@ class AttributeCreate(StrictCamelModel):
     validation: ValidationRules = Field(default_factory=ValidationRules)
     guard: Guard | None = None
     sort_order: SortOrder | None = None
+    option_labels: dict[Option, dict[RefId, Label]] = Field(
+        default_factory=dict,
+        max_length=1000,
+        description="Labels of a select's or multiselect's options, by option and segment id "
+        '(exports with valueLabels write them), e.g. {"Red": {"seg-da": "Rød", "seg-de": "Rot"}}.',
+    )
 
 
 class AttributeUpdate(StrictCamelModel):
@@ -257,6 +263,7 @@ class AttributeUpdate(StrictCamelModel):
     validation: ValidationRules | None = None
     guard: Guard | None = None
     sort_order: SortOrder | None = None
+    option_labels: dict[Option, dict[RefId, Label]] | None = Field(default=None, max_length=1000)
 
 
 class AttributeRead(CamelModel):
@@ -271,6 +278,12 @@ class AttributeRead(CamelModel):
     validation: dict[str, Any]
     guard: dict[str, Any] | None
     sort_order: int
+    option_labels: dict[str, dict[str, str]] = Field(default_factory=dict)
+
+    @field_validator("option_labels", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return value or {}
 
 
 class SchemaCreate(StrictCamelModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -474,6 +475,7 @@ class _Draft:
     validation: dict[str, Any]
     guard: dict[str, Any] | None
     sort_order: int
+    option_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     original: Attribute | None = field(default=None, compare=False)
 
     @classmethod
@@ -489,6 +491,7 @@ class _Draft:
             validation=dict(attribute.validation or {}),
             guard=attribute.guard,
             sort_order=attribute.sort_order,
+            option_labels=dict(attribute.option_labels or {}),
             original=attribute,
         )
 
@@ -505,6 +508,7 @@ class _Draft:
             validation=data.validation.as_dict(),
             guard=data.guard.as_dict() if data.guard else None,
             sort_order=sort_order if data.sort_order is None else data.sort_order,
+            option_labels={option: dict(labels) for option, labels in data.option_labels.items()},
             original=original,
         )
 
@@ -601,6 +605,31 @@ def _check_options(draft: _Draft) -> None:
         )
 
 
+def _check_option_labels(draft: _Draft, segments: AbstractSet[str]) -> None:
+    """Option labels name the attribute's own options, in known segments."""
+    if not draft.option_labels:
+        return
+    options = set(draft.validation.get("options") or [])
+    unknown = sorted(o for o in draft.option_labels if o not in options)
+    if unknown:
+        raise _invalid(
+            ErrorCode.INVALID_RULE,
+            f"Attribute '{draft.alias}': optionLabels name {', '.join(unknown)}, not among its options"
+            + ("" if options else f" (a {draft.data_type} has none; only select and multiselect do)")
+            + ".",
+            attribute=draft.alias,
+            rule="optionLabels",
+        )
+    segs = sorted({s for labels in draft.option_labels.values() for s in labels if s not in segments})
+    if segs:
+        raise _invalid(
+            ErrorCode.UNKNOWN_SEGMENT,
+            f"Attribute '{draft.alias}': optionLabels are keyed by segment id; unknown: {', '.join(segs)}.",
+            attribute=draft.alias,
+            segmentIds=segs,
+        )
+
+
 def _check_guard(draft: _Draft, by_alias: dict[str, _Draft]) -> None:
     guard = draft.guard
     if guard is None:
@@ -670,6 +699,7 @@ def _check_attributes(session: Session, drafts: list[_Draft]) -> None:
                 attribute=draft.alias,
                 segmentIds=unknown,
             )
+        _check_option_labels(draft, all_segments)
         _check_rules(draft)
     for draft in drafts:
         _check_guard(draft, by_alias)
@@ -780,6 +810,7 @@ def _apply_attributes(schema: Schema, drafts: list[_Draft]) -> None:
         attribute.validation = draft.validation
         attribute.guard = draft.guard
         attribute.sort_order = draft.sort_order
+        attribute.option_labels = draft.option_labels
         result.append(attribute)
     schema.attributes = result
     schema.updated_at = utcnow()
@@ -899,7 +930,7 @@ def update_attribute(session: Session, *, schema_id: str, alias: str, data: Attr
             value = value.as_dict() if value is not None else None
         elif name == "dimension_ids":
             value = list(dict.fromkeys(value))
-        elif name == "labels":
+        elif name in ("labels", "option_labels"):
             value = dict(value)
         changes[name] = value
     drafts = [replace(d, **changes) if d.alias == alias else d for d in map(_Draft.of, schema.attributes)]

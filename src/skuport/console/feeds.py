@@ -217,6 +217,7 @@ def _job_values(job: JobRead) -> dict[str, Any]:
         "headerLanguage": job.header_language or "",
         "globalOnly": job.dimension_scope == {},
         "dryData": job.dry_data,
+        "valueLabels": job.value_labels,
         "includes": list(job.includes),
         "lifecycleStateIds": list(job.lifecycle_state_ids),
     }

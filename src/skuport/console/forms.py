@@ -230,6 +230,7 @@ SELECTION_INPUTS = frozenset(
         "headerLanguage",
         "lifecycleStateIds",
         "dimensionScope",
+        "valueLabels",
         "columns",
         "csv",
     }
@@ -266,7 +267,7 @@ def selection_body(form: Form, dimensions: list[Any], state: FormState) -> dict[
     chosen: dict[str, str | list[str]] = {
         dim: seg.split(",") if "," in seg else seg for dim, seg in scope.items() if seg
     }
-    for name in ("compress", "includeVariants", "dryData", "globalOnly"):
+    for name in ("compress", "includeVariants", "dryData", "globalOnly", "valueLabels"):
         state.values[name] = name in form
     for name in ("includes", "lifecycleStateIds"):
         state.values[name] = form.getlist(name)
@@ -285,6 +286,7 @@ def selection_body(form: Form, dimensions: list[Any], state: FormState) -> dict[
         "headerLanguage": form.text("headerLanguage") or None,
         "includeVariants": "includeVariants" in form,
         "dryData": "dryData" in form,
+        "valueLabels": "valueLabels" in form,
         "includes": form.getlist("includes"),
         "lifecycleStateIds": form.getlist("lifecycleStateIds"),
     }

@@ -159,9 +159,17 @@ class ColumnarEncoder:
                     candidates.append(pl.col(name))
                 else:
                     candidates.append(cells.struct.field(alias).struct.field(key))
+            value = candidates[0] if len(candidates) == 1 else pl.coalesce(candidates)
+            if column.labels:  # valueLabels: an option's label instead of its code
+                old, new = list(column.labels), list(column.labels.values())
+                value = (
+                    value.list.eval(pl.element().replace(old, new))
+                    if column.kind == Kind.LIST
+                    else value.replace(old, new)
+                )
             if column.default is not None:
-                candidates.append(_literal(column))
-            values.append((column, candidates[0] if len(candidates) == 1 else pl.coalesce(candidates)))
+                value = pl.coalesce([value, _literal(column)])
+            values.append((column, value))
         return values
 
     def frame(

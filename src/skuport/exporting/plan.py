@@ -93,6 +93,18 @@ class AttributeInfo:
     dimension_ids: tuple[str, ...]
     labels: Mapping[str, str] = field(default_factory=dict)
     name: str = ""
+    option_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """A select's or multiselect's option -> segment id -> label."""
+
+    def option_texts(self, segments: Iterable[str]) -> dict[str, str]:
+        """Each option's label in the first of ``segments`` that has one (options without one: absent)."""
+        order = list(dict.fromkeys(segments))
+        texts: dict[str, str] = {}
+        for option, labels in self.option_labels.items():
+            found = next((labels[seg] for seg in order if labels.get(seg)), None)
+            if found is not None:
+                texts[option] = found
+        return texts
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,8 @@ class Column:
     """What a resolved attribute column holds where the record has no value (None: nothing)."""
     value: Any = None
     """A constant column's value (every row holds it)."""
+    labels: Mapping[str, str] | None = None
+    """``valueLabels``: option -> the label the column writes instead (options not named stay codes)."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,13 @@ def _attribute_slots(
     return slots, attr_columns
 
 
+def _labelled(column: Column, attribute: AttributeInfo, segments: Sequence[str]) -> Column:
+    """The column writing its options' labels in the first of ``segments`` that has one (``valueLabels``)."""
+    if column.kind not in (Kind.TEXT, Kind.LIST) or not attribute.option_labels:
+        return column
+    return dataclasses.replace(column, labels=attribute.option_texts(segments) or None)
+
+
 def _resolved_slot(
     attribute: AttributeInfo, header: str, key: str, scope: Mapping[str, str], start: int
 ) -> tuple[_Slot, Column]:
@@ -332,6 +353,7 @@ class ColumnPlan:
         completeness: Callable[[str, str | None, Mapping[str, Any]], Any] | None = None,
         fields: Sequence[str] | None = None,
         columns: Sequence[Wanted] | None = None,
+        value_labels: bool = False,
     ) -> None:
         resolved: list[_Resolved] | None = None
         if columns is not None:
@@ -355,6 +377,13 @@ class ColumnPlan:
             natural.append(Column(key=DELETED_COLUMN, header=DELETED_COLUMN, kind=Kind.BOOLEAN))
         self.attr_offset = len(natural)
         slots, attr_columns = _attribute_slots(attributes, segments, resolved, header_language)
+        if value_labels:
+            by_alias = {a.alias: a for a in attributes} | {r[0].alias: r[0] for r in resolved or ()}
+            scopes = [r[3] for r in resolved] if resolved is not None else [c.scope for c in attr_columns]
+            attr_columns = [
+                _labelled(column, by_alias[column.alias or ""], [*scope.values(), header_language or ""])
+                for column, scope in zip(attr_columns, scopes, strict=True)
+            ]
         natural.extend(attr_columns)
         self.attr_count = len(attr_columns)
         self.constants = [
@@ -445,6 +474,18 @@ class ColumnPlan:
                 lines.append(indent.replace("{i}", str(i)) + f"c{i} = x.get(K{i}_{j})")
         return lines
 
+    def _label_lines(self, constants: dict[str, Any]) -> list[str]:
+        """The generated lines that write an option's label instead of its code (``valueLabels``)."""
+        lines: list[str] = []
+        for i, column in enumerate(self.attribute_columns):
+            if column.labels:
+                constants[f"L{i}"] = column.labels
+                if column.kind == Kind.LIST:
+                    lines += [f"        if c{i}:", f"            c{i} = [L{i}.get(o, o) for o in c{i}]"]
+                else:
+                    lines += [f"        if c{i} is not None:", f"            c{i} = L{i}.get(c{i}, c{i})"]
+        return lines
+
     def _default_lines(self, constants: dict[str, Any]) -> list[str]:
         """The generated lines that put a column's default where the record has no value."""
         lines: list[str] = []
@@ -506,6 +547,7 @@ class ColumnPlan:
                 f"                    c{i} = it['value']",
                 "                    r = k",
             ]
+        lines += self._label_lines(constants)
         lines += self._default_lines(constants)
         fixed = [f"raw[{i}]" for i in self._fixed_index]
         if self.deleted_column:
@@ -545,6 +587,9 @@ class ColumnPlan:
             flat: list[list[Any]] = self._compiled[text](rows, categories, orjson.loads, [])
             return flat
         out = self._flatten_generic(rows, categories)
+        for offset, column in enumerate(self.attribute_columns):
+            if column.labels:
+                _relabel(out, self.attr_offset + offset, column)
         if self.permutation is not None:
             out = [self._permute(row) for row in out]
         return _as_text(out, self.columns, text) if text else out
@@ -628,6 +673,17 @@ class ColumnPlan:
         if self.completeness is not None:
             row.append(None)
         return self._permute(row)
+
+
+def _relabel(rows: list[list[Any]], index: int, column: Column) -> None:
+    """Option codes at ``index`` of each row replaced by their labels (the generic loop's ``valueLabels``)."""
+    labels = column.labels or {}
+    for row in rows:
+        value = row[index]
+        if isinstance(value, list):
+            row[index] = [labels.get(o, o) for o in value]
+        elif value is not None:
+            row[index] = labels.get(value, value)
 
 
 def _parse(key: str) -> dict[str, str]:

@@ -63,6 +63,7 @@ def _attributes(session: Session, schema_id: str | None) -> list[AttributeInfo]:
                 dimension_ids=tuple(attr.dimension_ids or ()),
                 labels=dict(attr.labels or {}),
                 name=attr.name,
+                option_labels=dict(attr.option_labels or {}),
             )
     return list(seen.values())
 
@@ -310,6 +311,7 @@ def prepare(session: Session, spec: ExportSpec) -> PreparedExport:
         attributes=attributes,
         segments=segments,
         columns=columns,
+        value_labels=spec.value_labels,
         dimension_scope=scope,
         header_language=spec.header_language,
         dry_data=spec.dry_data,

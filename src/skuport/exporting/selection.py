@@ -144,6 +144,11 @@ class Selection(StrictCamelModel):
     )
     compress: Flag = Field(default=False, description="Gzip the file.")
     dry_data: Flag = Field(default=False, description="Leave out redundant data (ids, timestamps, blanks).")
+    value_labels: Flag = Field(
+        default=False,
+        description="Write select and multiselect values as their option labels in the column's scope "
+        "(e.g. its language segment; then headerLanguage), falling back to the option code.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Selection:
@@ -188,6 +193,7 @@ class Selection(StrictCamelModel):
             compress=self.compress,
             header_language=self.header_language,
             dry_data=self.dry_data,
+            value_labels=self.value_labels,
             includes=tuple(i for i in includes if i not in ALWAYS_INCLUDED),
             csv=self.csv,
             changed_since=changed_since,

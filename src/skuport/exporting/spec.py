@@ -40,6 +40,8 @@ class ExportSpec:
     compress: bool = False
     header_language: str | None = None
     dry_data: bool = False
+    value_labels: bool = False
+    """Select and multiselect values as their option labels (in the column's scope), else the code."""
     includes: tuple[str, ...] = ()
     csv: CsvDialect | None = None
     """The csv file's dialect (None: RFC 4180 with the default text form)."""

@@ -52,6 +52,7 @@ class Export(Base):
     header_language: Mapped[str | None] = mapped_column(String(80), default=None)
     compress: Mapped[bool] = mapped_column(Boolean, default=False)
     dry_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    value_labels: Mapped[bool] = mapped_column(Boolean, default=False)
     csv: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """The csv dialect (CsvDialect fields by their Python names); null: the default."""
     columns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)

@@ -69,6 +69,7 @@ class ExportRead(CamelModel):
     header_language: str | None
     compress: bool
     dry_data: bool
+    value_labels: bool = False
     csv: CsvDialect | None = None
     columns: list[ColumnSpec] | None = None
     reference: str | None

@@ -312,6 +312,7 @@ def to_read(export: Export, *, base_url: str) -> ExportRead:
         header_language=export.header_language,
         compress=export.compress,
         dry_data=export.dry_data,
+        value_labels=export.value_labels,
         csv=export.csv,
         columns=export.columns,
         reference=export.reference,

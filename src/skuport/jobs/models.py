@@ -67,6 +67,7 @@ class ExportJob(Base):
     includes: Mapped[list[str]] = mapped_column(JSON, default=list)
     header_language: Mapped[str | None] = mapped_column(String(200), nullable=True)
     dry_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    value_labels: Mapped[bool] = mapped_column(Boolean, default=False)
     csv: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     """The csv dialect (CsvDialect fields by their Python names); null: the default."""
     columns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)

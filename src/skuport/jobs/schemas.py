@@ -93,6 +93,7 @@ class JobUpdate(StrictCamelModel):
     includes: list[Include] | None = None
     header_language: Name | None = None
     dry_data: Flag | None = None
+    value_labels: Flag | None = None
     csv: CsvDialect | None = None
     created_at: Any = Field(default=None, exclude=True)
     updated_at: Any = Field(default=None, exclude=True)
@@ -175,6 +176,7 @@ class JobRead(CamelModel):
     includes: list[str] = Field(default_factory=list)
     header_language: str | None = None
     dry_data: bool = False
+    value_labels: bool = False
     csv: CsvDialect | None = None
     columns: list[ColumnSpec] | None = None
 

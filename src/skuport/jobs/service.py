@@ -263,6 +263,7 @@ _JOB_FIELDS = (
     "includes",
     "header_language",
     "dry_data",
+    "value_labels",
     "csv",
     "columns",
 )
@@ -528,6 +529,7 @@ def job_read(session: Session, job: ExportJob) -> JobRead:
         includes=list(job.includes or []),
         header_language=job.header_language,
         dry_data=job.dry_data,
+        value_labels=job.value_labels,
         csv=job.csv,
         columns=job.columns,
     )
