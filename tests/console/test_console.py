@@ -398,6 +398,23 @@ def test_a_job_form_takes_columns_a_dialect_and_a_column_per_segment_and_keeps_t
         assert (job.columns, job.csv) == (None, None)
         assert job.dimension_scope == {"dim-language": ["seg-da", "seg-en"]}
 
+    # a list of one segment stays a list (its column is named product-name-seg-da) through an edit
+    data.update(csrf=_csrf(edit.text), **{"dimensionScope.dim-language": "seg-da,"})
+    assert (
+        console.post(f"{created.headers['location']}/edit", data=data, follow_redirects=False).status_code
+        == 303
+    )
+    edit = console.get(f"{created.headers['location']}/edit")
+    assert '<option value="seg-da," selected>' in edit.text
+    data["csrf"] = _csrf(edit.text)
+    assert (
+        console.post(f"{created.headers['location']}/edit", data=data, follow_redirects=False).status_code
+        == 303
+    )
+    with session_scope() as session:
+        job = session.query(ExportJob).filter_by(name="Partner feed").one()
+        assert job.dimension_scope == {"dim-language": ["seg-da"]}
+
 
 def _textarea(html: str, name: str) -> str:
     """What a textarea of the page holds, unescaped."""

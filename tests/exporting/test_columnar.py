@@ -388,3 +388,21 @@ def test_value_labels_are_written_in_the_columns_language(tricky: None, engine: 
     text = run(tmp_path, "csv", {"dimension_scope": scope, "value_labels": True}).decode()
     assert "a på dansk" in text and "a\\|b da|c" in text  # a label is a list item like any (escaped)
     assert "sand (dk)" not in text and 'Sand | ""x""' in text  # Danish comes first in the scope
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_file_of_constants_has_a_row_per_record(
+    tricky: None, engine: Any, tmp_path: Path, fmt: str
+) -> None:
+    constants = tuple(
+        ColumnSpec.model_validate(c) for c in [{"header": "a", "value": "x"}, {"header": "b", "value": 3}]
+    )
+    for options in ({"columns": constants}, {"columns": constants, "changed_since": SINCE}):
+        engine("rows")
+        expected = run(tmp_path, fmt, options)
+        engine("auto")
+        assert run(tmp_path, fmt, options) == expected
+    engine("auto")
+    lines = run(tmp_path, "jsonl", {"columns": constants}).splitlines()
+    ids = run(tmp_path, "jsonl", {"columns": (ColumnSpec(header="id", field="id"),)}).splitlines()
+    assert len(lines) == len(ids) > 20 and json.loads(lines[0]) == {"a": "x", "b": 3}

@@ -231,6 +231,25 @@ def test_a_one_off_export_takes_columns_and_a_column_per_language(
         ),
         ({"dimensionScope": {"dim-language": ["seg-da", "seg-xx"]}}, "dimensionScope", "'seg-xx'"),
         ({"dimensionScope": {"dim-language": []}}, "dimensionScope", "no segment"),
+        ({"columns": [{"header": "e", "value": ""}]}, "columns", "at least 1 character"),
+        (
+            {"columns": [{"header": "d", "attribute": "release-date", "default": "20240105"}]},
+            "columns[0]",
+            "YYYY",
+        ),
+        (
+            {
+                "columns": [{"header": "id", "field": "id"}, {"header": "categories", "attribute": "sku"}],
+                "includes": ["categories"],
+            },
+            "columns[1]",
+            "includes categories adds",
+        ),
+        (
+            {"columns": [{"header": "lifecycleStateId", "value": "x"}], "includes": ["lifecycleState"]},
+            "includes",
+            "lifecycleState adds",
+        ),
     ],
 )
 def test_columns_are_refused_naming_the_column(
@@ -278,3 +297,23 @@ def test_value_labels_write_the_demo_colours_in_danish(client: TestClient, admin
     assert client.get(f"/api/v1/export-jobs/{job_id}", headers=admin).json()["valueLabels"] is True
     run = ended(run_now(client, admin, job_id))
     assert _file(run) == [["sku", "color"], ["LBL-001", "Marineblå"]]
+
+
+def test_numbers_json_cannot_hold_and_unstorable_puts_are_refused(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    infinite = '{"format": "json", "columns": [{"header": "p", "attribute": "price", "default": 1e400}]}'
+    answer = client.post(
+        "/api/v1/exports", content=infinite, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    job_id = make(client, admin, "local", {"path": "put"}, columns=COLUMNS)
+    for body in (
+        {"columns": [{"header": "x", "value": 2**70}]},
+        {"columns": [{"header": "x\u0000y", "value": 1}]},
+        {"filters": {"sku": "A\u0000"}},
+    ):
+        put = client.put(f"/api/v1/export-jobs/{job_id}", json=body, headers=admin)
+        assert put.status_code == 422, (body, put.text)
+    shown = client.get(f"/api/v1/export-jobs/{job_id}", headers=admin).json()
+    assert [c["header"] for c in shown["columns"]] == [c["header"] for c in COLUMNS]  # nothing stored

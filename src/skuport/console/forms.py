@@ -202,8 +202,11 @@ def json_text(value: Any) -> str:
 
 
 def scope_value(chosen: str | list[str] | None) -> str:
-    """A dimension's segment as its select holds it: a list of segments comma-joined."""
-    return ",".join(chosen) if isinstance(chosen, list) else chosen or ""
+    """A dimension's segment as its select holds it: a list of segments comma-joined (one with a comma
+    after it, so a list of one stays a list)."""
+    if isinstance(chosen, list):
+        return ",".join(chosen) + ("," if len(chosen) == 1 else "")
+    return chosen or ""
 
 
 def list_field(form: Form, name: str) -> list[str] | None:
@@ -253,7 +256,7 @@ def selection_context(session: Session) -> dict[str, Any]:
         "scope_choices": {
             dim.id: [("", "every scope")]
             + [(seg.id, seg.name) for seg in dim.segments]
-            + [(",".join(seg.id for seg in dim.segments), "each, a column per segment")]
+            + [(scope_value([seg.id for seg in dim.segments]), "each, a column per segment")]
             for dim in dimensions
         },
         "header_choices": [("", "attribute codes")]
@@ -265,7 +268,7 @@ def selection_body(form: Form, dimensions: list[Any], state: FormState) -> dict[
     """The selection a submitted form carries, in the API's field names (format and compress included)."""
     scope = {dim.id: form.text(f"dimensionScope.{dim.id}") for dim in dimensions}
     chosen: dict[str, str | list[str]] = {
-        dim: seg.split(",") if "," in seg else seg for dim, seg in scope.items() if seg
+        dim: [s for s in seg.split(",") if s] if "," in seg else seg for dim, seg in scope.items() if seg
     }
     for name in ("compress", "includeVariants", "dryData", "globalOnly", "valueLabels"):
         state.values[name] = name in form

@@ -16,8 +16,9 @@ Per batch of raw rows it
 
 Nothing here knows a format by name. :func:`refusal` says what it does not cover (the row engine runs
 instead): formats without a frame rendering (xlsx), the completeness include (computed by the records
-service), an attribute alias whose data type differs between schemas, and repeated headers in a format
-whose headers are keys.
+service), an attribute alias whose data type differs between schemas, repeated headers in a format
+whose headers are keys, and a file of constants only (a frame of literals has one row, not one per
+record).
 """
 
 from __future__ import annotations
@@ -259,6 +260,8 @@ def refusal(plan: ColumnPlan, fmt: Format, *, kinds_by_alias: Mapping[str, set[s
         return f"{fmt.name} has no frame rendering"
     if plan.completeness is not None:
         return "the completeness column needs each record's values as a list"
+    if not (plan.fixed or plan.attribute_columns or plan.categories_column):
+        return "no column reads the records (constants only)"
     mixed = [c.alias for c in plan.attribute_columns if len(kinds_by_alias.get(c.alias or "", ())) > 1]
     if mixed:
         return f"attribute {mixed[0]} has different types in different schemas"

@@ -4,6 +4,7 @@ column plan and the WHERE clauses of its records (and tombstones)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -14,14 +15,28 @@ from sqlalchemy.orm import Session
 from skuport.catalog.models import Attribute, Catalog, Category, Dimension, LifecycleState, Schema, Segment
 from skuport.errors import ValidationFailed
 from skuport.exporting import select as selection
+from skuport.exporting.conventions import DELETED_COLUMN
 from skuport.exporting.formats import FORMATS, Format
-from skuport.exporting.plan import SYSTEM_FIELDS, AttributeInfo, ColumnPlan, Kind, Wanted, kind_of
+from skuport.exporting.plan import (
+    CATEGORIES_COLUMN,
+    COMPLETENESS_COLUMN,
+    SYSTEM_FIELDS,
+    AttributeInfo,
+    ColumnPlan,
+    Kind,
+    Wanted,
+    kind_of,
+)
 from skuport.exporting.spec import ExportSpec
 from skuport.records.filters import filter_clauses
 
 if TYPE_CHECKING:
     from skuport.exporting.selection import ColumnSpec
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+"""A date default as dates are stored (fromisoformat alone also takes 20240105 and 2024-W01-1)."""
+LIFECYCLE_COLUMN = "lifecycleStateId"
+"""The column ``includes: ["lifecycleState"]`` adds (skuport.exporting.selection.ALWAYS_INCLUDED)."""
 INCLUDES = frozenset({"categories", "completeness"})
 """Extra columns an export can ask for (see docs/export-format.md)."""
 
@@ -164,6 +179,8 @@ def _default(column: ColumnSpec, kind: Kind) -> tuple[Any, str | None]:
         return [value], None
     if kind == Kind.DATE:
         try:
+            if not ISO_DATE.fullmatch(value):
+                raise ValueError(value)
             dt.date.fromisoformat(value)
         except ValueError:
             return value, "a date as YYYY-MM-DD"
@@ -182,10 +199,21 @@ def _check_columns(
     headers: dict[str, int] = {}
     fields: dict[str, int] = {}
     base = _single_scope(spec)
+    added = _added_columns(spec)
     for i, column in enumerate(spec.columns):
         at = f"columns[{i}]"
         if column.header in headers:
-            problems.append(problem(at, f"header '{column.header}' is columns[{headers[column.header]}]'s."))
+            if column.header == LIFECYCLE_COLUMN and i == len(spec.columns) - 1 and column.field:
+                at, message = "includes", f"lifecycleState adds a {LIFECYCLE_COLUMN} column, and "
+                problems.append(problem(at, message + f"columns[{headers[column.header]}] has that header."))
+            else:
+                problems.append(
+                    problem(at, f"header '{column.header}' is columns[{headers[column.header]}]'s.")
+                )
+        elif column.header in added and column.field != column.header:
+            problems.append(
+                problem(at, f"header '{column.header}' is the column {added[column.header]} adds.")
+            )
         headers.setdefault(column.header, i)
         if column.field is not None:
             if column.field not in SYSTEM_FIELDS:
@@ -202,6 +230,18 @@ def _check_columns(
             scope = base | dict(column.scope or {})
             wanted.append(Wanted(header=column.header, attribute=attribute, scope=scope, default=default))
     return wanted
+
+
+def _added_columns(spec: ExportSpec) -> dict[str, str]:
+    """The columns an export adds after its ``columns`` (header -> what adds it)."""
+    added: dict[str, str] = {}
+    if spec.changed_since is not None:
+        added[DELETED_COLUMN] = "a delta export"
+    if "categories" in spec.includes:
+        added[CATEGORIES_COLUMN] = "includes categories"
+    if "completeness" in spec.includes:
+        added[COMPLETENESS_COLUMN] = "includes completeness"
+    return added
 
 
 def _attribute_column(

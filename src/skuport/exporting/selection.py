@@ -42,8 +42,14 @@ ALWAYS_INCLUDED = {
 """Includes every export file already carries; the rest go to the pipeline, which decides."""
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Scalar = Annotated[str, StringConstraints(max_length=10_000)] | bool | int | float
-"""A constant or default of a column: text, a number or a boolean."""
+Scalar = (
+    Annotated[str, StringConstraints(min_length=1, max_length=10_000)]
+    | bool
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)]
+)
+"""A constant or default of a column: text (not empty: an empty cell is no value), a finite number or a
+boolean."""
 
 
 class ColumnSpec(StrictCamelModel):

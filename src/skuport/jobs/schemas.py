@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from skuport.api import CamelModel, Flag, StrictCamelModel, Timestamp
 from skuport.exporting.formats import FORMATS
 from skuport.exporting.formats.csv import CsvDialect
-from skuport.exporting.selection import ColumnSpec, Include, Name, Selection
+from skuport.exporting.selection import ColumnSpec, Include, Name, Selection, storable
 from skuport.jobs.models import RunStatus, RunTrigger
 
 _NAME = Field(min_length=1, max_length=200)
@@ -102,6 +102,14 @@ class JobUpdate(StrictCamelModel):
     next_run_at: Any = Field(default=None, exclude=True)
     schedule_description: Any = Field(default=None, exclude=True)
     last_run: Any = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _storable(self) -> JobUpdate:
+        """What a PUT stores fits the database, as a POST's selection must (NUL, 64-bit integers)."""
+        storable(
+            self, "filters", "fields", "columns", "dimension_scope", "header_language", "lifecycle_state_ids"
+        )
+        return self
 
 
 READ_ONLY_FIELDS = frozenset(
