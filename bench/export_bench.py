@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 SCOPE = {"dim-language": "seg-en", "dim-market": "seg-dk"}
+DANISH = {"dim-language": "seg-da", "dim-market": "seg-dk"}
+"""The demo's colours have Danish and German labels, not English ones."""
 SCENARIOS = {
     "csv+gzip": {"format": "csv", "compress": True},
     "csv+gzip;dialect": {
@@ -42,6 +44,8 @@ SCENARIOS = {
             {"header": "channel", "value": "webshop"},
         ],
     },
+    "csv+gzip;Danish": {"format": "csv", "compress": True, "scope": DANISH},
+    "csv+gzip;Danish;valueLabels": {"format": "csv", "compress": True, "scope": DANISH, "value_labels": True},
     "jsonl": {"format": "jsonl", "compress": False},
     "xml": {"format": "xml", "compress": False},
     "xlsx": {"format": "xlsx", "compress": False},
@@ -64,11 +68,12 @@ def child(args: argparse.Namespace) -> None:
         format=scenario["format"],
         compress=scenario["compress"],
         schema_id="schema-apparel",
-        dimension_scope=SCOPE,
+        dimension_scope=scenario.get("scope", SCOPE),
         csv=CsvDialect.model_validate(scenario["csv"]) if "csv" in scenario else None,
         columns=tuple(ColumnSpec.model_validate(c) for c in scenario["columns"])
         if "columns" in scenario
         else None,
+        value_labels=scenario.get("value_labels", False),
     )
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_SELF)
