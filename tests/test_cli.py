@@ -183,3 +183,23 @@ def test_export_takes_columns_and_a_column_per_segment(world: None, tmp_path) ->
     assert result.exit_code == 2 and "'nope' is not an attribute" in result.output
     result = runner.invoke(app, [*common, "--columns", "[{"])
     assert result.exit_code == 2 and "--columns is not JSON" in result.output
+
+
+def test_export_writes_option_labels_with_value_labels(world: None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from skuport.db import session_scope
+    from skuport.records import service
+
+    with session_scope() as session:
+        service.create_record(
+            session,
+            schema_id="schema-apparel",
+            values={"sku": [{"scope": {}, "value": "LBL-1"}], "color": [{"scope": {}, "value": "Red"}]},
+            user_id="user-admin",
+        )
+    target = tmp_path / "feed.csv"
+    common = ["export", "-o", str(target), "--schema", "schema-apparel", "--fields", "sku,color"]
+    result = runner.invoke(app, [*common, "--scope", "dim-language=seg-de", "--value-labels"])
+    assert result.exit_code == 0, result.output
+    assert target.read_text().splitlines() == ["sku,color", "LBL-1,Rot"]
+    result = runner.invoke(app, [*common, "--scope", "dim-language=seg-de"])
+    assert target.read_text().splitlines() == ["sku,color", "LBL-1,Red"]
