@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         "(`skuport serve` turns it on unless SKUPORT_SCHEDULER=false).",
     )
     scheduler_interval: float = Field(default=5.0, description="Seconds between scheduler ticks.")
+    smtp_url: str | None = Field(
+        default=None,
+        description="Mail server of email notifications: smtp://user:password@host:587 (STARTTLS when "
+        "offered) or smtps://…:465; ?from=feeds@example.com sets the sender.",
+    )
     scheduler_batch_size: int = Field(
         default=500, ge=1, description="Due jobs claimed per transaction in a scheduler pass (1: one by one)."
     )

@@ -48,6 +48,9 @@ class ExportWork(WorkKind):
         """``exportId``."""
         return {"exportId": ident}
 
+    def finished(self, session: Session, ident: str, now: dt.datetime) -> None:
+        """A one-off export's success means nothing more (its file is downloaded by who asked for it)."""
+
     def timeout(self, session: Session, ident: str) -> float:
         """One-off exports share the server's hard timeout."""
         return max(1, get_settings().run_timeout)

@@ -23,7 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from skuport.db import Base, UTCDateTime, utcnow
 
@@ -72,6 +72,8 @@ class ExportJob(Base):
     """The csv dialect (CsvDialect fields by their Python names); null: the default."""
     columns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     """The file's columns (ColumnSpec fields by their Python names); null: fields or every attribute."""
+    notifications: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    """Who is told about runs (skuport.jobs.notifications); webhook url and secret encrypted at rest."""
     delta: Mapped[bool] = mapped_column(Boolean, default=False)
     schedule: Mapped[str] = mapped_column(String(120))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
@@ -116,6 +118,10 @@ class ExportRun(Base):
     retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     """When a failed run is due to be retried (cleared once the retry is claimed)."""
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    notifications: Mapped[list[RunNotification]] = relationship(
+        "RunNotification", order_by="RunNotification.created_at", lazy="selectin", viewonly=True
+    )
+    """The notifications this run's end sent (skuport.jobs.notifications)."""
 
     __table_args__ = (
         UniqueConstraint("job_id", "scheduled_for", "attempt", name="uq_export_runs_tick"),
@@ -130,4 +136,34 @@ class ExportRun(Base):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
+    )
+
+
+class RunNotification(Base):
+    """One notification of a run's end (the outbox of skuport.jobs.notifications)."""
+
+    __tablename__ = "run_notifications"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("export_runs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"))
+    run_key: Mapped[str] = mapped_column(String(80))
+    """The first attempt's run id: one notification per scheduled run, however many attempts it took."""
+    event: Mapped[str] = mapped_column(String(20))
+    target: Mapped[int] = mapped_column(Integer)
+    """The notification's place in the job's list."""
+    type: Mapped[str] = mapped_column(String(10))
+    recipient: Mapped[str] = mapped_column(Text)
+    """Where it goes, as shown (a webhook URL masked, email addresses)."""
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    """pending, sending, sent or failed."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("run_key", "event", "target", name="uq_run_notifications_once"),
+        Index("ix_run_notifications_due", "status", "next_attempt_at"),
     )

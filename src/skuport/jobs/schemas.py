@@ -12,6 +12,7 @@ from skuport.exporting.formats import FORMATS
 from skuport.exporting.formats.csv import CsvDialect
 from skuport.exporting.selection import ColumnSpec, Include, Name, Selection, storable
 from skuport.jobs.models import RunStatus, RunTrigger
+from skuport.jobs.notifications import Notification, NotificationRead
 
 _NAME = Field(min_length=1, max_length=200)
 
@@ -53,6 +54,12 @@ class JobCreate(Selection):
         "run's scheduled time (deletions as tombstones).",
     )
     active: Flag = True
+    notifications: list[Notification] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Who is told when a run fails, recovers or succeeds: Standard Webhooks-signed JSON "
+        "events or emails (SKUPORT_SMTP_URL); one per run and event.",
+    )
     timeout_seconds: int | None = Field(
         default=None,
         ge=1,
@@ -86,6 +93,7 @@ class JobUpdate(StrictCamelModel):
     filters: dict[str, Any] | None = None
     fields: list[str] | None = None
     columns: list[ColumnSpec] | None = Field(default=None, min_length=1, max_length=500)
+    notifications: list[Notification] | None = Field(default=None, max_length=20)
     delta: Flag | None = None
     active: Flag | None = None
     timeout_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
@@ -136,6 +144,7 @@ NULLABLE_FIELDS = frozenset(
         "header_language",
         "csv",
         "columns",
+        "notifications",
     }
 )
 
@@ -187,6 +196,9 @@ class JobRead(CamelModel):
     value_labels: bool = False
     csv: CsvDialect | None = None
     columns: list[ColumnSpec] | None = None
+    notifications: list[dict[str, Any]] = Field(
+        default_factory=list, description="Who is told about runs (webhook url masked, secret write-only)."
+    )
 
 
 class RunProgress(CamelModel):
@@ -212,6 +224,9 @@ class RunRead(CamelModel):
     trigger: RunTrigger
     attempt: int
     progress: RunProgress | None = None
+    notifications: list[NotificationRead] = Field(
+        default_factory=list, description="The run's notifications and how each went."
+    )
 
 
 class RunCreate(StrictCamelModel):

@@ -21,7 +21,9 @@ from skuport.db import utcnow
 from skuport.errors import Conflict, SkuportError, ValidationFailed, not_found
 from skuport.exporting.destinations.base import MASK
 from skuport.ids import check_client_id, new_id
+from skuport.jobs import notifications
 from skuport.jobs.models import ExportJob, ExportRun, RunStatus, RunTrigger
+from skuport.jobs.notifications import NotificationRead
 from skuport.jobs.schemas import (
     NULLABLE_FIELDS,
     READ_ONLY_FIELDS,
@@ -266,6 +268,7 @@ _JOB_FIELDS = (
     "value_labels",
     "csv",
     "columns",
+    "notifications",
 )
 
 
@@ -385,6 +388,8 @@ def create_job(
         values["filename_template"] = default_filename_template(values["format"], values["compress"])
     _reject_masks(values["destination_config"])
     validate_job(session, values)
+    notifications.check(data.notifications)
+    values["notifications"] = notifications.stored(data.notifications, None)
     job = ExportJob(id=job_id, created_at=now, updated_at=now, created_by=user_id, updated_by=user_id)
     _apply(job, values)
     job.next_run_at = next_after(job.schedule, job.timezone, now) if job.active else None
@@ -424,6 +429,9 @@ def update_job(
             values["destination_config"], stored_config if same_type else None
         )
     validate_job(session, values)
+    if "notifications" in sent:
+        notifications.check(data.notifications or [])
+        values["notifications"] = notifications.stored(data.notifications, job.notifications)
     was_active, old_schedule, old_tz = job.active, job.schedule, job.timezone
     _apply(job, values)
     job.updated_at = now
@@ -532,6 +540,7 @@ def job_read(session: Session, job: ExportJob) -> JobRead:
         value_labels=job.value_labels,
         csv=job.csv,
         columns=job.columns,
+        notifications=notifications.shown(job.notifications) or [],
     )
 
 
@@ -555,6 +564,7 @@ def run_read(run: ExportRun) -> RunRead:
         trigger=RunTrigger(run.trigger),
         attempt=run.attempt,
         progress=progress,
+        notifications=[NotificationRead.model_validate(n) for n in run.notifications],
     )
 
 

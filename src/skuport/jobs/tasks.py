@@ -23,6 +23,7 @@ from skuport.config import Settings, get_settings
 from skuport.db import utcnow
 from skuport.errors import SkuportError, WorkStopped
 from skuport.exporting.spec import ExportCancelled, ExportControl, ExportResult, ExportSpec
+from skuport.jobs import notifications
 from skuport.jobs.models import ExportJob, ExportRun, RunStatus, RunTrigger
 from skuport.scheduling.executor import task
 from skuport.scheduling.lifecycle import LIFECYCLE, SHUT_DOWN, Failure, Lease, WorkKind, rowcount
@@ -111,7 +112,13 @@ class RunWork(WorkKind):
             )
             if done:
                 changed.append(run_id)
+                if retry_at is None:  # the run's last word: tell who asked
+                    notifications.enqueue(session, run_id, now=now)
         return changed
+
+    def finished(self, session: Session, ident: str, now: dt.datetime) -> None:
+        """A run succeeded: its notifications (run.succeeded, run.recovered) go in the same transaction."""
+        notifications.enqueue(session, ident, now=now)
 
 
 def _retry_note(

@@ -94,6 +94,10 @@ class WorkKind(ABC):
         """The ids every log line about this work carries (e.g. ``runId`` and ``jobId``)."""
         return {"workId": ident}
 
+    @abstractmethod
+    def finished(self, session: Session, ident: str, now: dt.datetime) -> None:
+        """In the transaction that recorded the work's success: what else that success means."""
+
     def queued_here(self, ident: str) -> ColumnElement[bool]:
         """The row while it waits in an executor's queue."""
         m = self.model
@@ -216,16 +220,17 @@ class Lifecycle:
         now = now or utcnow()
         try:
             with session_scope() as session:
-                return bool(
-                    rowcount(
-                        session.execute(
-                            update(lease.kind.model)
-                            .where(lease.where)
-                            .values(heartbeat_at=now, **values)
-                            .execution_options(synchronize_session=False)
-                        )
+                done = rowcount(
+                    session.execute(
+                        update(lease.kind.model)
+                        .where(lease.where)
+                        .values(heartbeat_at=now, **values)
+                        .execution_options(synchronize_session=False)
                     )
                 )
+                if done:
+                    lease.kind.finished(session, lease.ident, now)
+                return bool(done)
         finally:
             self.release(lease)
 

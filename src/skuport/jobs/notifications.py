@@ -1,0 +1,457 @@
+"""Notifications of a job's runs: a signed webhook event or an email when a run fails, recovers or succeeds.
+
+An outbox: the transaction that ends a run (its success recorded, or its last failure) adds one row per
+(scheduled run, event, notification) to ``run_notifications``, unique on the first attempt's run id, the
+event and the notification's place in the job's list, so retries and any number of schedulers never
+notify twice. Every scheduler pass sends what is due (:func:`send_due`), claiming each row first; a
+failed send is retried with backoff and recorded on the run, and never fails the run itself.
+
+Webhook events follow Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
+and go through the webhook destination's client: the network guard, pinned addresses, no redirects.
+Email goes through ``SKUPORT_SMTP_URL`` (``smtp://`` with STARTTLS when the server offers it,
+``smtps://``; user and password in the URL), as plain text and HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import smtplib
+import ssl
+import tempfile
+from collections.abc import Mapping, Sequence
+from email.message import EmailMessage
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import Field, model_validator
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from skuport.api import CamelModel, StrictCamelModel, Timestamp, iso_z
+from skuport.config import get_settings
+from skuport.db import session_scope, utcnow
+from skuport.errors import SkuportError
+from skuport.ids import new_id
+from skuport.jobs.models import ExportJob, ExportRun, RunNotification, RunStatus
+from skuport.scheduling.lifecycle import rowcount
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+"""Sends of one notification before it is recorded as failed."""
+BACKOFF_SECONDS = 30.0
+"""Wait before the second send; doubled for each later one."""
+CLAIM_SECONDS = 120
+"""How long a sender owns a claimed notification (another may take it over afterwards)."""
+SEND_BATCH = 50
+"""Notifications one scheduler pass sends at most."""
+
+
+class NotificationEvent(StrEnum):
+    """What a notification is sent for."""
+
+    FAILED = "run.failed"
+    """A run failed and will not be retried."""
+    RECOVERED = "run.recovered"
+    """The first successful run after a failed one."""
+    SUCCEEDED = "run.succeeded"
+
+
+class Notification(StrictCamelModel):
+    """Who is told what about a job's runs: a webhook (Standard Webhooks-signed JSON) or an email."""
+
+    events: list[NotificationEvent] = Field(min_length=1, max_length=3)
+    type: Literal["webhook", "email"]
+    url: str | None = Field(default=None, max_length=2000, description="webhook: the receiver's URL.")
+    secret: str | None = Field(
+        default=None,
+        max_length=500,
+        description="webhook: signing secret (whsec_… or any string); write-only.",
+    )
+    to: list[str] | None = Field(default=None, max_length=20, description="email: the recipients.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Notification:
+        if self.type == "webhook":
+            if not self.url or self.to:
+                raise ValueError("a webhook notification needs url (and no to)")
+        elif not self.to or self.url or self.secret:
+            raise ValueError("an email notification needs to (and no url or secret)")
+        for address in self.to or []:
+            if "@" not in address or any(c.isspace() or c in '<>,;"' for c in address) or len(address) > 254:
+                raise ValueError(f"'{address}' is not an email address")
+        return self
+
+
+class NotificationRead(CamelModel):
+    """A notification of a run, as the run history shows it."""
+
+    event: str
+    type: str
+    recipient: str
+    status: str = Field(description="pending, sending, sent or failed.")
+    attempts: int
+    error: str | None
+    sent_at: Timestamp | None
+
+
+# -- stored on the job ------------------------------------------------------------------------------------
+def _webhook_config(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The webhook destination's config that sends one notification (each send is one attempt)."""
+    config = {"url": item["url"], "method": "POST", "maxAttempts": 1, "timeoutSeconds": 15}
+    if item.get("secret"):
+        config["secret"] = item["secret"]
+    return config
+
+
+def check(notifications: Sequence[Notification]) -> None:
+    """Webhook URLs pass the network guard; email needs a mail server (a 422 naming the entry)."""
+    from skuport.errors import ValidationFailed
+    from skuport.exporting.destinations.base import DestinationConfigError, parse_config
+    from skuport.exporting.destinations.webhook import WebhookConfig
+
+    for i, item in enumerate(notifications):
+        where = f"notifications[{i}]"
+        if item.type == "email" and not get_settings().smtp_url:
+            raise ValidationFailed(
+                f"{where}: email notifications need a mail server; the operator sets SKUPORT_SMTP_URL.",
+                details=[{"field": where, "message": "SKUPORT_SMTP_URL is not set"}],
+            )
+        if item.type == "webhook":
+            try:
+                parse_config(
+                    WebhookConfig, _webhook_config(item.model_dump()), type_="webhook", check_network=True
+                )
+            except DestinationConfigError as exc:
+                message = exc.message.replace("Invalid webhook destinationConfig: destinationConfig.", "")
+                raise ValidationFailed(
+                    f"{where}: {message}", details=[{"field": where, "message": message}]
+                ) from None
+
+
+def stored(notifications: Sequence[Notification] | None, previous: Sequence[Mapping[str, Any]] | None) -> Any:
+    """The list as the job stores it: url and secret encrypted; a masked one sent back keeps the stored one
+    of the same place."""
+    from skuport.errors import ValidationFailed
+    from skuport.exporting.destinations.base import MASK
+    from skuport.secrets import encrypt_value
+
+    if notifications is None:
+        return None
+    kept = list(previous or [])
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(notifications):
+        data = item.model_dump(mode="json", exclude_none=True)
+        before = kept[i] if i < len(kept) else {}
+        for name in ("url", "secret"):
+            value = data.get(name)
+            if value is None:
+                continue
+            if MASK in value:
+                if not before.get(name):
+                    raise ValidationFailed(
+                        f"notifications[{i}].{name} is masked, but nothing is stored there; send it in full.",
+                        details=[{"field": f"notifications[{i}]", "message": f"{name} is masked"}],
+                    )
+                data[name] = before[name]  # already encrypted
+            else:
+                data[name] = encrypt_value(value)
+        out.append(data)
+    return out
+
+
+def shown(stored_list: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """The stored list as the API shows it: the url with credentials masked, the secret as the mask."""
+    from skuport.exporting.destinations.base import MASK
+    from skuport.secrets import decrypt_value, mask_url
+
+    if stored_list is None:
+        return None
+    out = []
+    for item in stored_list:
+        data = dict(item)
+        if data.get("url"):
+            data["url"] = mask_url(decrypt_value(data["url"]))
+        if data.get("secret"):
+            data["secret"] = MASK
+        out.append(data)
+    return out
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    from skuport.secrets import decrypt_value
+
+    data = dict(item)
+    for name in ("url", "secret"):
+        if data.get(name):
+            data[name] = decrypt_value(data[name])
+    return data
+
+
+# -- the outbox -------------------------------------------------------------------------------------------
+def enqueue(session: Session, run_id: str, *, now: dt.datetime) -> int:
+    """In the transaction that ended ``run_id``: add its notifications (none twice); how many were added."""
+    from skuport.secrets import mask_url
+
+    run = session.get(ExportRun, run_id)
+    job = session.get(ExportJob, run.job_id) if run is not None else None
+    if run is None or job is None or not job.notifications:
+        return 0
+    events = _events(session, run)
+    key = run.retry_of or run.id
+    taken = set(
+        session.execute(
+            select(RunNotification.event, RunNotification.target).where(RunNotification.run_key == key)
+        ).all()
+    )
+    added = 0
+    for target, item in enumerate(job.notifications):
+        for event in (e for e in events if e in item.get("events", [])):
+            if (event, target) in taken:
+                continue
+            plain = _plain(item)
+            recipient = mask_url(plain["url"]) if item["type"] == "webhook" else ", ".join(item.get("to", []))
+            try:
+                with session.begin_nested():  # a concurrent ender of the same run: its row stands
+                    session.add(
+                        RunNotification(
+                            id=new_id("ntf"),
+                            run_id=run.id,
+                            job_id=job.id,
+                            run_key=key,
+                            event=event,
+                            target=target,
+                            type=item["type"],
+                            recipient=recipient,
+                            status="pending",
+                            attempts=0,
+                            next_attempt_at=now,
+                            created_at=now,
+                        )
+                    )
+                    session.flush()
+            except IntegrityError:
+                continue
+            added += 1
+    return added
+
+
+def _events(session: Session, run: ExportRun) -> list[NotificationEvent]:
+    """What the end of ``run`` is: run.failed, or run.succeeded (and run.recovered after a failure)."""
+    if run.status == RunStatus.FAILED:
+        return [NotificationEvent.FAILED] if run.retry_at is None else []
+    if run.status != RunStatus.SUCCESS:
+        return []
+    previous = session.scalar(
+        select(ExportRun.status)
+        .where(
+            ExportRun.job_id == run.job_id,
+            ExportRun.id != run.id,
+            ExportRun.status.in_([RunStatus.SUCCESS, RunStatus.FAILED]),
+            ExportRun.completed_at.is_not(None),
+            or_(ExportRun.retry_of.is_(None), ExportRun.retry_of != (run.retry_of or run.id)),
+            ExportRun.id != (run.retry_of or run.id),
+        )
+        .order_by(ExportRun.completed_at.desc())
+        .limit(1)
+    )
+    events = [NotificationEvent.SUCCEEDED]
+    if previous == RunStatus.FAILED:
+        events.append(NotificationEvent.RECOVERED)
+    return events
+
+
+def send_due(*, now: dt.datetime | None = None, limit: int = SEND_BATCH) -> int:
+    """Send the notifications that are due (each claimed first, so two schedulers never both send one);
+    how many were sent."""
+    now = now or utcnow()
+    with session_scope(write=False) as session:
+        due = list(
+            session.scalars(
+                select(RunNotification.id)
+                .where(
+                    or_(
+                        and_(RunNotification.status == "pending", RunNotification.next_attempt_at <= now),
+                        and_(RunNotification.status == "sending", RunNotification.next_attempt_at <= now),
+                    )
+                )
+                .order_by(RunNotification.next_attempt_at)
+                .limit(limit)
+            )
+        )
+    sent = 0
+    for ident in due:
+        if _claim(ident, now):
+            sent += _send(ident)
+    return sent
+
+
+def _claim(ident: str, now: dt.datetime) -> bool:
+    with session_scope() as session:
+        return bool(
+            rowcount(
+                session.execute(
+                    update(RunNotification)
+                    .where(
+                        RunNotification.id == ident,
+                        RunNotification.status.in_(["pending", "sending"]),
+                        RunNotification.next_attempt_at <= now,
+                    )
+                    .values(
+                        status="sending",
+                        attempts=RunNotification.attempts + 1,
+                        next_attempt_at=now + dt.timedelta(seconds=CLAIM_SECONDS),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            )
+        )
+
+
+def _send(ident: str) -> int:
+    with session_scope(write=False) as session:
+        note = session.get(RunNotification, ident)
+        job = session.get(ExportJob, note.job_id) if note is not None else None
+        run = session.get(ExportRun, note.run_id) if note is not None else None
+        if note is None or job is None or run is None or note.target >= len(job.notifications or []):
+            return 0
+        item = _plain((job.notifications or [])[note.target])
+        event, attempts = note.event, note.attempts
+        payload = _payload(event, job, run)
+    error: str | None = None
+    try:
+        if item["type"] == "webhook":
+            _webhook(item, payload, msg_id=ident)
+        else:
+            _email(item, event, payload)
+    except Exception as exc:  # recorded on the run, never fails it
+        from skuport.secrets import redact
+
+        error = redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__, [item.get("secret")])
+        log.warning(
+            "notification %s (%s of run %s) failed: %s", ident, event, payload["data"]["runId"], error
+        )
+    now = utcnow()
+    values: dict[str, Any]
+    if error is None:
+        values = {"status": "sent", "sent_at": now, "error": None}
+        log.info(
+            "notification %s: %s of run %s sent to %s", ident, event, payload["data"]["runId"], item["type"]
+        )
+    elif attempts >= MAX_ATTEMPTS:
+        values = {"status": "failed", "error": error}
+    else:
+        wait = BACKOFF_SECONDS * 2 ** (attempts - 1)
+        values = {"status": "pending", "error": error, "next_attempt_at": now + dt.timedelta(seconds=wait)}
+    with session_scope() as session:
+        session.execute(
+            update(RunNotification)
+            .where(RunNotification.id == ident, RunNotification.status == "sending")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    return 1 if error is None else 0
+
+
+def _payload(event: str, job: ExportJob, run: ExportRun) -> dict[str, Any]:
+    """The event's JSON: type, timestamp and data (job, run, error, destinationPath)."""
+    return {
+        "type": event,
+        "timestamp": iso_z(utcnow()),
+        "data": {
+            "jobId": job.id,
+            "jobName": job.name,
+            "runId": run.id,
+            "status": run.status,
+            "attempt": run.attempt,
+            "trigger": run.trigger,
+            "scheduledFor": iso_z(run.scheduled_for),
+            "completedAt": iso_z(run.completed_at) if run.completed_at else None,
+            "recordCount": run.record_count,
+            "destinationPath": run.destination_path,
+            "error": run.error,
+        },
+    }
+
+
+def _webhook(item: Mapping[str, Any], payload: Mapping[str, Any], *, msg_id: str) -> None:
+    from skuport.exporting.destinations import get_destination
+    from skuport.exporting.destinations.base import Delivery
+
+    with tempfile.TemporaryDirectory(prefix="skuport-notify-") as folder:
+        path = Path(folder) / "event.json"
+        path.write_bytes(json.dumps(payload).encode())
+        destination = get_destination("webhook", _webhook_config(item))
+        destination.deliver(
+            Delivery(path=path, filename="event.json", content_type="application/json", delivery_id=msg_id)
+        )
+
+
+class MailError(SkuportError):
+    """The mail server refused or could not be reached."""
+
+    code = "mail_failed"
+
+
+def _email(item: Mapping[str, Any], event: str, payload: Mapping[str, Any]) -> None:
+    url = get_settings().smtp_url
+    if not url:
+        raise MailError("SKUPORT_SMTP_URL is not set; the operator configures the mail server.")
+    parts = urlsplit(url)
+    sender = parse_qs(parts.query).get("from", [f"skuport@{parts.hostname or 'localhost'}"])[0]
+    message = _message(event, payload, sender=sender, to=list(item.get("to", [])))
+    host, port = parts.hostname or "localhost", parts.port
+    try:
+        if parts.scheme == "smtps":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, port or 465, timeout=30, context=ssl.create_default_context()
+            )
+        else:
+            client = smtplib.SMTP(host, port or 587, timeout=30)
+        with client:
+            client.ehlo()
+            if parts.scheme == "smtp" and client.has_extn("starttls"):
+                client.starttls(context=ssl.create_default_context())
+                client.ehlo()
+            if parts.username:
+                client.login(unquote(parts.username), unquote(parts.password or ""))
+            client.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailError(f"mail server {host}:{port or ''} refused or unreachable: {exc}") from None
+
+
+_ADVICE = {
+    NotificationEvent.FAILED: "Open the run in the console for the full error, fix the cause (the "
+    "destination's credentials, path or network), then start the job with 'Run now'.",
+    NotificationEvent.RECOVERED: "The feed is delivered again; nothing to do.",
+    NotificationEvent.SUCCEEDED: "Nothing to do.",
+}
+
+
+def _message(event: str, payload: Mapping[str, Any], *, sender: str, to: list[str]) -> EmailMessage:
+    data = payload["data"]
+    what = {"run.failed": "failed", "run.recovered": "recovered", "run.succeeded": "succeeded"}[event]
+    lines = [
+        f"Export job '{data['jobName']}' ({data['jobId']}): run {data['runId']} {what}.",
+        "",
+        f"Scheduled for: {data['scheduledFor']} (attempt {data['attempt']}, {data['trigger']})",
+    ]
+    if data["error"]:
+        lines.append(f"Error: {data['error']}")
+    if data["destinationPath"]:
+        lines.append(f"Delivered to: {data['destinationPath']} ({data['recordCount']} records)")
+    lines += ["", _ADVICE[NotificationEvent(event)]]
+    message = EmailMessage()
+    message["Subject"] = f"[skuport] {data['jobName']}: run {what}"
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message.set_content("\n".join(lines))
+    body = "".join(f"<p>{html.escape(line)}</p>" if line else "" for line in lines)
+    message.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
+    return message
