@@ -43,6 +43,7 @@ class Housekeeper:
         self.scheduler = Scheduler(settings=settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._notifier: threading.Thread | None = None
         self._last_expiry = 0.0
         self._last_stalled = 0.0
 
@@ -64,6 +65,20 @@ class Housekeeper:
         """Run :meth:`pass_once` every ``SKUPORT_SCHEDULER_INTERVAL`` seconds in a daemon thread."""
         self._thread = threading.Thread(target=self._loop, name="skuport-housekeeping", daemon=True)
         self._thread.start()
+        self._notifier = threading.Thread(target=self._notify, name="skuport-notify", daemon=True)
+        self._notifier.start()
+
+    def _notify(self) -> None:
+        """Send the run notifications that are due, on a thread of its own: a slow receiver never delays
+        a scheduler pass."""
+        from skuport.jobs.notifications import send_due
+
+        while not self._stop.is_set():
+            try:
+                send_due(stop=self._stop)
+            except Exception:
+                log.exception("sending run notifications failed; the next pass tries again")
+            self._stop.wait(self.settings.scheduler_interval)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -85,8 +100,9 @@ class Housekeeper:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop and wait for the current pass to end."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in (self._thread, self._notifier):
+            if thread is not None:
+                thread.join(timeout)
 
 
 @dataclass

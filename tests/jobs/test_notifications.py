@@ -156,10 +156,9 @@ def test_two_senders_deliver_a_notification_once(
 
 
 def test_a_failing_notification_is_retried_recorded_and_never_fails_the_run(
-    client: TestClient, admin: dict[str, str], receiver: servers.Receiver
+    client: TestClient, admin: dict[str, str], receiver: servers.Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import datetime as dt
-
+    monkeypatch.setattr(notifications, "BACKOFF_SECONDS", 0.0)  # each retry is due at once
     hooks = [{"events": ["run.succeeded"], "type": "webhook", "url": receiver.url("/events")}]
     feed = servers.Receiver()
     try:
@@ -167,16 +166,61 @@ def test_a_failing_notification_is_retried_recorded_and_never_fails_the_run(
         receiver.script = [("respond", 503, {}, b"down")] * notifications.MAX_ATTEMPTS
         run = ended(run_now(client, admin, job_id))
         assert run.status == "success"
-        later = dt.datetime.now(dt.UTC)
+        # the job's list changes meanwhile: what is pending still goes where it was meant to
+        assert (
+            client.put(f"/api/v1/export-jobs/{job_id}", json={"notifications": []}, headers=admin).status_code
+            == 200
+        )
         for attempt in range(1, notifications.MAX_ATTEMPTS + 1):
-            notifications.send_due(now=later)
+            notifications.send_due()
             with session_scope(write=False) as session:
                 row = session.query(RunNotification).filter_by(run_id=run.id).one()
                 assert row.attempts == attempt and "503" in (row.error or "")
-                later = row.next_attempt_at
         assert row.status == "failed" and len(receiver.requests) == notifications.MAX_ATTEMPTS
+        notifications.send_due()
+        assert len(receiver.requests) == notifications.MAX_ATTEMPTS  # never a sixth
         shown = client.get(f"/api/v1/export-jobs/{job_id}/runs/{run.id}", headers=admin).json()
         assert shown["status"] == "success" and shown["notifications"][0]["status"] == "failed"
+    finally:
+        feed.stop()
+
+
+def test_a_notification_that_cannot_be_recorded_never_undoes_the_run(
+    client: TestClient, admin: dict[str, str], receiver: servers.Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> int:
+        raise RuntimeError("the stored notification cannot be read")
+
+    monkeypatch.setattr(notifications, "_enqueue", broken)
+    hooks = [{"events": ["run.succeeded"], "type": "webhook", "url": receiver.url("/events")}]
+    feed = servers.Receiver()
+    try:
+        run = ended(run_now(client, admin, _job(client, admin, feed, notifications=hooks)))
+        assert run.status == "success" and len(feed.requests) == 1  # delivered once, recorded once
+    finally:
+        feed.stop()
+
+
+def test_a_masked_secret_is_kept_by_its_url_not_its_place(
+    client: TestClient, admin: dict[str, str], receiver: servers.Receiver
+) -> None:
+    other = "whsec_" + base64.b64encode(b"another key for the second hook!").decode()
+    hooks = [
+        {"events": ["run.succeeded"], "type": "webhook", "url": receiver.url("/a"), "secret": SECRET},
+        {"events": ["run.succeeded"], "type": "webhook", "url": receiver.url("/b"), "secret": other},
+    ]
+    feed = servers.Receiver()
+    try:
+        job_id = _job(client, admin, feed, notifications=hooks)
+        shown = client.get(f"/api/v1/export-jobs/{job_id}", headers=admin).json()["notifications"]
+        put = client.put(f"/api/v1/export-jobs/{job_id}", json={"notifications": shown[1:]}, headers=admin)
+        assert put.status_code == 200, put.text
+        _sent(ended(run_now(client, admin, job_id)).id)
+        assert [r.path for r in receiver.requests] == ["/b"]
+        Webhook(other).verify(receiver.requests[0].body, receiver.requests[0].headers)  # b's own secret
+        masked = {**shown[0], "url": receiver.url("/c")}
+        refused = client.put(f"/api/v1/export-jobs/{job_id}", json={"notifications": [masked]}, headers=admin)
+        assert refused.status_code == 422 and "send it in full" in refused.text
     finally:
         feed.stop()
 
@@ -234,18 +278,20 @@ def test_notifications_are_refused_when_they_cannot_be_sent(
     assert answer.status_code == 422 and "notifications[0]" in answer.text and "network policy" in answer.text
 
 
-def test_the_scheduler_sends_what_is_due_on_its_own_thread(
+def test_the_housekeeper_sends_what_is_due_on_its_own_thread(
     client: TestClient, admin: dict[str, str], receiver: servers.Receiver
 ) -> None:
-    from skuport.jobs.scheduler import Scheduler
+    from skuport.background import Housekeeper
     from tests.jobs.conftest import wait_until
 
     hooks = [{"events": ["run.succeeded"], "type": "webhook", "url": receiver.url("/events")}]
     feed = servers.Receiver()
+    keeper = Housekeeper(get_settings())
     try:
         run = ended(run_now(client, admin, _job(client, admin, feed, notifications=hooks)))
         assert run.status == "success" and receiver.requests == []
-        Scheduler().tick()
+        keeper.start()
         wait_until(lambda: len(receiver.requests) == 1, what="the notification")
     finally:
+        keeper.stop()
         feed.stop()

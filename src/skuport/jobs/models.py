@@ -155,6 +155,9 @@ class RunNotification(Base):
     type: Mapped[str] = mapped_column(String(10))
     recipient: Mapped[str] = mapped_column(Text)
     """Where it goes, as shown (a webhook URL masked, email addresses)."""
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The notification as the job stored it when the run ended (url and secret encrypted): later edits of
+    the job's list never send it elsewhere."""
     status: Mapped[str] = mapped_column(String(10), default="pending")
     """pending, sending, sent or failed."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)

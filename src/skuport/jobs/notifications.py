@@ -3,8 +3,9 @@
 An outbox: the transaction that ends a run (its success recorded, or its last failure) adds one row per
 (scheduled run, event, notification) to ``run_notifications``, unique on the first attempt's run id, the
 event and the notification's place in the job's list, so retries and any number of schedulers never
-notify twice. Every scheduler pass sends what is due (:func:`send_due`), claiming each row first; a
-failed send is retried with backoff and recorded on the run, and never fails the run itself.
+notify twice. Every scheduler process sends what is due on a thread of its own (:func:`send_due`, from
+:class:`skuport.background.Housekeeper`), claiming each row first; a failed send is retried with backoff
+and recorded on the run, and never fails the run itself.
 
 Webhook events follow Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature``)
 and go through the webhook destination's client: the network guard, pinned addresses, no redirects.
@@ -21,6 +22,7 @@ import logging
 import smtplib
 import ssl
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from enum import StrEnum
@@ -29,14 +31,15 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, model_validator
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from skuport.api import CamelModel, StrictCamelModel, Timestamp, iso_z
 from skuport.config import get_settings
 from skuport.db import session_scope, utcnow
 from skuport.errors import SkuportError
+from skuport.exporting.destinations.base import MASK
 from skuport.ids import new_id
 from skuport.jobs.models import ExportJob, ExportRun, RunNotification, RunStatus
 from skuport.scheduling.lifecycle import rowcount
@@ -47,8 +50,9 @@ MAX_ATTEMPTS = 5
 """Sends of one notification before it is recorded as failed."""
 BACKOFF_SECONDS = 30.0
 """Wait before the second send; doubled for each later one."""
-CLAIM_SECONDS = 120
-"""How long a sender owns a claimed notification (another may take it over afterwards)."""
+CLAIM_SECONDS = 300
+"""How long a sender owns a claimed notification (well past a send's worst case: a 15 s webhook, a 30 s
+mail server); another may take it over afterwards."""
 SEND_BATCH = 50
 """Notifications one scheduler pass sends at most."""
 
@@ -136,48 +140,57 @@ def check(notifications: Sequence[Notification]) -> None:
 
 
 def stored(notifications: Sequence[Notification] | None, previous: Sequence[Mapping[str, Any]] | None) -> Any:
-    """The list as the job stores it: url and secret encrypted; a masked one sent back keeps the stored one
-    of the same place."""
+    """The list as the job stores it: url and secret encrypted. A masked url or secret sent back keeps the
+    stored one of the entry shown with that very url (its place in the list does not matter)."""
     from skuport.errors import ValidationFailed
-    from skuport.exporting.destinations.base import MASK
     from skuport.secrets import encrypt_value
 
     if notifications is None:
         return None
-    kept = list(previous or [])
+    by_shown: dict[str, Mapping[str, Any]] = {}
+    for item in previous or []:
+        if item.get("url"):
+            by_shown.setdefault(_shown_url(item["url"]), item)
     out: list[dict[str, Any]] = []
-    for i, item in enumerate(notifications):
-        data = item.model_dump(mode="json", exclude_none=True)
-        before = kept[i] if i < len(kept) else {}
+    for i, notification in enumerate(notifications):
+        data = notification.model_dump(mode="json", exclude_none=True)
+        before = by_shown.get(data.get("url") or "", {})
         for name in ("url", "secret"):
             value = data.get(name)
             if value is None:
                 continue
-            if MASK in value:
-                if not before.get(name):
-                    raise ValidationFailed(
-                        f"notifications[{i}].{name} is masked, but nothing is stored there; send it in full.",
-                        details=[{"field": f"notifications[{i}]", "message": f"{name} is masked"}],
-                    )
+            if MASK not in value:
+                data[name] = encrypt_value(value)
+            elif before.get(name):
                 data[name] = before[name]  # already encrypted
             else:
-                data[name] = encrypt_value(value)
+                raise ValidationFailed(
+                    f"notifications[{i}].{name} is masked, but no stored notification has that url; send it "
+                    "in full.",
+                    details=[{"field": f"notifications[{i}]", "message": f"{name} is masked"}],
+                )
         out.append(data)
     return out
 
 
-def shown(stored_list: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """The stored list as the API shows it: the url with credentials masked, the secret as the mask."""
-    from skuport.exporting.destinations.base import MASK
+def _shown_url(encrypted: str) -> str:
     from skuport.secrets import decrypt_value, mask_url
 
+    try:
+        return mask_url(decrypt_value(encrypted))
+    except Exception:  # a key that is gone: nothing can match it
+        return ""
+
+
+def shown(stored_list: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """The stored list as the API shows it: the url with credentials masked, the secret as the mask."""
     if stored_list is None:
         return None
     out = []
     for item in stored_list:
         data = dict(item)
         if data.get("url"):
-            data["url"] = mask_url(decrypt_value(data["url"]))
+            data["url"] = _shown_url(data["url"]) or MASK
         if data.get("secret"):
             data["secret"] = MASK
         out.append(data)
@@ -196,9 +209,18 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- the outbox -------------------------------------------------------------------------------------------
 def enqueue(session: Session, run_id: str, *, now: dt.datetime) -> int:
-    """In the transaction that ended ``run_id``: add its notifications (none twice); how many were added."""
-    from skuport.secrets import mask_url
+    """In the transaction that ended ``run_id``: add its notifications (none twice); how many were added.
 
+    Never raises: a notification must not undo the run's recorded end (its own savepoint; logged)."""
+    try:
+        with session.begin_nested():
+            return _enqueue(session, run_id, now=now)
+    except Exception:
+        log.exception("run %s: its notifications could not be recorded", run_id)
+        return 0
+
+
+def _enqueue(session: Session, run_id: str, *, now: dt.datetime) -> int:
     run = session.get(ExportRun, run_id)
     job = session.get(ExportJob, run.job_id) if run is not None else None
     if run is None or job is None or not job.notifications:
@@ -215,8 +237,9 @@ def enqueue(session: Session, run_id: str, *, now: dt.datetime) -> int:
         for event in (e for e in events if e in item.get("events", [])):
             if (event, target) in taken:
                 continue
-            plain = _plain(item)
-            recipient = mask_url(plain["url"]) if item["type"] == "webhook" else ", ".join(item.get("to", []))
+            recipient = (
+                _shown_url(item["url"]) if item["type"] == "webhook" else ", ".join(item.get("to", []))
+            )
             try:
                 with session.begin_nested():  # a concurrent ender of the same run: its row stands
                     session.add(
@@ -228,7 +251,8 @@ def enqueue(session: Session, run_id: str, *, now: dt.datetime) -> int:
                             event=event,
                             target=target,
                             type=item["type"],
-                            recipient=recipient,
+                            recipient=recipient or MASK,
+                            spec=dict(item),
                             status="pending",
                             attempts=0,
                             next_attempt_at=now,
@@ -248,15 +272,30 @@ def _events(session: Session, run: ExportRun) -> list[NotificationEvent]:
         return [NotificationEvent.FAILED] if run.retry_at is None else []
     if run.status != RunStatus.SUCCESS:
         return []
+    chain = run.retry_of or run.id
+    later = aliased(ExportRun)
     previous = session.scalar(
         select(ExportRun.status)
         .where(
             ExportRun.job_id == run.job_id,
-            ExportRun.id != run.id,
-            ExportRun.status.in_([RunStatus.SUCCESS, RunStatus.FAILED]),
+            ExportRun.id != chain,
+            or_(ExportRun.retry_of.is_(None), ExportRun.retry_of != chain),
             ExportRun.completed_at.is_not(None),
-            or_(ExportRun.retry_of.is_(None), ExportRun.retry_of != (run.retry_of or run.id)),
-            ExportRun.id != (run.retry_of or run.id),
+            # a chain's last word: a success, or a failure that is not retried (no later attempt)
+            or_(
+                ExportRun.status == RunStatus.SUCCESS,
+                and_(
+                    ExportRun.status == RunStatus.FAILED,
+                    ExportRun.retry_at.is_(None),
+                    ~select(later.id)
+                    .where(
+                        later.job_id == ExportRun.job_id,
+                        later.scheduled_for == ExportRun.scheduled_for,
+                        later.attempt > ExportRun.attempt,
+                    )
+                    .exists(),
+                ),
+            ),
         )
         .order_by(ExportRun.completed_at.desc())
         .limit(1)
@@ -267,19 +306,32 @@ def _events(session: Session, run: ExportRun) -> list[NotificationEvent]:
     return events
 
 
-def send_due(*, now: dt.datetime | None = None, limit: int = SEND_BATCH) -> int:
-    """Send the notifications that are due (each claimed first, so two schedulers never both send one);
-    how many were sent."""
-    now = now or utcnow()
+def send_due(*, limit: int = SEND_BATCH, stop: threading.Event | None = None) -> int:
+    """Send the notifications that are due, each claimed first (two senders never both send one); how many
+    were sent. A row a lost sender left after its last attempt is recorded as failed."""
+    now = utcnow()
+    with session_scope() as session:
+        session.execute(
+            update(RunNotification)
+            .where(
+                RunNotification.status == "sending",
+                RunNotification.next_attempt_at <= now,
+                RunNotification.attempts >= MAX_ATTEMPTS,
+            )
+            .values(
+                status="failed",
+                error=func.coalesce(RunNotification.error, "") + " (its sender was lost on the last attempt)",
+            )
+            .execution_options(synchronize_session=False)
+        )
     with session_scope(write=False) as session:
         due = list(
             session.scalars(
                 select(RunNotification.id)
                 .where(
-                    or_(
-                        and_(RunNotification.status == "pending", RunNotification.next_attempt_at <= now),
-                        and_(RunNotification.status == "sending", RunNotification.next_attempt_at <= now),
-                    )
+                    RunNotification.status.in_(["pending", "sending"]),
+                    RunNotification.next_attempt_at <= now,
+                    RunNotification.attempts < MAX_ATTEMPTS,
                 )
                 .order_by(RunNotification.next_attempt_at)
                 .limit(limit)
@@ -287,72 +339,85 @@ def send_due(*, now: dt.datetime | None = None, limit: int = SEND_BATCH) -> int:
         )
     sent = 0
     for ident in due:
-        if _claim(ident, now):
-            sent += _send(ident)
+        if stop is not None and stop.is_set():
+            break
+        attempt = _claim(ident)
+        if attempt is not None:
+            sent += _send(ident, attempt)
     return sent
 
 
-def _claim(ident: str, now: dt.datetime) -> bool:
+def _claim(ident: str) -> int | None:
+    """Own the notification for one send (until :data:`CLAIM_SECONDS` from now); the attempt, or None."""
+    now = utcnow()
     with session_scope() as session:
-        return bool(
-            rowcount(
-                session.execute(
-                    update(RunNotification)
-                    .where(
-                        RunNotification.id == ident,
-                        RunNotification.status.in_(["pending", "sending"]),
-                        RunNotification.next_attempt_at <= now,
-                    )
-                    .values(
-                        status="sending",
-                        attempts=RunNotification.attempts + 1,
-                        next_attempt_at=now + dt.timedelta(seconds=CLAIM_SECONDS),
-                    )
-                    .execution_options(synchronize_session=False)
+        attempts = session.scalar(select(RunNotification.attempts).where(RunNotification.id == ident))
+        if attempts is None:
+            return None
+        claimed = rowcount(
+            session.execute(
+                update(RunNotification)
+                .where(
+                    RunNotification.id == ident,
+                    RunNotification.attempts == attempts,
+                    RunNotification.attempts < MAX_ATTEMPTS,
+                    RunNotification.status.in_(["pending", "sending"]),
+                    RunNotification.next_attempt_at <= now,
                 )
+                .values(
+                    status="sending",
+                    attempts=attempts + 1,
+                    next_attempt_at=now + dt.timedelta(seconds=CLAIM_SECONDS),
+                )
+                .execution_options(synchronize_session=False)
             )
         )
+        return attempts + 1 if claimed else None
 
 
-def _send(ident: str) -> int:
-    with session_scope(write=False) as session:
-        note = session.get(RunNotification, ident)
-        job = session.get(ExportJob, note.job_id) if note is not None else None
-        run = session.get(ExportRun, note.run_id) if note is not None else None
-        if note is None or job is None or run is None or note.target >= len(job.notifications or []):
-            return 0
-        item = _plain((job.notifications or [])[note.target])
-        event, attempts = note.event, note.attempts
-        payload = _payload(event, job, run)
-    error: str | None = None
+def _send(ident: str, attempt: int) -> int:
+    """One send of a claimed notification, its outcome recorded if the claim is still ours."""
+    from skuport.secrets import redact, url_credentials
+
+    item: dict[str, Any] = {}
+    event = ""
     try:
+        with session_scope(write=False) as session:
+            note = session.get(RunNotification, ident)
+            job = session.get(ExportJob, note.job_id) if note is not None else None
+            run = session.get(ExportRun, note.run_id) if note is not None else None
+            if note is None or job is None or run is None:
+                return 0
+            event = note.event
+            payload = _payload(event, job, run)
+            item = _plain(note.spec)
         if item["type"] == "webhook":
             _webhook(item, payload, msg_id=ident)
         else:
             _email(item, event, payload)
+        error = None
     except Exception as exc:  # recorded on the run, never fails it
-        from skuport.secrets import redact
-
-        error = redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__, [item.get("secret")])
-        log.warning(
-            "notification %s (%s of run %s) failed: %s", ident, event, payload["data"]["runId"], error
-        )
+        secrets = [item.get("secret"), *url_credentials(item.get("url") or "")]
+        error = redact(getattr(exc, "message", None) or str(exc) or type(exc).__name__, secrets)
+        log.warning("notification %s (%s) failed: %s", ident, event, error)
     now = utcnow()
     values: dict[str, Any]
     if error is None:
         values = {"status": "sent", "sent_at": now, "error": None}
-        log.info(
-            "notification %s: %s of run %s sent to %s", ident, event, payload["data"]["runId"], item["type"]
-        )
-    elif attempts >= MAX_ATTEMPTS:
+        log.info("notification %s: %s sent (%s)", ident, event, item.get("type"))
+    elif attempt >= MAX_ATTEMPTS:
         values = {"status": "failed", "error": error}
     else:
-        wait = BACKOFF_SECONDS * 2 ** (attempts - 1)
+        wait = BACKOFF_SECONDS * 2 ** (attempt - 1)
         values = {"status": "pending", "error": error, "next_attempt_at": now + dt.timedelta(seconds=wait)}
     with session_scope() as session:
         session.execute(
             update(RunNotification)
-            .where(RunNotification.id == ident, RunNotification.status == "sending")
+            .where(
+                RunNotification.id == ident,
+                RunNotification.status == "sending",
+                RunNotification.attempts == attempt,  # still our claim
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
         )

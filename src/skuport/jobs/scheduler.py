@@ -13,7 +13,6 @@ import datetime as dt
 import logging
 import secrets
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -182,8 +181,6 @@ class Scheduler:
         self.clock = clock
         self.settings = settings or get_settings()
         self.kind = RunWork(self.settings)
-        self._notifier: ThreadPoolExecutor | None = None
-        self._notifying: Future[int] | None = None
 
     @property
     def executor(self) -> Executor:
@@ -198,17 +195,7 @@ class Scheduler:
         self.reap(now, report)
         self.schedule_due(now, report)
         self.retry_due(now, report)
-        self.notify(now)
         return report
-
-    def notify(self, now: dt.datetime) -> None:
-        """Send the run notifications that are due, on a thread of its own: a slow receiver never delays
-        the next pass (one send round at a time)."""
-        if self._notifying is not None and not self._notifying.done():
-            return
-        if self._notifier is None:
-            self._notifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="skuport-notify")
-        self._notifying = self._notifier.submit(_send_notifications, now)
 
     def schedule_due(self, now: dt.datetime, report: TickReport | None = None) -> TickReport:
         """Claim the latest due tick of every active job whose next run time has come.
@@ -475,13 +462,3 @@ class Scheduler:
             )
         )
         return report
-
-
-def _send_notifications(now: dt.datetime) -> int:
-    from skuport.jobs.notifications import send_due
-
-    try:
-        return send_due(now=now)
-    except Exception:  # a pass must go on; the next one tries again
-        log.exception("sending run notifications failed")
-        return 0

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("target", sa.Integer(), nullable=False),
         sa.Column("type", sa.String(10), nullable=False),
         sa.Column("recipient", sa.Text(), nullable=False),
+        sa.Column("spec", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(10), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", UTCDateTime(timezone=True), nullable=False),
