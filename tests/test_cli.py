@@ -203,3 +203,49 @@ def test_export_writes_option_labels_with_value_labels(world: None, tmp_path) ->
     assert target.read_text().splitlines() == ["sku,color", "LBL-1,Rot"]
     result = runner.invoke(app, [*common, "--scope", "dim-language=seg-de"])
     assert target.read_text().splitlines() == ["sku,color", "LBL-1,Red"]
+
+
+def test_export_splits_into_parts_with_a_manifest(world: None, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from skuport.db import session_scope
+    from skuport.exporting.manifest import read_manifest
+    from skuport.records import service
+
+    with session_scope() as session:
+        for i in range(5):
+            service.create_record(
+                session,
+                schema_id="schema-apparel",
+                values={"sku": [{"scope": {}, "value": f"PART-{i}"}]},
+                user_id="user-admin",
+            )
+    target = tmp_path / "feed.csv"
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "-o",
+            str(target),
+            "--schema",
+            "schema-apparel",
+            "--fields",
+            "sku",
+            "--manifest",
+            "--max-records-per-file",
+            "2",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 files" in result.output and "feed.manifest.json" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "feed-001.csv",
+        "feed-002.csv",
+        "feed-003.csv",
+        "feed.manifest.json",
+    ]
+    rows = [line for i in (1, 2, 3) for line in (tmp_path / f"feed-00{i}.csv").read_text().splitlines()[1:]]
+    assert rows == [f"PART-{i}" for i in range(5)]
+    document = read_manifest((tmp_path / "feed.manifest.json").read_bytes(), tmp_path)
+    assert [f["recordCount"] for f in document["files"]] == [2, 2, 1]
+    assert document["selection"]["maxRecordsPerFile"] == 2 and "runId" not in document
+    bad = runner.invoke(app, ["export", "-o", str(target), "--max-records-per-file", "0"])
+    assert bad.exit_code == 2 and "max_records_per_file" in bad.output

@@ -426,6 +426,20 @@ def export_command(
             "dateFormat=%d.%m.%Y, listSeparator, bom=true, lineTerminator=lf (or crlf).",
         ),
     ] = None,
+    max_records_per_file: Annotated[
+        int | None,
+        typer.Option(
+            envvar="SKUPORT_EXPORT_MAX_RECORDS_PER_FILE",
+            help="Split into parts of at most N rows, beside the output: NAME-001.EXT, NAME-002.EXT...",
+        ),
+    ] = None,
+    manifest: Annotated[
+        bool,
+        typer.Option(
+            envvar="SKUPORT_EXPORT_MANIFEST",
+            help="Also write NAME.manifest.json: every file's name, row count, size and SHA-256.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -460,6 +474,8 @@ def export_command(
                 value_labels=value_labels,
                 includes=list(include or ()),
                 csv=_parse_csv(csv),
+                max_records_per_file=max_records_per_file,
+                manifest=manifest,
             )
         except ValidationError as exc:
             problems = (f"{'.'.join(str(p) for p in e['loc']) or 'export'}: {e['msg']}" for e in exc.errors())
@@ -472,13 +488,34 @@ def export_command(
             f"\n  - {d.get('message', d)}" if isinstance(d, dict) else f"\n  - {d}" for d in exc.details[1:]
         )
         _fail(exc.message + details)
-    _move_into_place(result.path, output)
+    written = _place_files(result, output, selection)
     seconds = time.perf_counter() - began
     rate = result.record_count / seconds if seconds else 0.0
+    where = str(output) if written == [output] else f"{len(written)} files: {written[0]} ... {written[-1]}"
     typer.echo(
         f"{result.record_count:,} records, {result.file_size:,} bytes, {seconds:.2f} s, "
-        f"{rate:,.0f} records/s -> {output}"
+        f"{rate:,.0f} records/s -> {where}"
     )
+
+
+def _place_files(result: ExportResult, output: Path, selection: Any) -> list[Path]:
+    """Move the pipeline's file (or its parts, named beside ``output``) into place, then the manifest."""
+    from skuport.exporting import manifest
+
+    names = manifest.file_names(output.name, result)
+    placed = [output.parent / name for name in names]
+    for file, target in zip(result.files, placed, strict=True):
+        _move_into_place(file.path, target)
+    if selection.manifest:
+        target = output.parent / manifest.manifest_name(output.name, extension=result.extension)
+        delivered = [
+            manifest.Delivered(name=t.name, path=t.resolve().as_uri(), file=f)
+            for t, f in zip(placed, result.files, strict=True)
+        ]
+        shown = selection.model_dump(mode="json", by_alias=True, exclude_none=True)
+        target.write_bytes(manifest.manifest(delivered, result, selection=shown))
+        placed.append(target)
+    return placed
 
 
 def _fail(message: str) -> NoReturn:

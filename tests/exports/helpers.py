@@ -200,7 +200,7 @@ def gated_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.
     reached, release = threading.Event(), threading.Event()
     real = pipeline.run_export
 
-    def gated(spec: Any, *, out_dir: Any = None, control: Any = None) -> Any:
+    def gated(spec: Any, *, out_dir: Any = None, control: Any = None, **options: Any) -> Any:
         inner = control.progress if control is not None else None
 
         def progress(done: int, total: int) -> None:
@@ -211,7 +211,7 @@ def gated_pipeline(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.
 
         if control is not None:
             control.progress = progress
-        return real(spec, out_dir=out_dir, control=control)
+        return real(spec, out_dir=out_dir, control=control, **options)
 
     monkeypatch.setattr(pipeline, "run_export", gated)
     try:

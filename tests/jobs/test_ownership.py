@@ -169,7 +169,7 @@ class SlowExport:
         self.started = threading.Event()
 
     def __call__(self, spec: Any, *, control: Any) -> Any:
-        from skuport.exporting.spec import ExportCancelled, ExportResult
+        from skuport.exporting.spec import ExportCancelled, ExportFile, ExportResult
 
         control.progress(95, 100)
         self.started.set()
@@ -179,7 +179,10 @@ class SlowExport:
         path = self.folder / "slow.csv"
         path.write_bytes(b"id\nx\n")
         return ExportResult(
-            path=path, record_count=100, file_size=5, sha256="x", content_type="text/csv", extension="csv"
+            files=(ExportFile(path=path, row_count=100, file_size=5, sha256="x"),),
+            record_count=100,
+            content_type="text/csv",
+            extension="csv",
         )
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import and_
 
 from skuport.config import Settings
 from skuport.db import session_scope
-from skuport.exporting.spec import ExportControl, ExportResult, ExportSpec
+from skuport.exporting.spec import ExportControl, ExportFile, ExportResult, ExportSpec
 from skuport.jobs.models import ExportRun, RunTrigger
 from skuport.jobs.scheduler import Scheduler, claim_run
 from skuport.jobs.tasks import RUNS, run_export_job
@@ -68,7 +68,10 @@ class SlowExport:
         path = self.tmp / "export.csv"
         path.write_bytes(b"id\n1\n2\n3\n")
         return ExportResult(
-            path=path, record_count=3, file_size=8, sha256="x", content_type="text/csv", extension="csv"
+            files=(ExportFile(path=path, row_count=3, file_size=8, sha256="x"),),
+            record_count=3,
+            content_type="text/csv",
+            extension="csv",
         )
 
 

@@ -12,7 +12,9 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
@@ -21,10 +23,11 @@ from skuport.db import get_engine
 from skuport.errors import ValidationFailed
 from skuport.exporting import select as selection
 from skuport.exporting import workdir
+from skuport.exporting.engines import Engine as ExportEngine
 from skuport.exporting.engines import EngineRun, Meter, choose_engine
 from skuport.exporting.prepared import PreparedExport, prepare, problem
 from skuport.exporting.sink import Sink
-from skuport.exporting.spec import ExportCancelled, ExportControl, ExportResult, ExportSpec
+from skuport.exporting.spec import ExportCancelled, ExportControl, ExportFile, ExportResult, ExportSpec
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,11 @@ def _check_size(prepared: PreparedExport, total: int) -> None:
         )
 
 
-def validate_spec(session: Session, spec: ExportSpec) -> None:
-    """Refuse a bad spec (422 naming every problem), including an xlsx export over the sheet's row limit."""
+def validate_spec(session: Session, spec: ExportSpec, *, may_split: bool = False) -> None:
+    """Refuse a bad spec (422 naming every problem), including an xlsx export over the sheet's row limit
+    unless its files ``may_split``."""
     prepared = prepare(session, spec)
-    if prepared.format.max_rows is not None:
+    if prepared.format.max_rows is not None and not may_split:
         _check_size(prepared, sum(_counts(session.connection(), prepared)))
 
 
@@ -89,14 +93,83 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass(frozen=True)
+class _Part:
+    """How many records and tombstones one file of an export holds."""
+
+    records: int
+    tombstones: int
+
+
+def _parts(records: int, tombstones: int, per_file: int | None) -> list[_Part]:
+    """How the rows fall into files: records first, then tombstones, ``per_file`` rows a file."""
+    if per_file is None:
+        return [_Part(records=records, tombstones=tombstones)]
+    parts: list[_Part] = []
+    left_records, left_tombstones = records, tombstones
+    while left_records or left_tombstones or not parts:
+        take = min(per_file, left_records)
+        dead = min(per_file - take, left_tombstones)
+        parts.append(_Part(records=take, tombstones=dead))
+        left_records, left_tombstones = left_records - take, left_tombstones - dead
+    return parts
+
+
+def _per_file(prepared: PreparedExport, total: int, *, may_split: bool) -> int | None:
+    """Rows per file: the spec's maxRecordsPerFile, capped by the format's sheet (None: one file)."""
+    per_file, max_rows = prepared.spec.max_records_per_file, prepared.format.max_rows
+    if not may_split:
+        _check_size(prepared, total)
+        return None
+    if max_rows is not None and (per_file is not None or total > max_rows):
+        return min(per_file or max_rows, max_rows)
+    return per_file
+
+
+class _Tombstones:
+    """The delta export's tombstones as one stream, handed out to the files in the counts they hold."""
+
+    def __init__(self, conn: Connection, prepared: PreparedExport, total: int) -> None:
+        clauses = prepared.tombstone_clauses
+        self._batches = (
+            iter(selection.tombstone_batches(conn, clauses, limit=total, batch_size=selection.BATCH_SIZE))
+            if clauses is not None and total
+            else iter(())
+        )
+        self._left: Sequence[Any] = ()
+
+    def take(self, count: int) -> Iterator[Sequence[Any]]:
+        """The next ``count`` tombstones, in batches."""
+        while count > 0:
+            if not self._left:
+                self._left = next(self._batches, ())
+                if not self._left:
+                    return
+            batch, self._left = self._left[:count], self._left[count:]
+            count -= len(batch)
+            yield batch
+
+
+def _temporary_file(folder: Path, extension: str) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="skuport-export-", suffix="." + extension, dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        raise workdir.local_resource_error(exc, folder, setting="SKUPORT_TMP_DIR") from exc
+    return Path(name)
+
+
 def run_export(
     spec: ExportSpec,
     *,
     out_dir: Path | None = None,
     control: ExportControl | None = None,
     engine: Engine | None = None,
+    may_split: bool = True,
 ) -> ExportResult:
-    """Write the export described by ``spec`` to a temporary file in ``out_dir`` and describe the file."""
+    """Write the export described by ``spec`` to temporary files in ``out_dir`` and describe them: one
+    file, or its parts when the spec asks for parts (or an xlsx sheet overflows and ``may_split``)."""
     control = control or ExportControl()
     engine = engine or get_engine()
     with _read_snapshot(engine) as conn:
@@ -104,66 +177,82 @@ def run_export(
             prepared = prepare(session, spec)
         records_total, tombstones_total = _counts(conn, prepared)
         total = records_total + tombstones_total
-        _check_size(prepared, total)
-        fmt, plan = prepared.format, prepared.plan
+        per_file = _per_file(prepared, total, may_split=may_split)
+        fmt = prepared.format
         extension = fmt.extension + (".gz" if spec.compress else "")
         folder = out_dir or workdir.work_dir()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix="skuport-export-", suffix="." + extension, dir=folder)
-            os.close(fd)
-        except OSError as exc:
-            raise workdir.local_resource_error(exc, folder, setting="SKUPORT_TMP_DIR") from exc
-        path = Path(name)
         meter = Meter(control, total)
+        chosen = choose_engine(
+            prepared, records=records_total, database_url=engine.url.render_as_string(hide_password=False)
+        )
+        dead = _Tombstones(conn, prepared, tombstones_total)
+        files: list[ExportFile] = []
+        after = -1
         try:
-            with Sink(path, compress=spec.compress, container=fmt.container) as sink, _no_gc():
-                writer = fmt.writer(plan.columns, row_count=total)  # the snapshot's exact count
-                sink.put(writer.open())
-                meter.add(0)
-                chosen = choose_engine(
-                    prepared,
-                    records=records_total,
-                    database_url=engine.url.render_as_string(hide_password=False),
-                )
-                chosen.write(EngineRun(conn, prepared, writer, sink, meter), records=records_total)
-                tombstones = 0
-                if prepared.tombstone_clauses is not None and tombstones_total:
-                    for dead in selection.tombstone_batches(
-                        conn,
-                        prepared.tombstone_clauses,
-                        limit=tombstones_total,
-                        batch_size=selection.BATCH_SIZE,
-                    ):
-                        meter.check()
-                        rows = [
-                            plan.tombstone_row(
-                                record_id=r[0], parent_id=r[1], schema_id=r[2], text=fmt.text_form
-                            )
-                            for r in dead
-                        ]
-                        sink.put(writer.write(rows))
-                        tombstones += len(rows)
-                        meter.add(len(rows))
-                meter.check()
-                sink.put(writer.close())
-                size, digest = sink.close()
-        except OSError as exc:
-            path.unlink(missing_ok=True)
-            raise workdir.local_resource_error(exc, folder, setting="SKUPORT_TMP_DIR") from exc
+            for part in _parts(records_total, tombstones_total, per_file):
+                if per_file is not None and part.records:
+                    upto = selection.chunk_bounds(
+                        conn, prepared.record_clauses, after=after, size=part.records
+                    )
+                    scope = replace(
+                        prepared, record_clauses=[*prepared.record_clauses, *selection.pk_range(after, upto)]
+                    )
+                    after = upto if upto is not None else after
+                else:
+                    scope = prepared
+                files.append(_write_file(conn, scope, chosen, part, dead, meter, folder, extension))
         except BaseException:
-            path.unlink(missing_ok=True)
+            for file in files:
+                file.path.unlink(missing_ok=True)
             raise
     return ExportResult(
-        path=path,
+        files=tuple(files),
         record_count=meter.done,
-        file_size=size,
-        sha256=digest,
         content_type=fmt.content_type,
         extension=extension,
         content_encoding="gzip" if spec.compress else None,
-        tombstone_count=tombstones,
+        tombstone_count=tombstones_total,
+        split=per_file is not None,
     )
+
+
+def _write_file(
+    conn: Connection,
+    prepared: PreparedExport,
+    chosen: ExportEngine,
+    part: _Part,
+    dead: _Tombstones,
+    meter: Meter,
+    folder: Path,
+    extension: str,
+) -> ExportFile:
+    """Write one file (the whole export, or one part): header, records, tombstones, footer."""
+    fmt, plan = prepared.format, prepared.plan
+    path = _temporary_file(folder, extension)
+    try:
+        with Sink(path, compress=prepared.spec.compress, container=fmt.container) as sink, _no_gc():
+            writer = fmt.writer(plan.columns, row_count=part.records + part.tombstones)
+            sink.put(writer.open())
+            meter.add(0)
+            chosen.write(EngineRun(conn, prepared, writer, sink, meter), records=part.records)
+            for batch in dead.take(part.tombstones):
+                meter.check()
+                rows = [
+                    plan.tombstone_row(record_id=r[0], parent_id=r[1], schema_id=r[2], text=fmt.text_form)
+                    for r in batch
+                ]
+                sink.put(writer.write(rows))
+                meter.add(len(rows))
+            meter.check()
+            sink.put(writer.close())
+            size, digest = sink.close()
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise workdir.local_resource_error(exc, folder, setting="SKUPORT_TMP_DIR") from exc
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return ExportFile(path=path, row_count=part.records + part.tombstones, file_size=size, sha256=digest)
 
 
 def headers_for(session: Session, spec: ExportSpec) -> Sequence[str]:

@@ -228,6 +228,14 @@ def chunk_bounds(
     return int(found) if found is not None else None
 
 
+def pk_range(after: int, upto: int | None) -> list[ColumnElement[bool]]:
+    """WHERE clauses for the records with pk in (after, upto] (no upper bound when ``upto`` is None)."""
+    clauses: list[ColumnElement[bool]] = [_records.pk > after]
+    if upto is not None:
+        clauses.append(_records.pk <= upto)
+    return clauses
+
+
 def last_pk(conn: Connection, clauses: Sequence[ColumnElement[bool]]) -> int:
     """The highest matching pk (0 when nothing matches)."""
     return int(conn.execute(select(func.coalesce(func.max(_records.pk), 0)).where(*clauses)).scalar_one())
@@ -252,12 +260,14 @@ def tombstone_batches(
     *,
     limit: int | None = None,
     batch_size: int = BATCH_SIZE,
+    after: str = "",
 ) -> Iterator[Sequence[Any]]:
-    """Matching tombstones as (record_id, parent_id, schema_id) rows, in batches by record id."""
+    """Matching tombstones (record id > ``after``) as (record_id, parent_id, schema_id) rows, in batches by
+    record id."""
     query = (
         select(_tombstones.record_id, _tombstones.parent_id, _tombstones.schema_id)
         .where(*clauses, _tombstones.record_id > bindparam("after"))
         .order_by(_tombstones.record_id)
         .limit(bindparam("size"))
     )
-    yield from _keyset(conn, query, after="", limit=limit, batch_size=batch_size)
+    yield from _keyset(conn, query, after=after, limit=limit, batch_size=batch_size)

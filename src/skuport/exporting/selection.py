@@ -155,6 +155,19 @@ class Selection(StrictCamelModel):
         description="Write select and multiselect values as their option labels in the column's scope "
         "(e.g. its language segment; then headerLanguage), falling back to the option code.",
     )
+    max_records_per_file: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000_000,
+        description="Split the export into parts of at most this many rows, named by the file name plus "
+        "-001, -002, ... (an xlsx export past its sheet's limit splits at the limit).",
+        examples=[50_000],
+    )
+    manifest: Flag = Field(
+        default=False,
+        description="Deliver a <name>.manifest.json last: every part's name, row count, byte size and "
+        "SHA-256, the run and its scheduled time, and this selection.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Selection:
@@ -202,6 +215,7 @@ class Selection(StrictCamelModel):
             value_labels=self.value_labels,
             includes=tuple(i for i in includes if i not in ALWAYS_INCLUDED),
             csv=self.csv,
+            max_records_per_file=self.max_records_per_file,
             changed_since=changed_since,
             max_records=max_records,
         )

@@ -45,22 +45,61 @@ class ExportSpec:
     includes: tuple[str, ...] = ()
     csv: CsvDialect | None = None
     """The csv file's dialect (None: RFC 4180 with the default text form)."""
+    max_records_per_file: int | None = None
+    """Split into parts of at most this many rows (records and tombstones)."""
     changed_since: dt.datetime | None = None
     max_records: int | None = None
 
 
-@dataclass
-class ExportResult:
-    """The file an export produced (a temporary file the caller moves, delivers or deletes)."""
+@dataclass(frozen=True)
+class ExportFile:
+    """One file an export wrote (a temporary file the caller moves, delivers or deletes)."""
 
     path: Path
-    record_count: int
+    row_count: int
+    """Rows in this file: records, and tombstones in a delta export."""
     file_size: int
     sha256: str
+
+
+@dataclass
+class ExportResult:
+    """The file an export produced, or its parts when it was split (``split``: named ``-001``, ...)."""
+
+    files: tuple[ExportFile, ...]
+    record_count: int
     content_type: str
     extension: str
     content_encoding: str | None = None
     tombstone_count: int = 0
+    split: bool = False
+
+    @property
+    def only(self) -> ExportFile:
+        """The one file of an export that was not split."""
+        if self.split or len(self.files) != 1:
+            raise ValueError(f"the export was split into {len(self.files)} parts")
+        return self.files[0]
+
+    @property
+    def path(self) -> Path:
+        """The one file's path (an export that was not split)."""
+        return self.only.path
+
+    @property
+    def file_size(self) -> int:
+        """The size of all files together."""
+        return sum(f.file_size for f in self.files)
+
+    @property
+    def sha256(self) -> str:
+        """The one file's SHA-256 (an export that was not split)."""
+        return self.only.sha256
+
+    def discard(self) -> None:
+        """Delete the temporary files."""
+        for file in self.files:
+            file.path.unlink(missing_ok=True)
 
     @property
     def media_type(self) -> str:

@@ -57,6 +57,8 @@ class Export(Base):
     """The csv dialect (CsvDialect fields by their Python names); null: the default."""
     columns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     """The file's columns (ColumnSpec fields by their Python names); null: fields or every attribute."""
+    max_records_per_file: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    manifest: Mapped[bool] = mapped_column(Boolean, default=False)
     reference: Mapped[str | None] = mapped_column(String(255), default=None)
     reference_origin: Mapped[str | None] = mapped_column(String(255), default=None)
     metadata_json: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

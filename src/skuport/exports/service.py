@@ -72,6 +72,22 @@ def build_spec(export: Export) -> ExportSpec:
 # --- API operations ------------------------------------------------------------------------------
 
 
+def _refuse_parts(body: ExportCreate) -> None:
+    """A one-off export is one download: split files and a manifest are for export jobs and the CLI."""
+    asked = [
+        name
+        for name, given in (("maxRecordsPerFile", body.max_records_per_file), ("manifest", body.manifest))
+        if given
+    ]
+    if asked:
+        raise ValidationFailed(
+            f"{asked[0]}: a one-off export is one downloadable file; split files and a manifest are "
+            "delivered by export jobs (or written by skuport export).",
+            code="invalid_export",
+            details=[{"field": name, "message": "not available for one-off exports"} for name in asked],
+        )
+
+
 def create_export(
     session: Session, *, body: ExportCreate, user: Principal, max_records: int | None = None
 ) -> Export:
@@ -102,6 +118,7 @@ def create_export(
         metadata_json=body.metadata,
         file_expired=False,
     )
+    _refuse_parts(body)
     spec = build_spec(export)
     try:
         validate_spec(session, spec)

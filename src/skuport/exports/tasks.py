@@ -135,7 +135,9 @@ def run_one_off_export(export_id: str) -> None:
                 LIFECYCLE.release(lease)
                 return
             spec = build_spec(export)
-        result = run_export(spec, control=ExportControl(progress=lease.progress, cancel=lease.cancel))
+        result = run_export(
+            spec, control=ExportControl(progress=lease.progress, cancel=lease.cancel), may_split=False
+        )
         _store(lease, result)
     except BaseException as exc:
         if lease.cancel.is_set() and lease.reason in ("interrupted", "gone"):
@@ -154,7 +156,7 @@ def run_one_off_export(export_id: str) -> None:
             raise
     finally:
         if result is not None:
-            result.path.unlink(missing_ok=True)
+            result.discard()
 
 
 def _store(lease: Lease, result: ExportResult) -> None:

@@ -72,6 +72,8 @@ class ExportJob(Base):
     """The csv dialect (CsvDialect fields by their Python names); null: the default."""
     columns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     """The file's columns (ColumnSpec fields by their Python names); null: fields or every attribute."""
+    max_records_per_file: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    manifest: Mapped[bool] = mapped_column(Boolean, default=False)
     notifications: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     """Who is told about runs (skuport.jobs.notifications); webhook url and secret encrypted at rest."""
     delta: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -108,6 +110,9 @@ class ExportRun(Base):
     record_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     file_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     destination_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    files: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    """The files a split or manifested run delivered, in order (name, path, recordCount, byteSize, sha256);
+    kept as they are delivered, so a retry can remove the parts it does not deliver again."""
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -103,6 +103,8 @@ class JobUpdate(StrictCamelModel):
     dry_data: Flag | None = None
     value_labels: Flag | None = None
     csv: CsvDialect | None = None
+    max_records_per_file: int | None = Field(default=None, ge=1, le=100_000_000)
+    manifest: Flag | None = None
     created_at: Any = Field(default=None, exclude=True)
     updated_at: Any = Field(default=None, exclude=True)
     created_by: Any = Field(default=None, exclude=True)
@@ -145,6 +147,7 @@ NULLABLE_FIELDS = frozenset(
         "csv",
         "columns",
         "notifications",
+        "max_records_per_file",
     }
 )
 
@@ -196,6 +199,8 @@ class JobRead(CamelModel):
     value_labels: bool = False
     csv: CsvDialect | None = None
     columns: list[ColumnSpec] | None = None
+    max_records_per_file: int | None = None
+    manifest: bool = False
     notifications: list[dict[str, Any]] = Field(
         default_factory=list, description="Who is told about runs (webhook url masked, secret write-only)."
     )
@@ -208,6 +213,16 @@ class RunProgress(CamelModel):
     total: int | None
 
 
+class RunFile(CamelModel):
+    """One file a run delivered: a part of a split export, or its manifest's listing of one file."""
+
+    name: str = Field(description="The file's name (beside the manifest).")
+    path: str = Field(description="Where it landed.")
+    record_count: int = Field(description="Rows in the file (records, and tombstones of a delta export).")
+    byte_size: int
+    sha256: str
+
+
 class RunRead(CamelModel):
     """One run of an export job."""
 
@@ -218,7 +233,15 @@ class RunRead(CamelModel):
     completed_at: Timestamp | None
     record_count: int | None
     file_size: int | None
-    destination_path: str | None
+    destination_path: str | None = Field(
+        description="Where the file landed: the manifest's path for a run that delivers one, else the "
+        "file's (the first part's for a split run without a manifest)."
+    )
+    files: list[RunFile] | None = Field(
+        default=None,
+        description="Every file delivered, in order, for a run that splits its export or delivers a "
+        "manifest (null for one plain file).",
+    )
     error: str | None
     scheduled_for: Timestamp
     trigger: RunTrigger

@@ -32,6 +32,7 @@ from skuport.jobs.schemas import (
     JobRead,
     JobUpdate,
     RunCreate,
+    RunFile,
     RunProgress,
     RunRead,
     RunSummary,
@@ -215,7 +216,7 @@ def _check_spec(session: Session, values: Mapping[str, Any]) -> None:
     """Filters and fields are checked by the pipeline, which knows the columns it writes."""
     from skuport.exporting.pipeline import validate_spec
 
-    validate_spec(session, _spec(values))
+    validate_spec(session, _spec(values), may_split=True)  # an xlsx sheet that overflows splits
 
 
 def spec_of_job(job: ExportJob, *, changed_since: dt.datetime | None = None) -> Any:
@@ -269,6 +270,8 @@ _JOB_FIELDS = (
     "csv",
     "columns",
     "notifications",
+    "max_records_per_file",
+    "manifest",
 )
 
 
@@ -540,6 +543,8 @@ def job_read(session: Session, job: ExportJob) -> JobRead:
         value_labels=job.value_labels,
         csv=job.csv,
         columns=job.columns,
+        max_records_per_file=job.max_records_per_file,
+        manifest=job.manifest,
         notifications=notifications.shown(job.notifications) or [],
     )
 
@@ -559,6 +564,7 @@ def run_read(run: ExportRun) -> RunRead:
         record_count=run.record_count,
         file_size=run.file_size,
         destination_path=run.destination_path,
+        files=[RunFile.model_validate(f) for f in run.files] if run.files else None,
         error=run.error,
         scheduled_for=run.scheduled_for,
         trigger=RunTrigger(run.trigger),

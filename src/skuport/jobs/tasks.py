@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from skuport.config import Settings, get_settings
 from skuport.db import utcnow
 from skuport.errors import SkuportError, WorkStopped
+from skuport.exporting import workdir
 from skuport.exporting.spec import ExportCancelled, ExportControl, ExportResult, ExportSpec
 from skuport.jobs import notifications
 from skuport.jobs.models import ExportJob, ExportRun, RunStatus, RunTrigger
@@ -160,6 +163,11 @@ class _Plan:
     filename_template: str
     spec: ExportSpec
     secrets: tuple[str, ...]
+    manifest: bool
+    selection: Mapping[str, Any]
+    """The job's selection as the API shows it (for the manifest)."""
+    earlier_files: tuple[str, ...]
+    """Files earlier attempts of this scheduled run delivered (removed unless delivered again)."""
 
 
 @task(RUNS)
@@ -181,7 +189,7 @@ def run_export_job(
         if plan is None:
             LIFECYCLE.release(lease)
             return None
-        path, record_count, file_size = _export_and_deliver(plan, lease, export)
+        outcome = _export_and_deliver(plan, lease, export)
     except BaseException as exc:
         failure = classify(exc, lease, plan.secrets if plan else ())
         if isinstance(exc, SkuportError | WorkStopped | ExportCancelled):
@@ -197,23 +205,33 @@ def run_export_job(
         {
             "status": RunStatus.SUCCESS,
             "completed_at": utcnow(),
-            "record_count": record_count,
-            "file_size": file_size,
-            "destination_path": path,
+            "record_count": outcome.record_count,
+            "file_size": outcome.file_size,
+            "destination_path": outcome.path,
+            "files": outcome.files,
             "error": None,
-            "progress_done": record_count,
-            "progress_total": record_count,
+            "progress_done": outcome.record_count,
+            "progress_total": outcome.record_count,
         },
     )
     if not ended:
-        log.warning("run %s: delivered to %s, but the run had been ended meanwhile", run_id, path)
+        log.warning("run %s: delivered to %s, but the run had been ended meanwhile", run_id, outcome.path)
         return None
-    log.info("run %s: %d records, %d bytes delivered to %s", run_id, record_count, file_size, path)
+    files = f" in {len(outcome.files)} file(s)" if outcome.files else ""
+    log.info(
+        "run %s: %d records, %d bytes%s delivered to %s",
+        run_id,
+        outcome.record_count,
+        outcome.file_size,
+        files,
+        outcome.path,
+    )
     return RunStatus.SUCCESS
 
 
 def _prepare(run_id: str) -> _Plan | None:
     from skuport.db import session_scope
+    from skuport.exporting.selection import stored_selection
     from skuport.jobs.service import decrypted_destination_config, secret_values, spec_of_job
 
     with session_scope(write=False) as session:
@@ -232,6 +250,13 @@ def _prepare(run_id: str) -> _Plan | None:
                 .limit(1)
             )
         config = decrypted_destination_config(job)
+        earlier = session.scalars(
+            select(ExportRun.files).where(
+                or_(ExportRun.id == (run.retry_of or run.id), ExportRun.retry_of == (run.retry_of or run.id)),
+                ExportRun.id != run.id,
+                ExportRun.files.is_not(None),
+            )
+        ).all()
         return _Plan(
             run_id=run.id,
             delivery_id=run.retry_of or run.id,
@@ -243,12 +268,14 @@ def _prepare(run_id: str) -> _Plan | None:
             filename_template=job.filename_template,
             spec=spec_of_job(job, changed_since=changed_since),
             secrets=secret_values(job.destination_type, config),
+            manifest=job.manifest,
+            selection=stored_selection(job).model_dump(mode="json", by_alias=True, exclude_none=True),
+            earlier_files=tuple(dict.fromkeys(f["name"] for files in earlier for f in files or ())),
         )
 
 
-def _export_and_deliver(plan: _Plan, lease: Lease, export: ExportFn | None) -> tuple[str, int, int]:
+def _export_and_deliver(plan: _Plan, lease: Lease, export: ExportFn | None) -> _Outcome:
     from skuport.exporting.destinations import get_destination
-    from skuport.exporting.destinations.base import Delivery
     from skuport.exporting.destinations.filenames import render_filename
 
     if export is None:
@@ -266,18 +293,126 @@ def _export_and_deliver(plan: _Plan, lease: Lease, export: ExportFn | None) -> t
     destination = get_destination(plan.destination_type, plan.destination_config)
     result = export(plan.spec, control=ExportControl(progress=lease.progress, cancel=lease.cancel))
     try:
-        path = destination.deliver(
-            Delivery(
-                path=result.path,
-                filename=filename,
-                content_type=result.media_type,
-                delivery_id=plan.delivery_id,
-                fence=lease,
+        if not result.split and not plan.manifest:
+            path = _deliver(
+                destination, lease, result.only.path, filename, result.media_type, plan.delivery_id
+            )
+            return _Outcome(path, result.record_count, result.file_size, None)
+        return _deliver_files(plan, lease, destination, filename, result)
+    finally:
+        result.discard()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    path: str
+    record_count: int
+    file_size: int
+    files: list[dict[str, Any]] | None
+
+
+def _deliver(
+    destination: Any, lease: Lease, source: Path, filename: str, media_type: str, delivery_id: str
+) -> str:
+    from skuport.exporting.destinations.base import Delivery
+
+    path: str = destination.deliver(
+        Delivery(
+            path=source, filename=filename, content_type=media_type, delivery_id=delivery_id, fence=lease
+        )
+    )
+    return path
+
+
+def _deliver_files(
+    plan: _Plan, lease: Lease, destination: Any, filename: str, result: ExportResult
+) -> _Outcome:
+    """Deliver every part (each under the lease, recorded on the run as it lands), remove the parts an
+    earlier attempt left that this one did not deliver again, then the manifest, last."""
+    from skuport.exporting import manifest
+
+    names = manifest.file_names(filename, result)
+    delivered: list[manifest.Delivered] = []
+    try:
+        for index, (name, file) in enumerate(zip(names, result.files, strict=True), start=1):
+            path = _deliver(
+                destination, lease, file.path, name, result.media_type, f"{plan.delivery_id}-{index:03d}"
+            )
+            delivered.append(manifest.Delivered(name=name, path=path, file=file))
+            _record_files(lease, delivered)
+        stale = [n for n in plan.earlier_files if n not in set(names)]
+        if stale:
+            destination.remove(stale, lease)
+            log.info("run %s: removed %d part(s) an earlier attempt delivered", plan.run_id, len(stale))
+        path = delivered[0].path
+        if plan.manifest:
+            path = _deliver_manifest(plan, lease, destination, filename, result, delivered)
+    except BaseException:
+        _withdraw(destination, lease, [d.name for d in delivered], plan.run_id)
+        raise
+    return _Outcome(path, result.record_count, result.file_size, [d.entry() for d in delivered])
+
+
+def _deliver_manifest(
+    plan: _Plan,
+    lease: Lease,
+    destination: Any,
+    filename: str,
+    result: ExportResult,
+    delivered: Sequence[Any],
+) -> str:
+    from skuport.exporting import manifest
+
+    document = manifest.manifest(
+        delivered,
+        result,
+        selection=plan.selection,
+        run={"jobId": plan.job_id, "runId": plan.run_id, "scheduledFor": plan.scheduled_for},
+    )
+    with tempfile.NamedTemporaryFile(
+        prefix="skuport-manifest-", suffix=".json", dir=workdir.work_dir()
+    ) as out:
+        out.write(document)
+        out.flush()
+        return _deliver(
+            destination,
+            lease,
+            Path(out.name),
+            manifest.manifest_name(filename, extension=result.extension),
+            manifest.MANIFEST_MEDIA_TYPE,
+            f"{plan.delivery_id}-manifest",
+        )
+
+
+def _record_files(lease: Lease, delivered: Sequence[Any]) -> None:
+    """Keep on the run which files are out there (only while the lease holds)."""
+    from skuport.db import session_scope
+
+    with session_scope() as session:
+        done = rowcount(
+            session.execute(
+                update(ExportRun)
+                .where(lease.where)
+                .values(files=[d.entry() for d in delivered])
+                .execution_options(synchronize_session=False)
             )
         )
-    finally:
-        result.path.unlink(missing_ok=True)
-    return path, result.record_count, result.file_size
+    if not done:
+        lease.stop("gone")
+        lease.check()
+
+
+def _withdraw(destination: Any, lease: Lease, names: list[str], run_id: str) -> None:
+    """A run that fails half-way takes back the parts it delivered, while its lease still holds (a
+    retry delivers them again; a run that ended can no longer touch the destination)."""
+    if not names or lease.cancel.is_set():
+        return
+    try:
+        destination.remove(names, lease)
+        _record_files(lease, [])
+        log.info("run %s: took back the %d part(s) it had delivered", run_id, len(names))
+    except Exception as exc:
+        log.warning("run %s: could not take back its delivered parts: %s", run_id, exc)
 
 
 _STOPPED = {

@@ -160,3 +160,64 @@ def test_a_cancel_stops_a_transfer_between_chunks(
     with pytest.raises(WorkStopped):
         LocalDestination({"path": "feeds"}).deliver(fenced(make_file(b"c" * 3 * MiB), fence))
     assert list((tmp_path / "root" / "feeds").iterdir()) == []
+
+
+def _destinations(
+    tmp_path: Path,
+    settings_env: Callable[..., None],
+    request: pytest.FixtureRequest,
+    kind: str,
+) -> tuple[Any, Callable[[str], bool]]:
+    """A destination of ``kind`` on its real server, and a reader telling whether a file is there."""
+    if kind == "local":
+        settings_env(local_root=str(tmp_path / "root"))
+        return LocalDestination({"path": "feeds"}), lambda n: (tmp_path / "root" / "feeds" / n).exists()
+    if kind == "s3":
+        endpoint = request.getfixturevalue("moto_endpoint")
+        bucket, reader = request.getfixturevalue("s3_bucket")
+        config = {
+            "bucket": bucket,
+            "path": "feeds",
+            "region": "eu-west-1",
+            "endpointUrl": endpoint,
+            "accessKeyId": "a",
+            "secretAccessKey": "b",
+        }
+        listed = lambda n: reader.list_objects_v2(Bucket=bucket, Prefix=f"feeds/{n}").get("KeyCount", 0) > 0  # noqa: E731
+        return S3Destination(config), listed
+    if kind == "azure":
+        server = request.getfixturevalue("azurite_server")
+        container, service = request.getfixturevalue("azure_container")
+        config = {"container": container, "path": "feeds", "connectionString": server.connection_string}
+        client = service.get_container_client(container)
+        return AzureBlobDestination(config), lambda n: client.get_blob_client(f"feeds/{n}").exists()
+    server = request.getfixturevalue("sftp_server")
+    config = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "username": server.username,
+        "password": server.password,
+        "path": f"removed/{tmp_path.name}",
+        "hostKeyFingerprint": server.fingerprint,
+    }
+    return SftpDestination(config), lambda n: (server.root / "removed" / tmp_path.name / n).exists()
+
+
+@pytest.mark.parametrize("kind", ["local", "s3", "azure", "sftp"])
+def test_remove_deletes_the_files_it_names_under_the_fence(
+    tmp_path: Path,
+    settings_env: Callable[..., None],
+    request: pytest.FixtureRequest,
+    make_file: Callable[..., Delivery],
+    kind: str,
+) -> None:
+    destination, there = _destinations(tmp_path, settings_env, request, kind)
+    for name in ("feed-001.csv", "feed-002.csv", "feed-003.csv"):
+        destination.deliver(make_file(b"part", name))
+    assert all(there(n) for n in ("feed-001.csv", "feed-002.csv", "feed-003.csv"))
+    holds = Fence(allowed=10)
+    destination.remove(["feed-002.csv", "feed-009.csv"], holds)  # a name that is not there is fine
+    assert (there("feed-001.csv"), there("feed-002.csv"), there("feed-003.csv")) == (True, False, True)
+    with pytest.raises(WorkStopped):  # once the lease is lost, nothing is removed
+        destination.remove(["feed-003.csv"], Fence())
+    assert there("feed-003.csv")

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +16,7 @@ from azure.core.credentials import AzureSasCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -30,6 +31,7 @@ from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
     DestinationConfig,
+    Fence,
     check_relative_path,
     join_key,
     parse_config,
@@ -223,6 +225,20 @@ class AzureBlobDestination:
         path = _without_query(blob.url)
         log.info("delivered %s to %s", delivery.filename, path)
         return path
+
+    def remove(self, filenames: Sequence[str], fence: Fence) -> None:
+        """Delete these blobs where present."""
+        self._guard()
+        for filename in filenames:
+            blob = self._blob(filename)
+            fence.check()
+            try:
+                blob.delete_blob()
+            except ResourceNotFoundError:
+                continue
+            except Exception as exc:
+                raise self._error(exc, "Delete Blob") from None
+            log.info("removed %s", _without_query(blob.url))
 
     def _call(self, operation: str, func: Callable[[], T]) -> T:
         """Run one SDK call, turning its failure into a DeliveryError a person can act on."""

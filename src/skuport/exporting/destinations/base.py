@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -107,6 +107,10 @@ class Destination(Protocol):
 
     def deliver(self, delivery: Delivery) -> str:
         """Deliver the file atomically; return its destination path; raise DeliveryError."""
+        ...
+
+    def remove(self, filenames: Sequence[str], fence: Fence) -> None:
+        """Delete these files where present (parts an earlier attempt left), each under ``fence``."""
         ...
 
 

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +17,7 @@ from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
     DestinationConfig,
+    Fence,
     check_relative_path,
     join_key,
     parse_config,
@@ -118,3 +119,14 @@ class LocalDestination:
                     tmp.unlink()
         log.info("delivered %s to %s", delivery.filename, target)
         return target.as_uri()
+
+    def remove(self, filenames: Sequence[str], fence: Fence) -> None:
+        """Delete these files where present."""
+        for filename in filenames:
+            target = self._target(filename)
+            fence.check()
+            try:
+                target.unlink(missing_ok=True)
+            except OSError as exc:
+                raise DeliveryError(f"Local delete failed: {exc.strerror or exc} for {target}.") from None
+            log.info("removed %s", target)

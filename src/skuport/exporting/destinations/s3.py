@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import boto3
@@ -27,6 +27,7 @@ from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
     DestinationConfig,
+    Fence,
     check_relative_path,
     join_key,
     parse_config,
@@ -210,6 +211,17 @@ class S3Destination:
         path = self.destination_path(delivery.filename)
         log.info("delivered %s to %s", delivery.filename, path)
         return path
+
+    def remove(self, filenames: Sequence[str], fence: Fence) -> None:
+        """Delete these objects (DeleteObject succeeds for a key that is not there)."""
+        client = self._client()
+        for filename in filenames:
+            fence.check()
+            try:
+                client.delete_object(Bucket=self.config.bucket, Key=self._key(filename))
+            except Exception as exc:
+                raise self._error(exc, "DeleteObject") from None
+            log.info("removed %s", self.destination_path(filename))
 
     def _upload_parts(
         self, client: Any, key: str, upload_id: str, delivery: Delivery, size: int

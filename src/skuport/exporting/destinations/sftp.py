@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import hmac
 import io
 import logging
 import posixpath
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import paramiko
@@ -22,6 +23,7 @@ from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
     DestinationConfig,
+    Fence,
     check_relative_path,
     parse_config,
     redact,
@@ -168,6 +170,15 @@ class SftpDestination:
         path = self.destination_path(delivery.filename)
         log.info("delivered %s to %s", delivery.filename, path)
         return path
+
+    def remove(self, filenames: Sequence[str], fence: Fence) -> None:
+        """Delete these files where present."""
+        with self._session() as sftp:
+            for filename in filenames:
+                remote = self._remote(filename)
+                fence.check()
+                self._op("remove", functools.partial(_remove_if_there, sftp, remote), remote)
+                log.info("removed %s", self.destination_path(filename))
 
     def _upload(self, sftp: paramiko.SFTPClient, delivery: Delivery, part: str) -> None:
         """Write the file (pipelined), then prove the server stored every byte."""
@@ -335,3 +346,8 @@ class SftpDestination:
         return DeliveryError(
             redact(message, [cfg.password, cfg.private_key, cfg.passphrase]), transient=transient
         )
+
+
+def _remove_if_there(sftp: paramiko.SFTPClient, remote: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        sftp.remove(remote)

@@ -13,10 +13,10 @@ import random
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpcore
 import httpx
@@ -27,6 +27,7 @@ from skuport.exporting.destinations.base import (
     Delivery,
     DeliveryError,
     DestinationConfig,
+    Fence,
     parse_config,
     redact,
 )
@@ -270,6 +271,15 @@ class WebhookDestination:
             transient=True,
         )
 
+    def remove(self, filenames: Sequence[str], fence: Fence) -> None:
+        """A receiver's files cannot be taken back: what belongs to a delivery is what its manifest (sent
+        last) lists."""
+        if filenames:
+            log.info(
+                "webhook: %d earlier part(s) cannot be withdrawn; the manifest lists the current ones",
+                len(filenames),
+            )
+
     def _pause(self, delivery: Delivery, delay: float) -> None:
         """Wait before the next attempt; a cancelled run stops waiting at once."""
         if self.sleep is not time.sleep:
@@ -292,6 +302,7 @@ class WebhookDestination:
             **cfg.headers,
             "Content-Type": delivery.content_type,
             "Content-Length": str(size),
+            "Content-Disposition": _disposition(delivery.filename),
             "User-Agent": "skuport-webhook/1",
         }
         if cfg.secret:
@@ -360,3 +371,10 @@ def _chunks(delivery: Delivery) -> Iterator[bytes]:
         while chunk := src.read(CHUNK):
             delivery.between_chunks()
             yield chunk
+
+
+def _disposition(filename: str) -> str:
+    """``attachment`` with the file's name (its last part; RFC 6266, UTF-8 names in ``filename*``)."""
+    name = filename.rpartition("/")[2]
+    ascii_name = name.encode("ascii", "replace").decode().replace("\\", "_").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
