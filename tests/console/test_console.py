@@ -423,3 +423,32 @@ def _textarea(html: str, name: str) -> str:
     found = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', html, re.S)
     assert found, f"no textarea {name}"
     return markup.unescape(found.group(1))
+
+
+def test_a_job_form_splits_files_with_a_manifest_and_an_edit_keeps_it(console: TestClient) -> None:
+    form = console.get("/console/jobs/new?type=local")
+    assert "Rows per file" in form.text and "Deliver a manifest last" in form.text
+    data = {
+        "csrf": _csrf(form.text),
+        "destinationType": "local",
+        "name": "Marketplace parts",
+        "format": "csv",
+        "schedule": "0 2 * * *",
+        "destinationConfig.path": "parts",
+        "maxRecordsPerFile": "0",
+        "manifest": "true",
+    }
+    refused = console.post("/console/jobs/new", data=data)
+    assert refused.status_code == 422 and 'id="maxRecordsPerFile-error"' in refused.text
+    data["maxRecordsPerFile"] = "50000"
+    created = console.post("/console/jobs/new", data=data, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    edit = console.get(f"{created.headers['location']}/edit")
+    assert re.search(r'name="maxRecordsPerFile"[^>]*value="50000"', edit.text)
+    data.update(csrf=_csrf(edit.text), maxRecordsPerFile="")
+    del data["manifest"]
+    saved = console.post(f"{created.headers['location']}/edit", data=data, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    with session_scope() as session:
+        job = session.query(ExportJob).filter_by(name="Marketplace parts").one()
+        assert (job.max_records_per_file, job.manifest) == (None, False)

@@ -209,6 +209,8 @@ def _job_values(job: JobRead) -> dict[str, Any]:
         "delta": job.delta,
         "active": job.active,
         "timeoutSeconds": job.timeout_seconds or "",
+        "maxRecordsPerFile": job.max_records_per_file or "",
+        "manifest": job.manifest,
         "filters": "" if not job.filters else json.dumps(job.filters, indent=2),
         "columns": json_text(
             [c.model_dump(by_alias=True, exclude_none=True) for c in job.columns or []] or None
@@ -232,7 +234,7 @@ def _body(
     form: Form, session: Session, destination_type: str, state: FormState, *, job: JobRead | None
 ) -> dict[str, Any]:
     """The API body a submitted job form stands for."""
-    timeout = form.text("timeoutSeconds")
+    timeout, per_file = form.text("timeoutSeconds"), form.text("maxRecordsPerFile")
     body: dict[str, Any] = {
         "name": form.text("name"),
         "description": form.text("description") or None,
@@ -246,6 +248,8 @@ def _body(
         "delta": "delta" in form,
         "active": "active" in form,
         "timeoutSeconds": int(timeout) if timeout.isdigit() else (timeout or None),  # 0 is refused
+        "maxRecordsPerFile": int(per_file) if per_file.isdigit() else (per_file or None),
+        "manifest": "manifest" in form,
     }
     template = form.text("filenameTemplate")
     if template:
@@ -289,7 +293,7 @@ def _submit(request: Request, session: Session, viewer: Any, form: Form, *, job:
     if destination_type not in service.destination_types():
         destination_type = "local"
     state = FormState(values={key: form.getlist(key)[-1] for key in form})
-    for name in ("compress", "includeVariants", "delta", "active"):
+    for name in ("compress", "includeVariants", "delta", "active", "manifest"):
         state.values[name] = name in form
     body = _body(form, session, destination_type, state, job=job)
     context = _form_context(session, destination_type=destination_type, state=state, job=job)
