@@ -504,8 +504,11 @@ def _place_files(result: ExportResult, output: Path, selection: Any) -> list[Pat
 
     names = manifest.file_names(output.name, result)
     placed = [output.parent / name for name in names]
-    for file, target in zip(result.files, placed, strict=True):
-        _move_into_place(file.path, target)
+    try:
+        for file, target in zip(result.files, placed, strict=True):
+            _move_into_place(file.path, target)
+    finally:
+        result.discard()  # what could not be moved
     if selection.manifest:
         target = output.parent / manifest.manifest_name(output.name, extension=result.extension)
         delivered = [
@@ -513,7 +516,9 @@ def _place_files(result: ExportResult, output: Path, selection: Any) -> list[Pat
             for t, f in zip(placed, result.files, strict=True)
         ]
         shown = selection.model_dump(mode="json", by_alias=True, exclude_none=True)
-        target.write_bytes(manifest.manifest(delivered, result, selection=shown))
+        temporary = target.with_name(f".{target.name}.part")
+        temporary.write_bytes(manifest.manifest(delivered, result, selection=shown))
+        _move_into_place(temporary, target)
         placed.append(target)
     return placed
 

@@ -16,6 +16,7 @@ import pytest
 from skuport.config import get_settings
 from skuport.db import session_scope
 from skuport.errors import ValidationFailed
+from skuport.exporting import parallel
 from skuport.exporting.formats import FORMATS
 from skuport.exporting.formats.xlsx import XlsxFormat
 from skuport.exporting.manifest import file_names, manifest_name, part_name
@@ -36,11 +37,16 @@ def csv_rows(file: ExportFile, *, gz: bool = False) -> list[list[str]]:
     return list(csv.reader(io.StringIO((gzip.decompress(data) if gz else data).decode(), newline="")))
 
 
-@pytest.mark.parametrize("engine", ["auto", "rows"])
+@pytest.mark.parametrize("engine", ["auto", "rows", "processes"])
 def test_csv_parts_concatenate_to_the_unsplit_export(
     products: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
-    monkeypatch.setattr(get_settings(), "export_engine", engine)
+    if engine == "processes":  # worker processes, in chunks that do not line up with the parts
+        monkeypatch.setattr(get_settings(), "export_workers", 2)
+        monkeypatch.setattr(parallel, "MIN_PARALLEL_ROWS", 1)
+        monkeypatch.setattr(parallel, "CHUNK_ROWS", 3)
+    else:
+        monkeypatch.setattr(get_settings(), "export_engine", engine)
     spec = ExportSpec(format="csv", schema_id="schema-apparel", compress=True, fields=("sku", "product-name"))
     whole = run_export(spec, out_dir=tmp_path)
     parts = run_export(ExportSpec(**{**spec.__dict__, "max_records_per_file": 5}), out_dir=tmp_path)

@@ -138,6 +138,8 @@ def test_webhook_parts_arrive_in_order_signed_and_the_manifest_last(
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert len(set(ids)) == len(ids)  # each part its own idempotency key
     document = read_manifest(bodies[-1])
+    # a part's id follows its content: a receiver de-duplicating a retry's parts keeps what the manifest lists
+    assert all(i.endswith(f["sha256"][:16]) for i, f in zip(ids, document["files"], strict=False))
     assert verifier.verify(bodies[-1], receiver.requests[-1].headers)["runId"] == run.id
     for entry, body in zip(document["files"], bodies[:-1], strict=True):
         assert entry["sha256"] == hashlib.sha256(body).hexdigest()
@@ -148,11 +150,21 @@ def test_webhook_parts_arrive_in_order_signed_and_the_manifest_last(
 def test_a_retry_replaces_every_part_and_removes_those_it_does_not_deliver_again(
     client: TestClient, admin: dict[str, str], catalogue: None, env: Path
 ) -> None:
-    job_id = make(client, admin, "local", {"path": "parts"}, maxRecordsPerFile=1, manifest=True)
+    job_id = make(
+        client,
+        admin,
+        "local",
+        {"path": "parts"},
+        maxRecordsPerFile=1,
+        manifest=True,
+        filenameTemplate="sub/feed-{date}.csv",
+    )
     first = ended(run_now(client, admin, job_id))
     assert first.status == "success", first.error
-    folder = env / "root" / "parts"
+    folder = env / "root" / "parts" / "sub"
     day = f"{first.scheduled_for:%Y-%m-%d}"
+    bystander = env / "root" / "parts" / f"feed-{day}-007.csv"  # same name, another folder: not ours
+    bystander.write_bytes(b"another job's file")
     before = sorted(p.name for p in folder.iterdir())
     total = record_count()
     assert len(before) == total + 1  # one part per record, and the manifest
@@ -181,7 +193,9 @@ def test_a_retry_replaces_every_part_and_removes_those_it_does_not_deliver_again
     )
     document = read_manifest((folder / f"feed-{day}.manifest.json").read_bytes(), folder)  # hashes verify
     assert document["runId"] == retry.id and len(document["files"]) == left
-    assert [f["name"] for f in retry.files or []] == [f["name"] for f in document["files"]]
+    shown = client.get(f"/api/v1/export-jobs/{job_id}/runs/{retry.id}", headers=admin).json()["files"]
+    assert shown == document["files"]
+    assert bystander.read_bytes() == b"another job's file"
 
 
 def test_a_run_failing_half_way_takes_back_the_parts_it_delivered(
@@ -224,3 +238,28 @@ def test_max_records_per_file_is_checked(client: TestClient, admin: dict[str, st
     }
     response = client.post("/api/v1/export-jobs", json=body, headers=admin)
     assert response.status_code == 422 and "maxRecordsPerFile" in response.text
+
+
+def test_a_run_that_times_out_half_way_takes_back_its_parts(
+    client: TestClient, admin: dict[str, str], catalogue: None, env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skuport.exporting.destinations.local import LocalDestination
+
+    job_id = make(client, admin, "local", {"path": "late"}, maxRecordsPerFile=2)
+    real = LocalDestination.deliver
+    delivered: list[str] = []
+
+    def deliver(self: Any, delivery: Any) -> str:
+        if len(delivered) == 2:
+            delivery.fence.stop("timeout")  # the hard timeout strikes before the third part
+        path = real(self, delivery)
+        delivered.append(path)
+        return path
+
+    monkeypatch.setattr(LocalDestination, "deliver", deliver)
+    run_id = queued_run(job_id)
+    assert run_export_job(run_id) == "failed"
+    run = get_run(run_id)
+    assert run.error is not None and "timed out" in run.error
+    assert len(delivered) == 2 and run.files == []
+    assert list((env / "root" / "late").iterdir()) == []  # the two parts were taken back

@@ -180,6 +180,8 @@ JOB_INPUTS = frozenset(
         "delta",
         "active",
         "timeoutSeconds",
+        "maxRecordsPerFile",
+        "manifest",
         "destinationType",
         "id",
     }

@@ -154,7 +154,7 @@ def chunks(
         snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
     blob = pickle.dumps(spec)
     last = selection.last_pk(conn, prepared.record_clauses)
-    after, first_row = -1, 0
+    after, first_row = prepared.pk_after, 0
     while first_row < total:
         size = min(CHUNK_ROWS, total - first_row)
         upto = selection.chunk_bounds(conn, prepared.record_clauses, after=after, size=size)

@@ -195,7 +195,9 @@ def run_export(
                         conn, prepared.record_clauses, after=after, size=part.records
                     )
                     scope = replace(
-                        prepared, record_clauses=[*prepared.record_clauses, *selection.pk_range(after, upto)]
+                        prepared,
+                        record_clauses=[*prepared.record_clauses, *selection.pk_range(after, upto)],
+                        pk_after=after,
                     )
                     after = upto if upto is not None else after
                 else:

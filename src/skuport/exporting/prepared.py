@@ -52,6 +52,9 @@ class PreparedExport:
     tombstone_clauses: list[ColumnElement[bool]] | None
     kinds_by_alias: dict[str, set[str]]
     """Attribute alias -> the column kinds of the attributes of that alias across schemas."""
+    pk_after: int = -1
+    """The records start after this pk (a part of a split export; its ``record_clauses`` hold the range,
+    which engines that rebuild the clauses from the spec start from)."""
 
 
 def problem(field: str, message: str) -> dict[str, str]:

@@ -237,11 +237,6 @@ class RunRead(CamelModel):
         description="Where the file landed: the manifest's path for a run that delivers one, else the "
         "file's (the first part's for a split run without a manifest)."
     )
-    files: list[RunFile] | None = Field(
-        default=None,
-        description="Every file delivered, in order, for a run that splits its export or delivers a "
-        "manifest (null for one plain file).",
-    )
     error: str | None
     scheduled_for: Timestamp
     trigger: RunTrigger
@@ -249,6 +244,11 @@ class RunRead(CamelModel):
     progress: RunProgress | None = None
     notifications: list[NotificationRead] = Field(
         default_factory=list, description="The run's notifications and how each went."
+    )
+    files: list[RunFile] | None = Field(
+        default=None,
+        description="Every file delivered, in order, for a run that splits its export or delivers a "
+        "manifest (null for one plain file).",
     )
 
 

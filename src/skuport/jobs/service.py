@@ -564,7 +564,7 @@ def run_read(run: ExportRun) -> RunRead:
         record_count=run.record_count,
         file_size=run.file_size,
         destination_path=run.destination_path,
-        files=[RunFile.model_validate(f) for f in run.files] if run.files else None,
+        files=[RunFile.model_validate(f) for f in run.files if "sha256" in f] if run.files else None,
         error=run.error,
         scheduled_for=run.scheduled_for,
         trigger=RunTrigger(run.trigger),

@@ -12,17 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import null as sql_null
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from skuport.config import Settings, get_settings
-from skuport.db import utcnow
+from skuport.db import get_engine, session_scope, utcnow
 from skuport.errors import SkuportError, WorkStopped
 from skuport.exporting import workdir
 from skuport.exporting.spec import ExportCancelled, ExportControl, ExportResult, ExportSpec
@@ -208,7 +210,7 @@ def run_export_job(
             "record_count": outcome.record_count,
             "file_size": outcome.file_size,
             "destination_path": outcome.path,
-            "files": outcome.files,
+            "files": outcome.files if outcome.files is not None else sql_null(),
             "error": None,
             "progress_done": outcome.record_count,
             "progress_total": outcome.record_count,
@@ -230,7 +232,6 @@ def run_export_job(
 
 
 def _prepare(run_id: str) -> _Plan | None:
-    from skuport.db import session_scope
     from skuport.exporting.selection import stored_selection
     from skuport.jobs.service import decrypted_destination_config, secret_values, spec_of_job
 
@@ -269,8 +270,14 @@ def _prepare(run_id: str) -> _Plan | None:
             spec=spec_of_job(job, changed_since=changed_since),
             secrets=secret_values(job.destination_type, config),
             manifest=job.manifest,
-            selection=stored_selection(job).model_dump(mode="json", by_alias=True, exclude_none=True),
-            earlier_files=tuple(dict.fromkeys(f["name"] for files in earlier for f in files or ())),
+            selection=stored_selection(job).model_dump(
+                mode="json", by_alias=True, exclude_none=True, warnings=False
+            )
+            if job.manifest
+            else {},
+            earlier_files=tuple(
+                dict.fromkeys(f.get("filename") or f["name"] for files in earlier for f in files or ())
+            ),
         )
 
 
@@ -297,6 +304,7 @@ def _export_and_deliver(plan: _Plan, lease: Lease, export: ExportFn | None) -> _
             path = _deliver(
                 destination, lease, result.only.path, filename, result.media_type, plan.delivery_id
             )
+            _remove_stale(plan, lease, destination, [filename])  # parts of an attempt that split
             return _Outcome(path, result.record_count, result.file_size, None)
         return _deliver_files(plan, lease, destination, filename, result)
     finally:
@@ -309,55 +317,84 @@ class _Outcome:
     record_count: int
     file_size: int
     files: list[dict[str, Any]] | None
+    """What the run records in ``files``: each delivered file's manifest entry and full ``filename``."""
 
 
 def _deliver(
-    destination: Any, lease: Lease, source: Path, filename: str, media_type: str, delivery_id: str
+    destination: Any,
+    lease: Lease,
+    source: Path,
+    filename: str,
+    media_type: str,
+    delivery_id: str,
+    message_id: str | None = None,
 ) -> str:
     from skuport.exporting.destinations.base import Delivery
 
-    path: str = destination.deliver(
-        Delivery(
-            path=source, filename=filename, content_type=media_type, delivery_id=delivery_id, fence=lease
-        )
+    delivery = Delivery(
+        path=source,
+        filename=filename,
+        content_type=media_type,
+        delivery_id=delivery_id,
+        fence=lease,
+        message_id=message_id,
     )
+    path: str = destination.deliver(delivery)
     return path
 
 
 def _deliver_files(
     plan: _Plan, lease: Lease, destination: Any, filename: str, result: ExportResult
 ) -> _Outcome:
-    """Deliver every part (each under the lease, recorded on the run as it lands), remove the parts an
-    earlier attempt left that this one did not deliver again, then the manifest, last."""
+    """Deliver every part (each under the lease, recorded on the run before it goes out), remove what an
+    earlier attempt delivered that this one does not deliver again, then the manifest, last."""
     from skuport.exporting import manifest
 
     names = manifest.file_names(filename, result)
+    manifest_file = manifest.manifest_name(filename, extension=result.extension) if plan.manifest else None
     delivered: list[manifest.Delivered] = []
     try:
+        if manifest_file in plan.earlier_files:  # an earlier attempt's manifest would list other parts
+            destination.remove([manifest_file], lease)
         for index, (name, file) in enumerate(zip(names, result.files, strict=True), start=1):
+            _record_files(lease, delivered, pending=name)
+            # one delivery id per part (a retry's temporary names replace a killed attempt's); the webhook
+            # message id follows the content, so a receiver's de-duplication keeps no part the manifest
+            # does not list
             path = _deliver(
-                destination, lease, file.path, name, result.media_type, f"{plan.delivery_id}-{index:03d}"
+                destination,
+                lease,
+                file.path,
+                name,
+                result.media_type,
+                f"{plan.delivery_id}-{index:03d}",
+                message_id=f"{plan.delivery_id}-{index:03d}-{file.sha256[:16]}",
             )
             delivered.append(manifest.Delivered(name=name, path=path, file=file))
-            _record_files(lease, delivered)
-        stale = [n for n in plan.earlier_files if n not in set(names)]
-        if stale:
-            destination.remove(stale, lease)
-            log.info("run %s: removed %d part(s) an earlier attempt delivered", plan.run_id, len(stale))
+        _record_files(lease, delivered, pending=manifest_file)
+        _remove_stale(plan, lease, destination, [*names, *([manifest_file] if manifest_file else [])])
         path = delivered[0].path
-        if plan.manifest:
-            path = _deliver_manifest(plan, lease, destination, filename, result, delivered)
+        if manifest_file is not None:
+            path = _deliver_manifest(plan, lease, destination, manifest_file, result, delivered)
     except BaseException:
         _withdraw(destination, lease, [d.name for d in delivered], plan.run_id)
         raise
-    return _Outcome(path, result.record_count, result.file_size, [d.entry() for d in delivered])
+    return _Outcome(path, result.record_count, result.file_size, _entries(delivered, manifest=manifest_file))
+
+
+def _remove_stale(plan: _Plan, lease: Lease, destination: Any, current: Sequence[str]) -> None:
+    """Remove the files earlier attempts of this scheduled run delivered that this one did not."""
+    stale = [name for name in plan.earlier_files if name not in set(current)]
+    if stale and destination.can_remove:
+        destination.remove(stale, lease)
+        log.info("run %s: removed %d file(s) an earlier attempt delivered", plan.run_id, len(stale))
 
 
 def _deliver_manifest(
     plan: _Plan,
     lease: Lease,
     destination: Any,
-    filename: str,
+    name: str,
     result: ExportResult,
     delivered: Sequence[Any],
 ) -> str:
@@ -378,22 +415,35 @@ def _deliver_manifest(
             destination,
             lease,
             Path(out.name),
-            manifest.manifest_name(filename, extension=result.extension),
+            name,
             manifest.MANIFEST_MEDIA_TYPE,
             f"{plan.delivery_id}-manifest",
+            message_id=f"{plan.run_id}-manifest",
         )
 
 
-def _record_files(lease: Lease, delivered: Sequence[Any]) -> None:
-    """Keep on the run which files are out there (only while the lease holds)."""
-    from skuport.db import session_scope
+def _entries(
+    delivered: Sequence[Any], *, pending: str | None = None, manifest: str | None = None
+) -> list[dict[str, Any]]:
+    """The run's ``files``: each delivered part (its manifest entry and its full name), then a file about
+    to go out (``pending``) or the delivered manifest, by name alone (the run history lists the parts)."""
+    entries = [{**d.entry(), "filename": d.name} for d in delivered]
+    if pending:
+        entries.append({"filename": pending, "pending": True})
+    if manifest:
+        entries.append({"filename": manifest, "manifest": True})
+    return entries
 
+
+def _record_files(lease: Lease, delivered: Sequence[Any], *, pending: str | None = None) -> None:
+    """Keep on the run which files are (or may be) out there, only while the lease holds: a retry removes
+    those it does not deliver again."""
     with session_scope() as session:
         done = rowcount(
             session.execute(
                 update(ExportRun)
                 .where(lease.where)
-                .values(files=[d.entry() for d in delivered])
+                .values(files=_entries(delivered, pending=pending))
                 .execution_options(synchronize_session=False)
             )
         )
@@ -402,14 +452,35 @@ def _record_files(lease: Lease, delivered: Sequence[Any]) -> None:
         lease.check()
 
 
+class _Owned:
+    """The fence of taking parts back: the run's row is still this lease's (a timeout or a local cancel
+    still lets a run clean up after itself; a run ended elsewhere does not touch the destination)."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self.cancel = threading.Event()
+
+    def check(self) -> None:
+        with get_engine().connect() as conn:
+            if conn.execute(select(ExportRun.id).where(self.lease.where)).first() is None:
+                raise WorkStopped("gone")
+
+
 def _withdraw(destination: Any, lease: Lease, names: list[str], run_id: str) -> None:
-    """A run that fails half-way takes back the parts it delivered, while its lease still holds (a
-    retry delivers them again; a run that ended can no longer touch the destination)."""
-    if not names or lease.cancel.is_set():
+    """A run that fails half-way takes back the parts it delivered while its row is still its own (a
+    retry delivers them again). A webhook receiver's parts cannot be taken back: they stay recorded."""
+    if not names or not destination.can_remove or lease.reason == "gone":
         return
+    fence = _Owned(lease)
     try:
-        destination.remove(names, lease)
-        _record_files(lease, [])
+        destination.remove(names, fence)
+        with session_scope() as session:
+            session.execute(
+                update(ExportRun)
+                .where(lease.where)
+                .values(files=[])
+                .execution_options(synchronize_session=False)
+            )
         log.info("run %s: took back the %d part(s) it had delivered", run_id, len(names))
     except Exception as exc:
         log.warning("run %s: could not take back its delivered parts: %s", run_id, exc)

@@ -134,6 +134,7 @@ class AzureBlobDestination:
     config_model: ClassVar[type[BaseModel]] = AzureBlobConfig
     type: ClassVar[str] = "azure-blob"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"connectionString", "sasToken", "accountKey"})
+    can_remove: ClassVar[bool] = True
     block_size: ClassVar[int] = BLOCK_SIZE
     retry_total: int = 2
     retry_initial_backoff: float = 2.0

@@ -73,6 +73,9 @@ class Delivery:
     """Stable across retries of the same scheduled run (webhook-id, idempotency, ``.part`` names)."""
     fence: Fence = UNFENCED
     """Checked right before every step a reader can see; its cancel is looked at between chunks."""
+    message_id: str | None = None
+    """The receiver's idempotency key where it differs from ``delivery_id`` (a part of a split export:
+    its content's, so a receiver that de-duplicates keeps no part the manifest does not list)."""
 
     def before_visible(self) -> None:
         """Right before a step a reader can see: raise WorkStopped unless the lease still holds."""
@@ -95,6 +98,8 @@ class Destination(Protocol):
     config_model: ClassVar[type[BaseModel]]
     type: ClassVar[str]
     secret_fields: ClassVar[frozenset[str]]
+    can_remove: ClassVar[bool]
+    """Whether :meth:`remove` deletes (a webhook receiver's files cannot be taken back)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None: ...
 

@@ -51,6 +51,7 @@ class LocalDestination:
     config_model: ClassVar[type[BaseModel]] = LocalConfig
     type: ClassVar[str] = "local"
     secret_fields: ClassVar[frozenset[str]] = frozenset()
+    can_remove: ClassVar[bool] = True
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = parse_config(LocalConfig, config, type_=self.type)

@@ -121,6 +121,7 @@ class S3Destination:
     config_model: ClassVar[type[BaseModel]] = S3Config
     type: ClassVar[str] = "s3"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"accessKeyId", "secretAccessKey"})
+    can_remove: ClassVar[bool] = True
     part_size: ClassVar[int] = PART_SIZE
     max_attempts: int = 3
     """Attempts per S3 request (botocore's standard retry mode: throttling, 5xx, connection errors)."""

@@ -122,6 +122,7 @@ class SftpDestination:
     config_model: ClassVar[type[BaseModel]] = SftpConfig
     type: ClassVar[str] = "sftp"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"password", "privateKey", "passphrase"})
+    can_remove: ClassVar[bool] = True
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = parse_config(SftpConfig, config, type_=self.type)

@@ -195,6 +195,7 @@ class WebhookDestination:
     config_model: ClassVar[type[BaseModel]] = WebhookConfig
     type: ClassVar[str] = "webhook"
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "secret", "headers.*"})
+    can_remove: ClassVar[bool] = False
     secret_urls: ClassVar[frozenset[str]] = frozenset({"url"})
     """The URL may carry credentials (user info, a token in the query): encrypted at rest, and shown
     with those parts masked (``https://********@host/hook?token=********``)."""
@@ -302,15 +303,17 @@ class WebhookDestination:
             **cfg.headers,
             "Content-Type": delivery.content_type,
             "Content-Length": str(size),
-            "Content-Disposition": _disposition(delivery.filename),
             "User-Agent": "skuport-webhook/1",
         }
+        if not any(name.lower() == "content-disposition" for name in cfg.headers):  # the job's own wins
+            headers["Content-Disposition"] = _disposition(delivery.filename)
         if cfg.secret:
             timestamp = int(time.time())
-            headers["webhook-id"] = delivery.delivery_id
+            message_id = delivery.message_id or delivery.delivery_id
+            headers["webhook-id"] = message_id
             headers["webhook-timestamp"] = str(timestamp)
             headers["webhook-signature"] = sign_file(
-                signing_key(cfg.secret), delivery.delivery_id, timestamp, delivery.path
+                signing_key(cfg.secret), message_id, timestamp, delivery.path
             )
         transport = httpx.HTTPTransport(retries=0)
         transport._pool._network_backend = _PinnedBackend(address)
