@@ -295,3 +295,67 @@ def test_the_housekeeper_sends_what_is_due_on_its_own_thread(
     finally:
         keeper.stop()
         feed.stop()
+
+
+# -- one-off exports ------------------------------------------------------------------------------------
+def test_a_one_off_export_tells_a_webhook_when_its_file_is_ready(
+    client: TestClient, admin: dict[str, str], receiver: servers.Receiver
+) -> None:
+    from tests.exports.helpers import run
+
+    hooks = [{"events": ["export.completed"], "type": "webhook", "url": receiver.url("/x"), "secret": SECRET}]
+    done = run(client, admin, format="csv", reference="order-42", notifications=hooks)
+    assert done["notifications"][0]["secret"] == "********"
+    assert notifications.send_due() == 1 and notifications.send_due() == 0  # once
+    payload = Webhook(SECRET).verify(receiver.requests[0].body, receiver.requests[0].headers)
+    assert payload["type"] == "export.completed"
+    data = payload["data"]
+    assert (data["exportId"], data["reference"], data["status"]) == (done["id"], "order-42", "completed")
+    assert data["downloadPath"] == f"/api/v1/exports/{done['id']}/download" and data["error"] is None
+    assert data["sha256"] == done["sha256"] and data["recordCount"] == done["recordCount"]
+    shown = client.get(f"/api/v1/exports/{done['id']}", headers=admin).json()["notified"]
+    assert [(n["event"], n["status"], n["attempts"]) for n in shown] == [("export.completed", "sent", 1)]
+
+
+def test_a_one_off_export_that_fails_sends_an_email_saying_why(
+    client: TestClient, admin: dict[str, str], mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skuport.errors import ValidationFailed
+    from skuport.exporting import pipeline
+    from tests.exports.helpers import create, wait
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValidationFailed("the catalogue changed under the export: attribute 'price' is gone")
+
+    mails = [{"events": ["export.completed", "export.failed"], "type": "email", "to": ["me@example.com"]}]
+    monkeypatch.setattr(pipeline, "run_export", broken)
+    created = create(client, admin, format="csv", notifications=mails)
+    failed = wait(client, admin, created["id"])
+    assert failed["status"] == "failed", failed
+    assert notifications.send_due() == 1
+    (message,) = mailbox.messages
+    assert created["id"] in message["Subject"] and "failed" in message["Subject"]
+    text = message.get_body(("plain",)).get_content()
+    assert "'price' is gone" in text and "create the export again" in text
+    assert [
+        n["event"] for n in client.get(f"/api/v1/exports/{failed['id']}", headers=admin).json()["notified"]
+    ] == ["export.failed"]
+
+
+def test_a_one_off_export_takes_only_its_own_events(client: TestClient, admin: dict[str, str]) -> None:
+    hooks = [{"events": ["run.failed"], "type": "webhook", "url": "https://hooks.example.com/x"}]
+    response = client.post("/api/v1/exports", json={"format": "csv", "notifications": hooks}, headers=admin)
+    assert response.status_code == 422, response.text
+    assert "export.completed, export.failed" in response.json()["error"]["message"]
+    job_hooks = [{"events": ["export.completed"], "type": "webhook", "url": "https://hooks.example.com/x"}]
+    body = {
+        "name": "wrong events",
+        "destinationType": "local",
+        "destinationConfig": {"path": "x"},
+        "format": "csv",
+        "schedule": "0 0 1 1 *",
+        "filenameTemplate": "x.csv",
+        "notifications": job_hooks,
+    }
+    refused = client.post("/api/v1/export-jobs", json=body, headers=admin)
+    assert refused.status_code == 422 and "run.failed" in refused.json()["error"]["message"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import hashlib
 import io
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -215,15 +217,38 @@ def test_a_run_failing_half_way_takes_back_the_parts_it_delivered(
     assert sorted(p.name for p in folder.iterdir()) == []  # nothing left behind
 
 
-def test_one_off_exports_refuse_split_files(client: TestClient, admin: dict[str, str]) -> None:
-    response = client.post(
-        "/api/v1/exports",
-        json={"format": "csv", "maxRecordsPerFile": 10, "manifest": True},
-        headers=admin,
-    )
-    assert response.status_code == 422, response.text
-    fields = [d["field"] for d in response.json()["error"]["details"]]
-    assert fields == ["maxRecordsPerFile", "manifest"]
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_one_off_export_in_parts_downloads_as_one_zip_with_its_manifest(
+    client: TestClient, admin: dict[str, str], compress: bool
+) -> None:
+    from tests.exports.helpers import add_many, read_csv, run
+
+    add_many(7)
+    body = {
+        "format": "csv",
+        "fields": ["sku"],
+        "maxRecordsPerFile": 3,
+        "manifest": True,
+        "compress": compress,
+    }
+    done = run(client, admin, **body)
+    assert done["status"] == "completed" and done["filename"] == f"{done['id']}.zip"
+    assert (done["maxRecordsPerFile"], done["manifest"]) == (3, True)
+    response = client.get(f"/api/v1/exports/{done['id']}/download", headers=admin)
+    assert response.headers["content-type"] == "application/zip"
+    assert hashlib.sha256(response.content).hexdigest() == done["sha256"]
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    extension = "csv.gz" if compress else "csv"
+    parts = [f"{done['id']}-{i:03d}.{extension}" for i in (1, 2, 3)]
+    assert archive.namelist() == [*parts, f"{done['id']}.manifest.json"]
+    document = read_manifest(archive.read(f"{done['id']}.manifest.json"))
+    assert document["exportId"] == done["id"] and document["recordCount"] == 7 == done["recordCount"]
+    skus = []
+    for entry, name in zip(document["files"], parts, strict=True):
+        data = archive.read(name)
+        assert entry["name"] == name and entry["sha256"] == hashlib.sha256(data).hexdigest()
+        skus += [row["sku"] for row in read_csv(gzip.decompress(data) if compress else data)]
+    assert [f["recordCount"] for f in document["files"]] == [3, 3, 1] and len(skus) == 7
 
 
 def test_max_records_per_file_is_checked(client: TestClient, admin: dict[str, str]) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from skuport.exporting.sink import HashingFile
 from skuport.exporting.spec import ExportFile, ExportResult
 
 MANIFEST_VERSION = 1
@@ -109,3 +113,54 @@ def read_manifest(data: bytes, folder: Path | None = None) -> dict[str, Any]:
             if len(content) != entry["byteSize"] or hashlib.sha256(content).hexdigest() != entry["sha256"]:
                 raise ValueError(f"part {entry['name']} does not match the manifest")
     return document
+
+
+def archive(
+    result: ExportResult,
+    filename: str,
+    *,
+    selection: Mapping[str, Any],
+    run: Mapping[str, Any] | None,
+    with_manifest: bool,
+    folder: Path,
+) -> ExportResult:
+    """One zip holding ``result``'s files (named from ``filename``) and, with ``with_manifest``, the
+    manifest last: how a one-off export, which is one download, carries its parts. Gzipped parts are
+    stored as they are; others are deflated. ``result``'s own files are deleted."""
+    names = file_names(filename, result)
+    fd, name = tempfile.mkstemp(prefix="skuport-export-", suffix=".zip", dir=folder)
+    os.close(fd)
+    path = Path(name)
+    method = zipfile.ZIP_STORED if result.content_encoding == "gzip" else zipfile.ZIP_DEFLATED
+    try:
+        with path.open("wb") as raw:
+            hashing = HashingFile(raw)
+            stream: Any = hashing  # written front to back (zip data descriptors), hashed as it goes
+            with zipfile.ZipFile(stream, "w", compression=method, compresslevel=3) as zf:
+                for member, file in zip(names, result.files, strict=True):
+                    zf.write(file.path, arcname=member)
+                if with_manifest:
+                    delivered = [
+                        Delivered(name=n, path=n, file=f) for n, f in zip(names, result.files, strict=True)
+                    ]
+                    document = manifest(delivered, result, selection=selection, run=run)
+                    zf.writestr(manifest_name(filename, extension=result.extension), document)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        result.discard()
+    return ExportResult(
+        files=(
+            ExportFile(
+                path=path,
+                row_count=result.record_count,
+                file_size=hashing.size,
+                sha256=hashing.sha256.hexdigest(),
+            ),
+        ),
+        record_count=result.record_count,
+        content_type="application/zip",
+        extension="zip",
+        tombstone_count=result.tombstone_count,
+    )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from skuport.db import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from skuport.jobs.models import RunNotification
 
 
 class ExportStatus(StrEnum):
@@ -59,6 +62,16 @@ class Export(Base):
     """The file's columns (ColumnSpec fields by their Python names); null: fields or every attribute."""
     max_records_per_file: Mapped[int | None] = mapped_column(Integer, nullable=True)
     manifest: Mapped[bool] = mapped_column(Boolean, default=False)
+    notifications: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    """Who is told when the export completes or fails (skuport.jobs.notifications); secrets encrypted."""
+    notified: Mapped[list[RunNotification]] = relationship(
+        "RunNotification",
+        primaryjoin="Export.id == foreign(RunNotification.export_id)",
+        order_by="RunNotification.created_at",
+        lazy="selectin",
+        viewonly=True,
+    )
+    """The notifications the export's end sent, and how each went."""
     reference: Mapped[str | None] = mapped_column(String(255), default=None)
     reference_origin: Mapped[str | None] = mapped_column(String(255), default=None)
     metadata_json: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)

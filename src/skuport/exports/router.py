@@ -21,8 +21,12 @@ from skuport.exports.schemas import ExportCreate, ExportList, ExportRead
 
 router = api_router(tags=["exports"])
 
-FILE_TYPES = [*dict.fromkeys(f.content_type.split(";")[0] for f in FORMATS.values()), "application/gzip"]
-"""The media types a download can have: every registered format's, and gzip."""
+FILE_TYPES = [
+    *dict.fromkeys(f.content_type.split(";")[0] for f in FORMATS.values()),
+    "application/gzip",
+    "application/zip",
+]
+"""The media types a download can have: every registered format's, gzip, and zip (an export in parts)."""
 DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **error_responses(401),
     200: {

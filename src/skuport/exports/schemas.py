@@ -11,6 +11,7 @@ from skuport.api import CamelModel, Timestamp
 from skuport.exporting.formats.csv import CsvDialect
 from skuport.exporting.selection import ColumnSpec, ExportFormat, Selection, storable
 from skuport.exports.models import ExportStatus
+from skuport.jobs.notifications import Notification, NotificationRead
 
 
 class ResourceType(StrEnum):
@@ -36,6 +37,15 @@ class ExportCreate(Selection):
     reference_origin: Reference | None = Field(default=None, description="Where the reference comes from.")
     metadata: dict[str, Any] = Field(
         default_factory=dict, examples=[{"foo": "bar"}], description="Free JSON object kept with the export."
+    )
+    notifications: list[Notification] | None = Field(
+        default=None,
+        max_length=20,
+        description="Who is told when the export ends: export.completed, export.failed (a Standard "
+        "Webhooks-signed JSON event, or an email through SKUPORT_SMTP_URL).",
+        examples=[
+            [{"events": ["export.completed", "export.failed"], "type": "email", "to": ["me@example.com"]}]
+        ],
     )
 
     @model_validator(mode="after")
@@ -70,6 +80,15 @@ class ExportRead(CamelModel):
     compress: bool
     dry_data: bool
     value_labels: bool = False
+    max_records_per_file: int | None = None
+    manifest: bool = False
+    notifications: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Who is told when the export completes or fails (webhook url masked, secret write-only).",
+    )
+    notified: list[NotificationRead] = Field(
+        default_factory=list, description="The notifications the export's end sent, and how each went."
+    )
     csv: CsvDialect | None = None
     columns: list[ColumnSpec] | None = None
     reference: str | None

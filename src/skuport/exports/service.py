@@ -36,6 +36,8 @@ from skuport.exports.models import ACTIVE_STATUSES, Export, ExportStatus
 from skuport.exports.schemas import ExportCreate, ExportProgress, ExportRead
 from skuport.exports.storage import StorageError, get_storage
 from skuport.exports.tasks import TASK_NAME
+from skuport.jobs import notifications
+from skuport.jobs.notifications import NotificationRead
 from skuport.scheduling.executor import after_commit, enqueue
 from skuport.scheduling.lifecycle import LIFECYCLE
 
@@ -72,22 +74,6 @@ def build_spec(export: Export) -> ExportSpec:
 # --- API operations ------------------------------------------------------------------------------
 
 
-def _refuse_parts(body: ExportCreate) -> None:
-    """A one-off export is one download: split files and a manifest are for export jobs and the CLI."""
-    asked = [
-        name
-        for name, given in (("maxRecordsPerFile", body.max_records_per_file), ("manifest", body.manifest))
-        if given
-    ]
-    if asked:
-        raise ValidationFailed(
-            f"{asked[0]}: a one-off export is one downloadable file; split files and a manifest are "
-            "delivered by export jobs (or written by skuport export).",
-            code="invalid_export",
-            details=[{"field": name, "message": "not available for one-off exports"} for name in asked],
-        )
-
-
 def create_export(
     session: Session, *, body: ExportCreate, user: Principal, max_records: int | None = None
 ) -> Export:
@@ -118,10 +104,13 @@ def create_export(
         metadata_json=body.metadata,
         file_expired=False,
     )
-    _refuse_parts(body)
+    if body.notifications:
+        notifications.check(body.notifications, events=notifications.EXPORT_EVENTS)
+        export.notifications = notifications.stored(body.notifications, None)
     spec = build_spec(export)
     try:
-        validate_spec(session, spec)
+        # an export in parts may split an xlsx sheet that overflows; one file may not
+        validate_spec(session, spec, may_split=spec.max_records_per_file is not None)
         matching = count_matching(session, spec)
     except SkuportError:
         raise
@@ -332,6 +321,10 @@ def to_read(export: Export, *, base_url: str) -> ExportRead:
         value_labels=export.value_labels,
         csv=export.csv,
         columns=export.columns,
+        max_records_per_file=export.max_records_per_file,
+        manifest=export.manifest,
+        notifications=notifications.shown(export.notifications) or [],
+        notified=[NotificationRead.model_validate(n) for n in export.notified],
         reference=export.reference,
         reference_origin=export.reference_origin,
         metadata=export.metadata_json or {},

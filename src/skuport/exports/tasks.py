@@ -49,7 +49,10 @@ class ExportWork(WorkKind):
         return {"exportId": ident}
 
     def finished(self, session: Session, ident: str, now: dt.datetime) -> None:
-        """A one-off export's success means nothing more (its file is downloaded by who asked for it)."""
+        """A one-off export's file is ready: its notifications (export.completed), in the same transaction."""
+        from skuport.jobs import notifications
+
+        notifications.enqueue_export(session, ident, now=now)
 
     def timeout(self, session: Session, ident: str) -> float:
         """One-off exports share the server's hard timeout."""
@@ -108,6 +111,10 @@ class ExportWork(WorkKind):
                         .execution_options(synchronize_session=False)
                     )
                 )
+                if done:  # its last word: tell who asked
+                    from skuport.jobs import notifications
+
+                    notifications.enqueue_export(session, ident, now=now)
             if done:
                 changed.append(ident)
         return changed
@@ -120,6 +127,8 @@ EXPORTS = ExportWork()
 @task(EXPORTS)
 def run_one_off_export(export_id: str) -> None:
     """Claim a pending export, run it through the pipeline and keep its file in the export storage."""
+    from skuport.exporting import workdir
+    from skuport.exporting.manifest import archive
     from skuport.exporting.pipeline import run_export
     from skuport.exporting.spec import ExportControl
     from skuport.exports.service import build_spec
@@ -135,9 +144,22 @@ def run_one_off_export(export_id: str) -> None:
                 LIFECYCLE.release(lease)
                 return
             spec = build_spec(export)
+            parts = spec.max_records_per_file is not None or export.manifest
+            shown = _shown_selection(export) if parts else {}
         result = run_export(
-            spec, control=ExportControl(progress=lease.progress, cancel=lease.cancel), may_split=False
+            spec,
+            control=ExportControl(progress=lease.progress, cancel=lease.cancel),
+            may_split=spec.max_records_per_file is not None,
         )
+        if parts:  # one download: the parts (and the manifest) in one zip
+            result = archive(
+                result,
+                f"{export_id}.{result.extension}",
+                selection=shown,
+                run={"exportId": export_id},
+                with_manifest=export.manifest,
+                folder=workdir.work_dir(),
+            )
         _store(lease, result)
     except BaseException as exc:
         if lease.cancel.is_set() and lease.reason in ("interrupted", "gone"):
@@ -157,6 +179,16 @@ def run_one_off_export(export_id: str) -> None:
     finally:
         if result is not None:
             result.discard()
+
+
+def _shown_selection(export: Export) -> dict[str, Any]:
+    """The export's selection as the API shows it (for the manifest)."""
+    from skuport.exporting.selection import stored_selection
+
+    shown: dict[str, Any] = stored_selection(export).model_dump(
+        mode="json", by_alias=True, exclude_none=True, warnings=False
+    )
+    return shown
 
 
 def _store(lease: Lease, result: ExportResult) -> None:

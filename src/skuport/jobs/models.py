@@ -150,10 +150,21 @@ class RunNotification(Base):
     __tablename__ = "run_notifications"
 
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("export_runs.id", ondelete="CASCADE"), index=True)
-    job_id: Mapped[str] = mapped_column(ForeignKey("export_jobs.id", ondelete="CASCADE"))
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("export_runs.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("export_jobs.id", ondelete="CASCADE"), nullable=True
+    )
+    export_id: Mapped[str | None] = mapped_column(
+        ForeignKey("exports.id", ondelete="CASCADE", name="fk_run_notifications_export_id"),
+        index=True,
+        nullable=True,
+    )
+    """A one-off export's notification (then run and job are null)."""
     run_key: Mapped[str] = mapped_column(String(80))
-    """The first attempt's run id: one notification per scheduled run, however many attempts it took."""
+    """The first attempt's run id (one notification per scheduled run, however many attempts it took), or
+    the one-off export's id."""
     event: Mapped[str] = mapped_column(String(20))
     target: Mapped[int] = mapped_column(Integer)
     """The notification's place in the job's list."""

@@ -65,6 +65,14 @@ class NotificationEvent(StrEnum):
     RECOVERED = "run.recovered"
     """The first successful run after a failed one."""
     SUCCEEDED = "run.succeeded"
+    EXPORT_COMPLETED = "export.completed"
+    """A one-off export's file is ready to download."""
+    EXPORT_FAILED = "export.failed"
+    """A one-off export failed and will not be tried again."""
+
+
+JOB_EVENTS = frozenset({NotificationEvent.FAILED, NotificationEvent.RECOVERED, NotificationEvent.SUCCEEDED})
+EXPORT_EVENTS = frozenset({NotificationEvent.EXPORT_COMPLETED, NotificationEvent.EXPORT_FAILED})
 
 
 class Notification(StrictCamelModel):
@@ -114,14 +122,22 @@ def _webhook_config(item: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
-def check(notifications: Sequence[Notification]) -> None:
-    """Webhook URLs pass the network guard; email needs a mail server (a 422 naming the entry)."""
+def check(notifications: Sequence[Notification], *, events: frozenset[str] = JOB_EVENTS) -> None:
+    """The events are the caller's (a job's runs, a one-off export's), webhook URLs pass the network
+    guard, email needs a mail server (a 422 naming the entry)."""
     from skuport.errors import ValidationFailed
     from skuport.exporting.destinations.base import DestinationConfigError, parse_config
     from skuport.exporting.destinations.webhook import WebhookConfig
 
     for i, item in enumerate(notifications):
         where = f"notifications[{i}]"
+        foreign = [str(e) for e in item.events if e not in events]
+        if foreign:
+            allowed = ", ".join(sorted(events))
+            raise ValidationFailed(
+                f"{where}: event {foreign[0]} is not one of {allowed}.",
+                details=[{"field": f"{where}.events", "message": f"use {allowed}"}],
+            )
         if item.type == "email" and not get_settings().smtp_url:
             raise ValidationFailed(
                 f"{where}: email notifications need a mail server; the operator sets SKUPORT_SMTP_URL.",
@@ -227,13 +243,50 @@ def _enqueue(session: Session, run_id: str, *, now: dt.datetime) -> int:
         return 0
     events = _events(session, run)
     key = run.retry_of or run.id
+    return _add(session, job.notifications, events, key=key, now=now, run_id=run.id, job_id=job.id)
+
+
+def enqueue_export(session: Session, export_id: str, *, now: dt.datetime) -> int:
+    """In the transaction that ended a one-off export: its notifications (export.completed or
+    export.failed, once each); how many were added. Never raises (as :func:`enqueue`)."""
+    from skuport.exports.models import Export, ExportStatus
+
+    try:
+        with session.begin_nested():
+            export = session.get(Export, export_id)
+            if export is None or not export.notifications:
+                return 0
+            event = {
+                ExportStatus.COMPLETED: NotificationEvent.EXPORT_COMPLETED,
+                ExportStatus.FAILED: NotificationEvent.EXPORT_FAILED,
+            }.get(ExportStatus(export.status))
+            if event is None:
+                return 0
+            return _add(session, export.notifications, [event], key=export.id, now=now, export_id=export.id)
+    except Exception:
+        log.exception("export %s: its notifications could not be recorded", export_id)
+        return 0
+
+
+def _add(
+    session: Session,
+    targets: Sequence[Mapping[str, Any]],
+    events: Sequence[NotificationEvent],
+    *,
+    key: str,
+    now: dt.datetime,
+    run_id: str | None = None,
+    job_id: str | None = None,
+    export_id: str | None = None,
+) -> int:
+    """Outbox rows for ``events`` of the work ``key``, one per (event, notification), none twice."""
     taken = set(
         session.execute(
             select(RunNotification.event, RunNotification.target).where(RunNotification.run_key == key)
         ).all()
     )
     added = 0
-    for target, item in enumerate(job.notifications):
+    for target, item in enumerate(targets):
         for event in (e for e in events if e in item.get("events", [])):
             if (event, target) in taken:
                 continue
@@ -241,12 +294,13 @@ def _enqueue(session: Session, run_id: str, *, now: dt.datetime) -> int:
                 _shown_url(item["url"]) if item["type"] == "webhook" else ", ".join(item.get("to", []))
             )
             try:
-                with session.begin_nested():  # a concurrent ender of the same run: its row stands
+                with session.begin_nested():  # a concurrent ender of the same work: its row stands
                     session.add(
                         RunNotification(
                             id=new_id("ntf"),
-                            run_id=run.id,
-                            job_id=job.id,
+                            run_id=run_id,
+                            job_id=job_id,
+                            export_id=export_id,
                             run_key=key,
                             event=event,
                             target=target,
@@ -384,12 +438,10 @@ def _send(ident: str, attempt: int) -> int:
     try:
         with session_scope(write=False) as session:
             note = session.get(RunNotification, ident)
-            job = session.get(ExportJob, note.job_id) if note is not None else None
-            run = session.get(ExportRun, note.run_id) if note is not None else None
-            if note is None or job is None or run is None:
+            payload = _payload_of(session, note) if note is not None else None
+            if note is None or payload is None:
                 return 0
             event = note.event
-            payload = _payload(event, job, run)
             item = _plain(note.spec)
         if item["type"] == "webhook":
             _webhook(item, payload, msg_id=ident)
@@ -422,6 +474,40 @@ def _send(ident: str, attempt: int) -> int:
             .execution_options(synchronize_session=False)
         )
     return 1 if error is None else 0
+
+
+def _payload_of(session: Session, note: RunNotification) -> dict[str, Any] | None:
+    """The event of an outbox row (None when its run, job or export is gone)."""
+    from skuport.exports.models import Export
+
+    if note.export_id is not None:
+        export = session.get(Export, note.export_id)
+        return _export_payload(note.event, export) if export is not None else None
+    job = session.get(ExportJob, note.job_id)
+    run = session.get(ExportRun, note.run_id)
+    return _payload(note.event, job, run) if job is not None and run is not None else None
+
+
+def _export_payload(event: str, export: Any) -> dict[str, Any]:
+    """A one-off export's event: type, timestamp and data (export, status, file, error)."""
+    errors = export.errors_log or {}
+    return {
+        "type": event,
+        "timestamp": iso_z(utcnow()),
+        "data": {
+            "exportId": export.id,
+            "status": export.status,
+            "format": export.format,
+            "reference": export.reference,
+            "recordCount": export.record_count,
+            "fileSize": export.file_size,
+            "sha256": export.sha256,
+            "downloadPath": f"/api/v1/exports/{export.id}/download"
+            if event == NotificationEvent.EXPORT_COMPLETED
+            else None,
+            "error": "; ".join(str(v) for v in errors.values()) or None,
+        },
+    }
 
 
 def _payload(event: str, job: ExportJob, run: ExportRun) -> dict[str, Any]:
@@ -499,8 +585,39 @@ _ADVICE = {
 }
 
 
+def _export_lines(event: str, data: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """A one-off export's email: its subject and lines."""
+    what = "is ready" if event == NotificationEvent.EXPORT_COMPLETED else "failed"
+    name = f"{data['exportId']}" + (f" ({data['reference']})" if data.get("reference") else "")
+    lines = [f"One-off export {name} {what}.", ""]
+    if data["error"]:
+        lines += [f"Error: {data['error']}", "", "Fix the cause, then create the export again."]
+    else:
+        lines += [
+            f"{data['recordCount']} records, {data['fileSize']} bytes ({data['format']}).",
+            f"Download: {data['downloadPath']} (with your token), before the file expires.",
+        ]
+    return f"[skuport] export {data['exportId']} {what}", lines
+
+
 def _message(event: str, payload: Mapping[str, Any], *, sender: str, to: list[str]) -> EmailMessage:
     data = payload["data"]
+    if event in EXPORT_EVENTS:
+        subject, lines = _export_lines(event, data)
+    else:
+        subject, lines = _run_lines(event, data)
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message.set_content("\n".join(lines))
+    body = "".join(f"<p>{html.escape(line)}</p>" if line else "" for line in lines)
+    message.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
+    return message
+
+
+def _run_lines(event: str, data: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """A run's email: its subject and lines."""
     what = {"run.failed": "failed", "run.recovered": "recovered", "run.succeeded": "succeeded"}[event]
     lines = [
         f"Export job '{data['jobName']}' ({data['jobId']}): run {data['runId']} {what}.",
@@ -512,11 +629,4 @@ def _message(event: str, payload: Mapping[str, Any], *, sender: str, to: list[st
     if data["destinationPath"]:
         lines.append(f"Delivered to: {data['destinationPath']} ({data['recordCount']} records)")
     lines += ["", _ADVICE[NotificationEvent(event)]]
-    message = EmailMessage()
-    message["Subject"] = f"[skuport] {data['jobName']}: run {what}"
-    message["From"] = sender
-    message["To"] = ", ".join(to)
-    message.set_content("\n".join(lines))
-    body = "".join(f"<p>{html.escape(line)}</p>" if line else "" for line in lines)
-    message.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
-    return message
+    return f"[skuport] {data['jobName']}: run {what}", lines
