@@ -452,3 +452,49 @@ def test_a_job_form_splits_files_with_a_manifest_and_an_edit_keeps_it(console: T
     with session_scope() as session:
         job = session.query(ExportJob).filter_by(name="Marketplace parts").one()
         assert (job.max_records_per_file, job.manifest) == (None, False)
+
+
+def test_a_job_form_edits_notifications_and_keeps_a_masked_secret(console: TestClient) -> None:
+    form = console.get("/console/jobs/new?type=local")
+    hooks = [
+        {
+            "events": ["run.failed"],
+            "type": "webhook",
+            "url": "https://hooks.example.com/a",
+            "secret": "s3cr3t-key",
+        }
+    ]
+    data = {
+        "csrf": _csrf(form.text),
+        "destinationType": "local",
+        "name": "Told feed",
+        "format": "csv",
+        "schedule": "0 2 * * *",
+        "destinationConfig.path": "told",
+        "notifications": '[{"events": ["export.completed"], "type": "webhook", "url": "https://h.example.com"}]',
+    }
+    refused = console.post("/console/jobs/new", data=data)
+    assert refused.status_code == 422 and 'id="notifications-error"' in refused.text
+    data["notifications"] = json.dumps(hooks)
+    created = console.post("/console/jobs/new", data=data, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    edit = console.get(f"{created.headers['location']}/edit")
+    shown = _textarea(edit.text, "notifications")
+    assert "s3cr3t-key" not in edit.text and '"secret": "********"' in shown
+    data.update(csrf=_csrf(edit.text), notifications=shown)  # saved as shown: the secret is kept
+    assert (
+        console.post(f"{created.headers['location']}/edit", data=data, follow_redirects=False).status_code
+        == 303
+    )
+    from skuport.secrets import decrypt_value
+
+    with session_scope() as session:
+        job = session.query(ExportJob).filter_by(name="Told feed").one()
+        assert decrypt_value(job.notifications[0]["secret"]) == "s3cr3t-key"
+    data.update(csrf=_csrf(console.get(f"{created.headers['location']}/edit").text), notifications="")
+    assert (
+        console.post(f"{created.headers['location']}/edit", data=data, follow_redirects=False).status_code
+        == 303
+    )
+    with session_scope() as session:
+        assert session.query(ExportJob).filter_by(name="Told feed").one().notifications is None

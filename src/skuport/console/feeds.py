@@ -25,6 +25,7 @@ from skuport.console.forms import (
     destination_config,
     destination_inputs,
     headers_text,
+    json_field,
     json_text,
     scope_value,
     selection_body,
@@ -182,6 +183,7 @@ JOB_INPUTS = frozenset(
         "timeoutSeconds",
         "maxRecordsPerFile",
         "manifest",
+        "notifications",
         "destinationType",
         "id",
     }
@@ -213,6 +215,7 @@ def _job_values(job: JobRead) -> dict[str, Any]:
         "timeoutSeconds": job.timeout_seconds or "",
         "maxRecordsPerFile": job.max_records_per_file or "",
         "manifest": job.manifest,
+        "notifications": json_text(job.notifications or None),
         "filters": "" if not job.filters else json.dumps(job.filters, indent=2),
         "columns": json_text(
             [c.model_dump(by_alias=True, exclude_none=True) for c in job.columns or []] or None
@@ -252,6 +255,13 @@ def _body(
         "timeoutSeconds": int(timeout) if timeout.isdigit() else (timeout or None),  # 0 is refused
         "maxRecordsPerFile": int(per_file) if per_file.isdigit() else (per_file or None),
         "manifest": "manifest" in form,
+        "notifications": json_field(
+            form,
+            "notifications",
+            state,
+            shape=list,
+            example='[{"events": ["run.failed"], "type": "email", "to": ["feeds@example.com"]}]',
+        ),
     }
     template = form.text("filenameTemplate")
     if template:
