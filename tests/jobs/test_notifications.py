@@ -359,3 +359,13 @@ def test_a_one_off_export_takes_only_its_own_events(client: TestClient, admin: d
     }
     refused = client.post("/api/v1/export-jobs", json=body, headers=admin)
     assert refused.status_code == 422 and "run.failed" in refused.json()["error"]["message"]
+
+
+def test_only_editors_make_a_one_off_export_notify(client: TestClient, admin: dict[str, str]) -> None:
+    from tests.factories import make_user
+
+    viewer = make_user("user-viewer", "role-viewer")
+    hooks = [{"events": ["export.completed"], "type": "webhook", "url": "https://hooks.example.com/x"}]
+    refused = client.post("/api/v1/exports", json={"format": "csv", "notifications": hooks}, headers=viewer)
+    assert refused.status_code == 403 and "notifications" in refused.json()["error"]["message"]
+    assert client.post("/api/v1/exports", json={"format": "csv"}, headers=viewer).status_code == 202

@@ -249,6 +249,22 @@ def test_a_one_off_export_in_parts_downloads_as_one_zip_with_its_manifest(
         assert entry["name"] == name and entry["sha256"] == hashlib.sha256(data).hexdigest()
         skus += [row["sku"] for row in read_csv(gzip.decompress(data) if compress else data)]
     assert [f["recordCount"] for f in document["files"]] == [3, 3, 1] and len(skus) == 7
+    # members carry their sizes up front (no data descriptors: streaming unzippers read stored members)
+    assert all(not info.flag_bits & 0x08 for info in archive.infolist())
+
+
+def test_too_many_parts_are_refused(
+    client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from skuport.exporting import pipeline
+    from tests.exports.helpers import add_many
+
+    add_many(7)
+    monkeypatch.setattr(pipeline, "MAX_PARTS", 3)
+    response = client.post("/api/v1/exports", json={"format": "csv", "maxRecordsPerFile": 2}, headers=admin)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "too_many_parts" and "at least 3" in error["message"]
 
 
 def test_max_records_per_file_is_checked(client: TestClient, admin: dict[str, str]) -> None:

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
+import threading
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +20,7 @@ from typing import Any
 
 import orjson
 
-from skuport.exporting.sink import HashingFile
-from skuport.exporting.spec import ExportFile, ExportResult
+from skuport.exporting.spec import ExportCancelled, ExportFile, ExportResult
 
 MANIFEST_VERSION = 1
 MANIFEST_SUFFIX = ".manifest.json"
@@ -123,41 +123,54 @@ def archive(
     run: Mapping[str, Any] | None,
     with_manifest: bool,
     folder: Path,
+    cancel: threading.Event | None = None,
 ) -> ExportResult:
     """One zip holding ``result``'s files (named from ``filename``) and, with ``with_manifest``, the
     manifest last: how a one-off export, which is one download, carries its parts. Gzipped parts are
-    stored as they are; others are deflated. ``result``'s own files are deleted."""
+    stored as they are; others are deflated. ``result``'s own files are deleted; a ``cancel`` stops
+    between members."""
+    from skuport.exporting import workdir
+
     names = file_names(filename, result)
-    fd, name = tempfile.mkstemp(prefix="skuport-export-", suffix=".zip", dir=folder)
-    os.close(fd)
-    path = Path(name)
     method = zipfile.ZIP_STORED if result.content_encoding == "gzip" else zipfile.ZIP_DEFLATED
+    path: Path | None = None
     try:
-        with path.open("wb") as raw:
-            hashing = HashingFile(raw)
-            stream: Any = hashing  # written front to back (zip data descriptors), hashed as it goes
-            with zipfile.ZipFile(stream, "w", compression=method, compresslevel=3) as zf:
-                for member, file in zip(names, result.files, strict=True):
-                    zf.write(file.path, arcname=member)
-                if with_manifest:
-                    delivered = [
-                        Delivered(name=n, path=n, file=f) for n, f in zip(names, result.files, strict=True)
-                    ]
-                    document = manifest(delivered, result, selection=selection, run=run)
-                    zf.writestr(manifest_name(filename, extension=result.extension), document)
+        fd, name = tempfile.mkstemp(prefix="skuport-export-", suffix=".zip", dir=folder)
+        os.close(fd)
+        path = Path(name)
+        with zipfile.ZipFile(path, "w", compression=method, compresslevel=3) as zf:
+            for member, file in zip(names, result.files, strict=True):
+                if cancel is not None and cancel.is_set():
+                    raise ExportCancelled("Export cancelled while its parts were being zipped.")
+                zf.write(file.path, arcname=member)
+            if with_manifest:
+                delivered = [
+                    Delivered(name=n, path=n, file=f) for n, f in zip(names, result.files, strict=True)
+                ]
+                document = manifest(delivered, result, selection=selection, run=run)
+                zf.writestr(
+                    manifest_name(filename, extension=result.extension),
+                    document,
+                    compress_type=zipfile.ZIP_DEFLATED,
+                )
+        digest, size = hashlib.sha256(), 0
+        with path.open("rb") as done:
+            while chunk := done.read(1024 * 1024):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        if path is not None:
+            path.unlink(missing_ok=True)
+        raise workdir.local_resource_error(exc, folder, setting="SKUPORT_TMP_DIR") from exc
     except BaseException:
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
         raise
     finally:
         result.discard()
     return ExportResult(
         files=(
-            ExportFile(
-                path=path,
-                row_count=result.record_count,
-                file_size=hashing.size,
-                sha256=hashing.sha256.hexdigest(),
-            ),
+            ExportFile(path=path, row_count=result.record_count, file_size=size, sha256=digest.hexdigest()),
         ),
         record_count=result.record_count,
         content_type="application/zip",

@@ -61,8 +61,8 @@ def validate_spec(session: Session, spec: ExportSpec, *, may_split: bool = False
     """Refuse a bad spec (422 naming every problem), including an xlsx export over the sheet's row limit
     unless its files ``may_split``."""
     prepared = prepare(session, spec)
-    if prepared.format.max_rows is not None and not may_split:
-        _check_size(prepared, sum(_counts(session.connection(), prepared)))
+    if (prepared.format.max_rows is not None and not may_split) or spec.max_records_per_file is not None:
+        _per_file(prepared, sum(_counts(session.connection(), prepared)), may_split=may_split)
 
 
 def count_matching(session: Session, spec: ExportSpec) -> int:
@@ -115,6 +115,10 @@ def _parts(records: int, tombstones: int, per_file: int | None) -> list[_Part]:
     return parts
 
 
+MAX_PARTS = 10_000
+"""Most files one export splits into (each is a delivery of its own)."""
+
+
 def _per_file(prepared: PreparedExport, total: int, *, may_split: bool) -> int | None:
     """Rows per file: the spec's maxRecordsPerFile, capped by the format's sheet (None: one file)."""
     per_file, max_rows = prepared.spec.max_records_per_file, prepared.format.max_rows
@@ -122,7 +126,14 @@ def _per_file(prepared: PreparedExport, total: int, *, may_split: bool) -> int |
         _check_size(prepared, total)
         return None
     if max_rows is not None and (per_file is not None or total > max_rows):
-        return min(per_file or max_rows, max_rows)
+        per_file = min(per_file or max_rows, max_rows)
+    if per_file is not None and -(-total // per_file) > MAX_PARTS:
+        raise ValidationFailed(
+            f"Invalid export: {total:,} rows at {per_file:,} per file make {-(-total // per_file):,} files; "
+            f"at most {MAX_PARTS:,}. Raise maxRecordsPerFile (to at least {-(-total // MAX_PARTS):,}).",
+            details=[problem("maxRecordsPerFile", f"at most {MAX_PARTS} files")],
+            code="too_many_parts",
+        )
     return per_file
 
 

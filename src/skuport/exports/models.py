@@ -102,3 +102,7 @@ class Export(Base):
     failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     interrupted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+# Export.notified names RunNotification: its mapper must be known wherever exports are queried.
+from skuport.jobs import models as _jobs_models  # noqa: E402, F401

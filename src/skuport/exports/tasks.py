@@ -159,6 +159,7 @@ def run_one_off_export(export_id: str) -> None:
                 run={"exportId": export_id},
                 with_manifest=export.manifest,
                 folder=workdir.work_dir(),
+                cancel=lease.cancel,
             )
         _store(lease, result)
     except BaseException as exc:
