@@ -498,3 +498,42 @@ def test_a_job_form_edits_notifications_and_keeps_a_masked_secret(console: TestC
     )
     with session_scope() as session:
         assert session.query(ExportJob).filter_by(name="Told feed").one().notifications is None
+
+
+def test_the_run_history_lists_a_split_run_s_parts(console: TestClient) -> None:
+    import datetime as dt
+
+    from skuport.jobs.models import ExportRun
+
+    now = dt.datetime.now(dt.UTC)
+    parts = [
+        {
+            "name": f"feed-00{i}.csv",
+            "path": f"s3://b/feed-00{i}.csv",
+            "recordCount": 50_000,
+            "byteSize": 2048,
+            "sha256": "0" * 64,
+            "filename": f"feed-00{i}.csv",
+        }
+        for i in (1, 2)
+    ]
+    with session_scope() as session:
+        session.add(
+            ExportRun(
+                id="run-20261203-020000-parts",
+                job_id="expjob-nightly-feed",
+                status="success",
+                trigger="schedule",
+                attempt=1,
+                scheduled_for=now,
+                started_at=now,
+                completed_at=now,
+                record_count=100_000,
+                file_size=4096,
+                destination_path="s3://b/feed.manifest.json",
+                files=[*parts, {"filename": "feed.manifest.json", "manifest": True}],
+            )
+        )
+    page = console.get("/console/jobs/expjob-nightly-feed/runs").text
+    assert "<summary>2 parts</summary>" in page and "feed-002.csv: 50,000 records" in page
+    assert "feed.manifest.json" in page  # the destination: the manifest
