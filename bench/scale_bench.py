@@ -115,23 +115,55 @@ def event_times(kind: str) -> dict[int, float]:
     return {int(job_id): float(at) for job_id, at in rows}
 
 
-def scheduler(args: argparse.Namespace) -> dict[str, Any]:
-    """One pass over N due jobs: tick -> queued latency, per-job path beside the batched one."""
+def _scheduler_pass(url: str, batch: int, tick: str, go: Any, done: Any) -> None:
+    """Another scheduler process: wait for the start, run the same pass, report how many it started."""
+    os.environ["SKUPORT_DATABASE_URL"] = url
+    os.environ["SKUPORT_EXECUTOR"] = "procrastinate"
     from skuport.config import get_settings
     from skuport.jobs.scheduler import Scheduler
 
-    out: dict[str, Any] = {"jobs": args.jobs}
+    settings = get_settings().model_copy(update={"scheduler_batch_size": batch})
+    scheduler = Scheduler(settings=settings)
+    go.wait()
+    done.put(len(scheduler.schedule_due(dt.datetime.fromisoformat(tick)).started))
+
+
+def scheduler(args: argparse.Namespace) -> dict[str, Any]:
+    """One pass over N due jobs: tick -> queued latency, per-job path beside the batched one; with
+    ``--schedulers`` > 1, that many scheduler processes run the pass at once."""
+    import multiprocessing
+
+    from skuport.config import get_settings
+    from skuport.jobs.scheduler import Scheduler
+
+    out: dict[str, Any] = {"jobs": args.jobs, "schedulers": args.schedulers}
+    spawn = multiprocessing.get_context("spawn")
     for batch in args.batches:
-        with database(args.admin_url):
+        with database(args.admin_url) as url:
             now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
             add_jobs(args.jobs, due=now)
             settings = get_settings().model_copy(update={"scheduler_batch_size": batch})
+            tick = now + dt.timedelta(seconds=1)
+            go, done = spawn.Event(), spawn.Queue()
+            others = [
+                spawn.Process(target=_scheduler_pass, args=(url, batch, tick.isoformat(), go, done))
+                for _ in range(args.schedulers - 1)
+            ]
+            for process in others:
+                process.start()
+            time.sleep(8 if others else 0)  # the other processes import and connect, then wait for go
+            scheduler_here = Scheduler(settings=settings)
             started = time.time()
-            report = Scheduler(settings=settings).schedule_due(now + dt.timedelta(seconds=1))
+            go.set()
+            report = scheduler_here.schedule_due(tick)
+            counts = [len(report.started), *(done.get(timeout=600) for _ in others)]
             elapsed = time.time() - started
+            for process in others:
+                process.join()
             queued = [at - started for at in event_times("deferred").values()]
-            assert len(report.started) == args.jobs == len(queued), (len(report.started), len(queued))
+            assert sum(counts) == args.jobs == len(queued), (counts, len(queued))
             result: dict[str, Any] = {
+                "started_per_scheduler": counts,
                 "pass_s": round(elapsed, 2),
                 "tick_to_queued_p50_s": round(percentile(queued, 50), 3),
                 "tick_to_queued_p99_s": round(percentile(queued, 99), 3),
@@ -316,6 +348,7 @@ def main() -> None:
     one = sub.add_parser("scheduler")
     one.add_argument("--jobs", type=int, default=10_000)
     one.add_argument("--sample", type=int, default=1000, help="runs whose queued -> started is measured")
+    one.add_argument("--schedulers", type=int, default=1, help="scheduler processes running the pass at once")
     one.add_argument(
         "--batches",
         type=lambda v: [int(b) for b in v.split(",")],

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, update
@@ -326,3 +328,46 @@ def test_a_retry_waits_while_the_job_is_busy(settings: Settings) -> None:
     assert scheduler.tick(at(2026, 3, 8, 10, 2, 40)).retried == []
     finish(manual_id)
     assert len(scheduler.tick(at(2026, 3, 8, 10, 2, 50)).retried) == 1
+
+
+class SlowWorker(Worker):
+    """Holds each batch's transaction (and its row locks) a moment, as a busy database would."""
+
+    def enqueue_many(self, session: Any, task_name: str, idents: list[str]) -> None:
+        time.sleep(0.05)
+        super().enqueue_many(session, task_name, idents)
+
+
+def test_schedulers_running_at_once_share_a_pass_in_disjoint_batches(settings: Settings) -> None:
+    if get_engine().dialect.name != "postgresql":
+        pytest.skip("FOR UPDATE SKIP LOCKED is PostgreSQL's; SQLite has one writer at a time")
+    jobs = [make_job(now=at(2026, 3, 8, 9, 59), schedule="* * * * *") for _ in range(120)]
+    batched = settings.model_copy(update={"scheduler_batch_size": 10})
+    workers = [SlowWorker(instant=False), SlowWorker(instant=False)]
+    schedulers = [Scheduler(executor=w, settings=batched) for w in workers]
+    reports: list[Any] = [None, None]
+    go = threading.Barrier(2)
+    fought: list[int] = []
+    for scheduler in schedulers:
+        settle = scheduler._settle
+
+        def counted(conflicts: Any, now: Any, report: Any, settle: Any = settle) -> None:
+            fought.append(len(conflicts))
+            settle(conflicts, now, report)
+
+        scheduler._settle = counted  # type: ignore[method-assign]
+
+    def tick(i: int) -> None:
+        go.wait()
+        reports[i] = schedulers[i].schedule_due(at(2026, 3, 8, 10, 0, 1))
+
+    threads = [threading.Thread(target=tick, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    started = [run_id for report in reports for run_id in report.started]
+    assert len(started) == len(set(started)) == 120  # every job's tick once
+    assert all(report.started for report in reports)  # both took batches: the pass was shared
+    assert not any(report.skipped for report in reports) and sum(fought) == 0  # no batch fought over
+    assert sorted(started) == sorted(r.id for job_id in jobs for r in runs(job_id))

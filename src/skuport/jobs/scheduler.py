@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from skuport.config import Settings, get_settings
-from skuport.db import session_scope, utcnow
+from skuport.db import get_engine, session_scope, utcnow
 from skuport.jobs.models import ExportJob, ExportRun, RunStatus, RunTrigger
 from skuport.jobs.tasks import TASK_NAME, RunWork
 from skuport.scheduling.cron import latest_at_or_before, next_after
@@ -201,41 +201,81 @@ class Scheduler:
         """Claim the latest due tick of every active job whose next run time has come.
 
         Due jobs are claimed ``SKUPORT_SCHEDULER_BATCH_SIZE`` at a time: one transaction moves them on,
-        inserts their runs (the unique row still decides each tick) and queues them all at once.
+        inserts their runs (the unique row still decides each tick) and queues them all at once. On
+        PostgreSQL each batch is read ``FOR UPDATE SKIP LOCKED`` in that transaction, so schedulers
+        running at once take disjoint batches and share a large pass.
         """
         report = report or TickReport()
+        size = max(1, self.settings.scheduler_batch_size)
+        if size > 1 and get_engine().dialect.name == "postgresql":
+            return self._schedule_locked(now, report, size)
         seen: set[str] = set()
         while True:
             with session_scope(write=False) as session:
                 rows = [
                     row
-                    for row in session.execute(
-                        select(ExportJob.id, ExportJob.next_run_at, ExportJob.schedule, ExportJob.timezone)
-                        .where(
-                            ExportJob.active.is_(True),
-                            ExportJob.next_run_at.is_not(None),
-                            ExportJob.next_run_at <= now,
-                        )
-                        .order_by(ExportJob.next_run_at)
-                        .limit(_DUE_PAGE)
-                    ).all()
+                    for row in session.execute(self._due(now).limit(_DUE_PAGE)).all()
                     if row[0] not in seen
                 ]
             if not rows:
                 return report
             seen.update(row[0] for row in rows)
-            size = max(1, self.settings.scheduler_batch_size)
             for start in range(0, len(rows), size):
                 chunk = rows[start : start + size]
                 try:
                     if size == 1:
                         self._schedule_job(chunk[0][0], now, report)
                     else:
-                        self._schedule_batch(chunk, now, report)
+                        with session_scope() as session:
+                            conflicts = self._claim_batch(session, chunk, now, report)
+                        self._settle(conflicts, now, report)
                 except Exception:
                     log.exception("scheduling jobs %s failed", ", ".join(row[0] for row in chunk))
 
-    def _schedule_batch(self, rows: list[Any], now: dt.datetime, report: TickReport) -> None:
+    @staticmethod
+    def _due(now: dt.datetime) -> Any:
+        return (
+            select(ExportJob.id, ExportJob.next_run_at, ExportJob.schedule, ExportJob.timezone)
+            .where(
+                ExportJob.active.is_(True),
+                ExportJob.next_run_at.is_not(None),
+                ExportJob.next_run_at <= now,
+            )
+            .order_by(ExportJob.next_run_at)
+        )
+
+    def _schedule_locked(self, now: dt.datetime, report: TickReport, size: int) -> TickReport:
+        """The PostgreSQL pass: batches locked as they are read; another scheduler skips them."""
+        failed: set[str] = set()
+        while True:
+            ids: list[str] = []
+            try:
+                with session_scope() as session:
+                    query = self._due(now)
+                    if failed:  # a batch that failed goes one by one below; never read it again
+                        query = query.where(ExportJob.id.not_in(failed))
+                    rows = session.execute(
+                        query.limit(size).with_for_update(skip_locked=True, of=ExportJob)
+                    ).all()
+                    if not rows:
+                        return report
+                    ids = [row[0] for row in rows]
+                    conflicts = self._claim_batch(session, rows, now, report)
+                self._settle(conflicts, now, report)
+            except Exception:
+                log.exception("scheduling jobs %s failed; trying them one by one", ", ".join(ids))
+                failed.update(ids)
+                for job_id in ids:
+                    try:
+                        self._schedule_job(job_id, now, report)
+                    except Exception:
+                        log.exception("scheduling job %s failed", job_id)
+
+    def _claim_batch(
+        self, session: Session, rows: Sequence[Any], now: dt.datetime, report: TickReport
+    ) -> list[dict[str, Any]]:
+        """Move the jobs on and insert their runs in ``session``; the runs another scheduler (or a busy
+        job) held back, for :meth:`_settle`. Started runs are queued once the session commits."""
         grace = dt.timedelta(seconds=self.settings.scheduler_catchup_grace)
         ticks: dict[tuple[str, str], tuple[dt.datetime | None, dt.datetime | None]] = {}
         moves: dict[tuple[Any, Any], list[str]] = {}
@@ -271,35 +311,37 @@ class Scheduler:
                     "timezone": timezone,
                 }
             )
-        conflicts: list[dict[str, Any]] = []
-        with session_scope() as session:
-            # Compare-and-set: of several schedulers holding the same view, one moves each job on
-            # (one statement per (previous, following) pair: usually one for the whole batch).
-            for (previous, following), job_ids in moves.items():
-                session.execute(
-                    update(ExportJob)
-                    .where(
-                        ExportJob.id.in_(job_ids),
-                        ExportJob.next_run_at == previous,
-                        ExportJob.active.is_(True),
-                    )
-                    .values(next_run_at=following)
-                    .execution_options(synchronize_session=False)
+        # Compare-and-set: of several schedulers holding the same view, one moves each job on
+        # (one statement per (previous, following) pair: usually one for the whole batch).
+        for (previous, following), job_ids in moves.items():
+            session.execute(
+                update(ExportJob)
+                .where(
+                    ExportJob.id.in_(job_ids),
+                    ExportJob.next_run_at == previous,
+                    ExportJob.active.is_(True),
                 )
-            if claims:
-                inserted = set(
-                    session.connection()
-                    .execute(
-                        _insert_ignoring_conflicts(session).returning(ExportRun.__table__.c.id),
-                        [{k: v for k, v in c.items() if k != "timezone"} for c in claims],
-                    )
-                    .scalars()
-                )
-                started = [c["id"] for c in claims if c["id"] in inserted]
-                conflicts = [c for c in claims if c["id"] not in inserted]
-                self.executor.enqueue_many(session, TASK_NAME, started)
-                report.started.extend(started)
-        for claim in conflicts:  # taken by another scheduler, or the job is busy: the one-by-one path
+                .values(next_run_at=following)
+                .execution_options(synchronize_session=False)
+            )
+        if not claims:
+            return []
+        inserted = set(
+            session.connection()
+            .execute(
+                _insert_ignoring_conflicts(session).returning(ExportRun.__table__.c.id),
+                [{k: v for k, v in c.items() if k != "timezone"} for c in claims],
+            )
+            .scalars()
+        )
+        started = [c["id"] for c in claims if c["id"] in inserted]
+        self.executor.enqueue_many(session, TASK_NAME, started)
+        report.started.extend(started)
+        return [c for c in claims if c["id"] not in inserted]
+
+    def _settle(self, conflicts: list[dict[str, Any]], now: dt.datetime, report: TickReport) -> None:
+        """Runs whose insert conflicted (taken by another scheduler, or the job is busy): one by one."""
+        for claim in conflicts:
             with session_scope() as session:
                 outcome = claim_run(
                     session,
