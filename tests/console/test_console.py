@@ -497,7 +497,7 @@ def test_a_job_form_edits_notifications_and_keeps_a_masked_secret(console: TestC
         == 303
     )
     with session_scope() as session:
-        assert session.query(ExportJob).filter_by(name="Told feed").one().notifications is None
+        assert not session.query(ExportJob).filter_by(name="Told feed").one().notifications
 
 
 def test_the_run_history_lists_a_split_run_s_parts(console: TestClient) -> None:

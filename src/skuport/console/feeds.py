@@ -261,7 +261,8 @@ def _body(
             state,
             shape=list,
             example='[{"events": ["run.failed"], "type": "email", "to": ["feeds@example.com"]}]',
-        ),
+        )
+        or [],  # an empty textarea: none
     }
     template = form.text("filenameTemplate")
     if template:
