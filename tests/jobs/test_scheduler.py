@@ -340,7 +340,9 @@ class SlowWorker(Worker):
 
 def test_schedulers_running_at_once_share_a_pass_in_disjoint_batches(settings: Settings) -> None:
     if get_engine().dialect.name != "postgresql":
-        pytest.skip("FOR UPDATE SKIP LOCKED is PostgreSQL's; SQLite has one writer at a time")
+        pytest.skip(
+            "FOR UPDATE SKIP LOCKED is PostgreSQL's (SQLite has one writer): the PostgreSQL pass runs it"
+        )
     jobs = [make_job(now=at(2026, 3, 8, 9, 59), schedule="* * * * *") for _ in range(120)]
     batched = settings.model_copy(update={"scheduler_batch_size": 10})
     workers = [SlowWorker(instant=False), SlowWorker(instant=False)]
@@ -371,3 +373,59 @@ def test_schedulers_running_at_once_share_a_pass_in_disjoint_batches(settings: S
     assert all(report.started for report in reports)  # both took batches: the pass was shared
     assert not any(report.skipped for report in reports) and sum(fought) == 0  # no batch fought over
     assert sorted(started) == sorted(r.id for job_id in jobs for r in runs(job_id))
+
+
+def test_run_now_and_a_locked_batch_never_deadlock(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    if get_engine().dialect.name != "postgresql":
+        pytest.skip("row locks of a batch are PostgreSQL's: the PostgreSQL pass runs it")
+    from skuport.errors import Conflict
+    from skuport.jobs import scheduler as scheduling
+    from skuport.jobs.service import run_now
+
+    busy = make_job(now=at(2026, 3, 8, 9, 59), schedule="* * * * *")
+    holding, release = threading.Event(), threading.Event()
+    real = scheduling.latest_at_or_before
+
+    def held(*args: Any) -> Any:  # the batch has locked its jobs and not yet inserted their runs
+        holding.set()
+        release.wait(10)
+        return real(*args)
+
+    monkeypatch.setattr(scheduling, "latest_at_or_before", held)
+    monkeypatch.setattr("skuport.jobs.service.enqueue", lambda *args: None)  # the test runs nothing
+    worker = Worker(instant=False)
+    scheduler = Scheduler(executor=worker, settings=settings.model_copy(update={"scheduler_batch_size": 10}))
+    errors: list[BaseException] = []
+
+    def tick() -> None:
+        try:
+            scheduler.schedule_due(at(2026, 3, 8, 10, 0, 1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    pass_ = threading.Thread(target=tick)
+    pass_.start()
+    assert holding.wait(10)
+    outcome: list[Any] = []
+
+    def manual() -> None:
+        try:
+            with session_scope() as session:
+                outcome.append(run_now(session, job_id=busy).id)
+        except Exception as exc:  # a deadlock would surface here (or in the pass)
+            outcome.append(exc)
+
+    clicker = threading.Thread(target=manual)
+    clicker.start()
+    clicker.join(3)  # a run's foreign key check does not wait for the batch's lock
+    release.set()
+    pass_.join(15)
+    clicker.join(15)
+    assert errors == [] and len(outcome) == 1 and not isinstance(outcome[0], Exception), (errors, outcome)
+    failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert failures == []  # the batch was not aborted (a deadlock) and redone job by job
+    by_trigger = {r.trigger: r for r in runs(busy)}
+    assert by_trigger["manual"].id == outcome[0]  # the click won: the tick is recorded as skipped
+    assert by_trigger["schedule"].status == RunStatus.SKIPPED and not isinstance(outcome[0], Conflict)

@@ -34,6 +34,8 @@ Clock = Callable[[], dt.datetime]
 
 
 _DUE_PAGE = 2000
+_MAX_FAILED = 10_000
+"""Jobs of failed batches one pass tries one by one before it gives up until the next tick."""
 """Due jobs read per query in one scheduler pass."""
 
 
@@ -227,7 +229,8 @@ class Scheduler:
                         self._schedule_job(chunk[0][0], now, report)
                     else:
                         with session_scope() as session:
-                            conflicts = self._claim_batch(session, chunk, now, report)
+                            started, conflicts = self._claim_batch(session, chunk, now, report)
+                        report.started.extend(started)
                         self._settle(conflicts, now, report)
                 except Exception:
                     log.exception("scheduling jobs %s failed", ", ".join(row[0] for row in chunk))
@@ -245,37 +248,52 @@ class Scheduler:
         )
 
     def _schedule_locked(self, now: dt.datetime, report: TickReport, size: int) -> TickReport:
-        """The PostgreSQL pass: batches locked as they are read; another scheduler skips them."""
+        """The PostgreSQL pass: batches locked as they are read (``FOR NO KEY UPDATE``, which a run's
+        foreign key check does not wait for); another scheduler skips them. A database that fails the
+        read fails the pass, as any tick; a batch that fails goes one job at a time."""
         failed: set[str] = set()
         while True:
-            ids: list[str] = []
-            try:
-                with session_scope() as session:
-                    query = self._due(now)
-                    if failed:  # a batch that failed goes one by one below; never read it again
-                        query = query.where(ExportJob.id.not_in(failed))
-                    rows = session.execute(
-                        query.limit(size).with_for_update(skip_locked=True, of=ExportJob)
-                    ).all()
-                    if not rows:
-                        return report
-                    ids = [row[0] for row in rows]
-                    conflicts = self._claim_batch(session, rows, now, report)
-                self._settle(conflicts, now, report)
-            except Exception:
-                log.exception("scheduling jobs %s failed; trying them one by one", ", ".join(ids))
+            started: list[str] = []
+            conflicts: list[dict[str, Any]] = []
+            batch_failed = False
+            with session_scope() as session:
+                query = self._due(now)
+                if failed:  # a batch that failed went one by one: never read it again this pass
+                    query = query.where(ExportJob.id.not_in(failed))
+                rows = session.execute(
+                    query.limit(size).with_for_update(skip_locked=True, of=ExportJob, key_share=True)
+                ).all()
+                if not rows:
+                    return report
+                ids = [row[0] for row in rows]
+                try:
+                    started, conflicts = self._claim_batch(session, rows, now, report)
+                except Exception:
+                    log.exception("scheduling jobs %s failed; trying them one by one", ", ".join(ids))
+                    session.rollback()  # its locks, its runs and its queued work go
+                    batch_failed = True
+            if batch_failed:
                 failed.update(ids)
+                if len(failed) > _MAX_FAILED:
+                    log.error("%d due jobs failed to schedule; the next tick tries again", len(failed))
+                    return report
                 for job_id in ids:
                     try:
                         self._schedule_job(job_id, now, report)
                     except Exception:
                         log.exception("scheduling job %s failed", job_id)
+                continue
+            report.started.extend(started)
+            try:
+                self._settle(conflicts, now, report)
+            except Exception:
+                log.exception("settling the conflicting runs of jobs %s failed", ", ".join(ids))
 
     def _claim_batch(
         self, session: Session, rows: Sequence[Any], now: dt.datetime, report: TickReport
-    ) -> list[dict[str, Any]]:
-        """Move the jobs on and insert their runs in ``session``; the runs another scheduler (or a busy
-        job) held back, for :meth:`_settle`. Started runs are queued once the session commits."""
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Move the jobs on and insert their runs in ``session``: the runs started (queued once the
+        session commits) and those another scheduler (or a busy job) held back, for :meth:`_settle`."""
         grace = dt.timedelta(seconds=self.settings.scheduler_catchup_grace)
         ticks: dict[tuple[str, str], tuple[dt.datetime | None, dt.datetime | None]] = {}
         moves: dict[tuple[Any, Any], list[str]] = {}
@@ -325,7 +343,7 @@ class Scheduler:
                 .execution_options(synchronize_session=False)
             )
         if not claims:
-            return []
+            return [], []
         inserted = set(
             session.connection()
             .execute(
@@ -336,8 +354,7 @@ class Scheduler:
         )
         started = [c["id"] for c in claims if c["id"] in inserted]
         self.executor.enqueue_many(session, TASK_NAME, started)
-        report.started.extend(started)
-        return [c for c in claims if c["id"] not in inserted]
+        return started, [c for c in claims if c["id"] not in inserted]
 
     def _settle(self, conflicts: list[dict[str, Any]], now: dt.datetime, report: TickReport) -> None:
         """Runs whose insert conflicted (taken by another scheduler, or the job is busy): one by one."""

@@ -454,6 +454,8 @@ def delete_job(session: Session, *, job_id: str) -> None:
     from skuport.scheduling.lifecycle import LIFECYCLE
 
     job = get_job(session, job_id=job_id)
+    # the job's row first, as a scheduler claiming its next run locks it (then inserts the run)
+    session.execute(select(ExportJob.id).where(ExportJob.id == job_id).with_for_update(key_share=True))
     running = list(
         session.scalars(
             select(ExportRun.id).where(ExportRun.job_id == job_id, ExportRun.status == RunStatus.RUNNING)
