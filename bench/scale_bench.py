@@ -39,11 +39,12 @@ ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @contextlib.contextmanager
-def database(admin_url: str) -> Iterator[str]:
-    """A fresh database, migrated; yields its SQLAlchemy URL."""
+def database(admin_url: str, *, template: str | None = None) -> Iterator[str]:
+    """A fresh database, migrated (a copy of ``template`` when given); yields its SQLAlchemy URL."""
     name = f"skuport_bench_{secrets.token_hex(4)}"
+    copy = f' TEMPLATE "{template.rsplit("/", 1)[1]}"' if template else ""
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
     base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     url = f"{base}/{name}"
     os.environ["SKUPORT_DATABASE_URL"] = url
@@ -61,6 +62,43 @@ def database(admin_url: str) -> Iterator[str]:
         reset_engine()
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on this machine, backends included."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if stat.read_text().split(" ", 2)[1].startswith("(postgres"):
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+def machine_cpu() -> float:
+    """CPU seconds every core spent busy (not idle, not waiting for I/O, not stolen by the host)."""
+    user, nice, system, _idle, _iowait, irq, softirq, *_ = _cpu_fields()
+    return (user + nice + system + irq + softirq) / TICK
+
+
+def stolen_cpu() -> float:
+    """CPU seconds the hypervisor gave to others while this VM wanted to run (steal time)."""
+    return _cpu_fields()[7] / TICK
+
+
+def _cpu_fields() -> list[int]:
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -176,18 +214,27 @@ def scheduler(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def workers(
-    count: int, *, concurrency: int = 1, env: dict[str, str] | None = None
+    count: int, *, concurrency: int = 1, env: dict[str, str] | None = None, pin: bool = False
 ) -> list[subprocess.Popen[bytes]]:
-    """Start ``skuport worker`` processes."""
+    """Start ``skuport worker`` processes; with ``pin``, worker i runs on core i only (when there are
+    that many cores), the way ``CPUAffinity=`` in a systemd unit would place it."""
     environment = {**os.environ, "SKUPORT_LOG_LEVEL": "warning", **(env or {})}
+    cores = sorted(os.sched_getaffinity(0))
+
+    def place(index: int) -> Any:
+        if not pin or len(cores) < count:
+            return None
+        return lambda: os.sched_setaffinity(0, {cores[index]})
+
     return [
         subprocess.Popen(
             [sys.executable, "-m", "skuport.cli", "worker", "--concurrency", str(concurrency)],
             env=environment,
             cwd=REPO,
             stdout=subprocess.DEVNULL,
+            preexec_fn=place(index),
         )
-        for _ in range(count)
+        for index in range(count)
     ]
 
 
@@ -222,25 +269,59 @@ def queued_to_started(sample: int) -> dict[str, Any]:
 
 
 def throughput(args: argparse.Namespace) -> dict[str, Any]:
-    """N exports of M records by 1 and 2 worker processes, and by the embedded thread pool."""
-    out: dict[str, Any] = {"exports": args.exports, "records": args.records}
-    for mode, count in (("1 worker", 1), ("2 workers", 2), ("embedded pool (2 threads)", 0)):
-        with database(args.admin_url) as url:
-            from skuport.demo import load_demo
+    """N exports of M records by 1 and 2 worker processes, and by the embedded thread pool.
 
-            load_demo(records=args.records, seed=7)
-            root = Path(os.environ.get("TMPDIR", "/tmp")) / f"skuport-bench-{secrets.token_hex(3)}"
-            env = {"SKUPORT_LOCAL_ROOT": str(root), "SKUPORT_DATABASE_URL": url}
-            os.environ.update(env)
-            seconds = _run_batch(args.exports, count, env)
-            out[mode] = {"seconds": round(seconds, 1), "runs_per_min": round(args.exports / seconds * 60, 1)}
-            print(json.dumps({mode: out[mode]}), flush=True)
-            subprocess.run(["rm", "-rf", str(root)], check=False)
-    out["ratio_2_to_1"] = round(out["2 workers"]["runs_per_min"] / out["1 worker"]["runs_per_min"], 2)
+    The records are loaded once into a template database; each batch runs on a fresh copy. The modes
+    alternate for ``--repeat`` rounds (this VM's speed drifts by tens of percent from one minute to the
+    next) and the median of each mode is reported, beside every round's figure.
+    """
+    modes = [("1 worker", 1, False), ("2 workers", 2, False)]
+    if args.pin:
+        modes += [("1 worker, pinned", 1, True), ("2 workers, pinned", 2, True)]
+    modes.append(("embedded pool (2 threads)", 0, False))
+    rounds: dict[str, list[dict[str, float]]] = {mode: [] for mode, _, _ in modes}
+    with database(args.admin_url) as template:
+        from skuport.demo import load_demo
+
+        load_demo(records=args.records, seed=7)
+        from skuport.db import reset_engine
+
+        reset_engine()
+        for round_ in range(args.repeat):
+            for mode, count, pin in modes:
+                with database(args.admin_url, template=template) as url:
+                    root = Path(os.environ.get("TMPDIR", "/tmp")) / f"skuport-bench-{secrets.token_hex(3)}"
+                    env = {"SKUPORT_LOCAL_ROOT": str(root), "SKUPORT_DATABASE_URL": url}
+                    os.environ.update(env)
+                    seconds, cpu = _run_batch(args.exports, count, env, pin=pin)
+                    figures = {
+                        "seconds": round(seconds, 1),
+                        "runs_per_min": round(args.exports / seconds * 60, 1),
+                        **{f"{part}_cores": round(used / seconds, 2) for part, used in cpu.items()},
+                    }
+                    rounds[mode].append(figures)
+                    print(json.dumps({"round": round_ + 1, mode: figures}), flush=True)
+                    subprocess.run(["rm", "-rf", str(root)], check=False)
+                os.environ["SKUPORT_DATABASE_URL"] = template
+    out: dict[str, Any] = {"exports": args.exports, "records": args.records, "rounds": args.repeat}
+    for mode, figures in rounds.items():
+        out[mode] = {key: round(statistics.median(f[key] for f in figures), 2) for key in figures[0]}
+        out[mode]["runs_per_min_each_round"] = [f["runs_per_min"] for f in figures]
+
+    def ratio(two: str, one: str) -> float:
+        return round(out[two]["runs_per_min"] / out[one]["runs_per_min"], 2)
+
+    out["ratio_2_to_1"] = ratio("2 workers", "1 worker")
+    if args.pin:
+        out["ratio_2_to_1_pinned"] = ratio("2 workers, pinned", "1 worker, pinned")
+        out["ratio_2_pinned_to_1"] = ratio("2 workers, pinned", "1 worker")
     return out
 
 
-def _run_batch(exports: int, worker_count: int, env: dict[str, str]) -> float:
+def _run_batch(
+    exports: int, worker_count: int, env: dict[str, str], *, pin: bool = False
+) -> tuple[float, dict[str, float]]:
+    """Seconds to run the batch, and the CPU seconds each part of the machine spent on it."""
     from sqlalchemy import func, select
 
     from skuport.config import get_settings
@@ -259,9 +340,16 @@ def _run_batch(exports: int, worker_count: int, env: dict[str, str]) -> float:
     )
     embedded = worker_count == 0
     executor = InProcessExecutor(2) if embedded else None
-    fleet = [] if embedded else workers(worker_count, env=env)
+    fleet = [] if embedded else workers(worker_count, env=env, pin=pin)
     time.sleep(0 if embedded else 3)  # workers connected and listening
     started = time.monotonic()
+    before = {
+        "machine": machine_cpu(),
+        "stolen": stolen_cpu(),
+        "postgres": postgres_cpu(),
+        "bench": time.process_time(),
+    }
+    before["workers"] = sum(cpu_seconds(process.pid) for process in fleet)
     Scheduler(executor=executor, settings=get_settings()).schedule_due(now + dt.timedelta(seconds=1))
 
     def succeeded() -> int:
@@ -276,7 +364,15 @@ def _run_batch(exports: int, worker_count: int, env: dict[str, str]) -> float:
     try:
         while succeeded() < exports:
             time.sleep(0.2)
-        return time.monotonic() - started
+        seconds = time.monotonic() - started
+        after = {
+            "machine": machine_cpu(),
+            "stolen": stolen_cpu(),
+            "postgres": postgres_cpu(),
+            "bench": time.process_time(),
+        }
+        after["workers"] = sum(cpu_seconds(process.pid) for process in fleet)
+        return seconds, {part: after[part] - before[part] for part in before}
     finally:
         if executor is not None:
             executor.shutdown(wait=True)
@@ -358,6 +454,10 @@ def main() -> None:
     two = sub.add_parser("throughput")
     two.add_argument("--exports", type=int, default=100)
     two.add_argument("--records", type=int, default=20_000)
+    two.add_argument(
+        "--pin", action="store_true", help="also run each worker on one core of its own (sched_setaffinity)"
+    )
+    two.add_argument("--repeat", type=int, default=3, help="rounds of every mode, alternating")
     three = sub.add_parser("overhead")
     three.add_argument("--runs", type=int, default=500)
     three.add_argument("--batch", type=int, default=1, help="jobs claimed per transaction (1: one by one)")
