@@ -101,6 +101,17 @@ def _cpu_fields() -> list[int]:
     return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
 
 
+def cpu_use(fleet: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU seconds so far: the machine's busy and stolen time, PostgreSQL, this process, the workers."""
+    return {
+        "machine": machine_cpu(),
+        "stolen": stolen_cpu(),
+        "postgres": postgres_cpu(),
+        "bench": time.process_time(),
+        "workers": sum(cpu_seconds(process.pid) for process in fleet),
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (nearest rank)."""
     ordered = sorted(values)
@@ -343,13 +354,7 @@ def _run_batch(
     fleet = [] if embedded else workers(worker_count, env=env, pin=pin)
     time.sleep(0 if embedded else 3)  # workers connected and listening
     started = time.monotonic()
-    before = {
-        "machine": machine_cpu(),
-        "stolen": stolen_cpu(),
-        "postgres": postgres_cpu(),
-        "bench": time.process_time(),
-    }
-    before["workers"] = sum(cpu_seconds(process.pid) for process in fleet)
+    before = cpu_use(fleet)
     Scheduler(executor=executor, settings=get_settings()).schedule_due(now + dt.timedelta(seconds=1))
 
     def succeeded() -> int:
@@ -365,13 +370,7 @@ def _run_batch(
         while succeeded() < exports:
             time.sleep(0.2)
         seconds = time.monotonic() - started
-        after = {
-            "machine": machine_cpu(),
-            "stolen": stolen_cpu(),
-            "postgres": postgres_cpu(),
-            "bench": time.process_time(),
-        }
-        after["workers"] = sum(cpu_seconds(process.pid) for process in fleet)
+        after = cpu_use(fleet)
         return seconds, {part: after[part] - before[part] for part in before}
     finally:
         if executor is not None:
