@@ -9,7 +9,8 @@
   path (``--batch 1``) as the baseline. Then 2 ``skuport worker`` processes start and the time from
   queued to started is measured for a sample of the runs.
 - ``throughput``: the same batch of exports (N exports of M records) run by 1 worker process and by 2
-  (concurrency 1 each) and by the embedded thread pool: runs per minute and the ratio.
+  (concurrency 1 each; with ``--pin`` also each on a core of its own) and by the embedded thread pool,
+  alternating for ``--repeat`` rounds: runs per minute, the ratio, and the cores each part kept busy.
 - ``overhead``: what the queue adds per run: defer in the writer's transaction, fetch, finish.
 
 Each scenario creates its own database on the server named by ``--admin-url`` and drops it after.
@@ -69,43 +70,39 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK
+    with contextlib.suppress(OSError):
+        return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())[1]
+    return 0.0
+
+
+def _stat_cpu(stat: str) -> tuple[str, float]:
+    """A ``/proc/<pid>/stat`` line's command name and user + system CPU seconds."""
+    head, _, tail = stat.rpartition(")")
+    fields = tail.split()
+    return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / TICK
 
 
 def postgres_cpu() -> float:
-    """CPU seconds of every PostgreSQL process on this machine, backends included."""
+    """CPU seconds of every PostgreSQL process alive on this machine, backends included (a process that
+    exits between two readings takes its seconds with it, so a batch opens no new connections)."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
-            if stat.read_text().split(" ", 2)[1].startswith("(postgres"):
-                total += cpu_seconds(int(stat.parent.name))
+            name, seconds = _stat_cpu(stat.read_text())
+            if name.startswith("postgres"):
+                total += seconds
     return total
 
 
-def machine_cpu() -> float:
-    """CPU seconds every core spent busy (not idle, not waiting for I/O, not stolen by the host)."""
-    user, nice, system, _idle, _iowait, irq, softirq, *_ = _cpu_fields()
-    return (user + nice + system + irq + softirq) / TICK
-
-
-def stolen_cpu() -> float:
-    """CPU seconds the hypervisor gave to others while this VM wanted to run (steal time)."""
-    return _cpu_fields()[7] / TICK
-
-
-def _cpu_fields() -> list[int]:
-    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-
-
 def cpu_use(fleet: list[subprocess.Popen[bytes]]) -> dict[str, float]:
-    """CPU seconds so far: the machine's busy and stolen time, PostgreSQL, this process, the workers."""
+    """CPU seconds so far: the machine's busy time (not idle, not waiting for I/O) and the time the
+    hypervisor gave to others (steal), PostgreSQL, this process, the workers."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal, *_ = (
+        int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    )
     return {
-        "machine": machine_cpu(),
-        "stolen": stolen_cpu(),
+        "machine": (user + nice + system + irq + softirq) / TICK,
+        "stolen": steal / TICK,
         "postgres": postgres_cpu(),
         "bench": time.process_time(),
         "workers": sum(cpu_seconds(process.pid) for process in fleet),
@@ -313,7 +310,6 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
                     rounds[mode].append(figures)
                     print(json.dumps({"round": round_ + 1, mode: figures}), flush=True)
                     subprocess.run(["rm", "-rf", str(root)], check=False)
-                os.environ["SKUPORT_DATABASE_URL"] = template
     out: dict[str, Any] = {"exports": args.exports, "records": args.records, "rounds": args.repeat}
     for mode, figures in rounds.items():
         out[mode] = {key: round(statistics.median(f[key] for f in figures), 2) for key in figures[0]}
