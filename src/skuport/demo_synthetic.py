@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, insert, select, text
 
 from skuport.db import get_engine
 from skuport.demo_options import COLORS, MATERIALS, SIZES
+from skuport.records.cells import cell_keys, ensure_slots, load_slots, positional_text
 from skuport.records.models import Record, RecordCategory
 from skuport.records.values import cells_of, index_rows
 
@@ -194,10 +195,16 @@ def records(count: int, *, seed: int, first_pk: int) -> Iterator[Row]:
 
 def _flush(conn: Connection, rows: list[dict[str, Any]], cats: list[tuple[int, str, int]]) -> None:
     value_rows = [(row["pk"], a, k, t, n) for row in rows for a, k, t, n in index_rows(row["values"])]
+    slots = load_slots(conn)
     for row in rows:
         values = row.pop("values")
+        cells = cells_of(values)
         row["values_json"] = orjson.dumps(values).decode()
-        row["cells_json"] = orjson.dumps(cells_of(values)).decode()
+        row["cells_json"] = orjson.dumps(cells).decode()
+        known = slots.setdefault(row["schema_id"], {})
+        row["cells_text"] = positional_text(
+            cells, ensure_slots(conn, row["schema_id"], cell_keys(cells), known)
+        )
     conn.execute(insert(Record), rows)
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection

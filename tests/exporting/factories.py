@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from skuport.catalog.models import Attribute, Dimension
 from skuport.db import utcnow
 from skuport.ids import new_id
+from skuport.records.cells import store_cells
 from skuport.records.models import Record, RecordCategory, RecordTombstone, RecordValue
 from skuport.records.values import AttributeSpec, cells_of, index_rows, validate_values
 
@@ -54,6 +55,7 @@ def make_record(
         lifecycle_state_id=state,
         values_json=orjson.dumps(clean).decode(),
         cells_json=orjson.dumps(cells_of(clean)).decode(),
+        cells_text=store_cells(session, schema_id, cells_of(clean)),
         created_at=now,
         updated_at=now,
         created_by="user-admin",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from skuport.db import Base, UTCDateTime, utcnow
@@ -33,6 +33,9 @@ class Record(Base):
     values_json: Mapped[str] = mapped_column(Text, default="{}")
     cells_json: Mapped[str] = mapped_column(Text, default="{}")
     """The same values keyed by scope (see ``values.cells_of``), read by the export pipeline."""
+    cells_text: Mapped[str | None] = mapped_column(Text, default=None)
+    """The cells in the schema's slot order (see ``records.cells``), read by the frame engine; None where
+    the positional text cannot hold them."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(80), default=None)
@@ -96,3 +99,19 @@ class RecordTombstone(Base):
     parent_id: Mapped[str | None] = mapped_column(String(80), default=None)
     deleted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_by: Mapped[str | None] = mapped_column(String(80), default=None)
+
+
+class CellSlot(Base):
+    """The number of one (attribute alias, scope key) pair in a schema's positional cells text.
+
+    Append-only: a slot never changes meaning, so a record's ``cells_text`` reads the same forever (see
+    ``records.cells``). No foreign key: slots are added on a connection of their own on PostgreSQL.
+    """
+
+    __tablename__ = "cell_slots"
+    __table_args__ = (UniqueConstraint("schema_id", "alias", "scope_key", name="uq_cell_slots_key"),)
+
+    schema_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    alias: Mapped[str] = mapped_column(String(120))
+    scope_key: Mapped[str] = mapped_column(String(400))

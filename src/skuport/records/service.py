@@ -18,6 +18,7 @@ from skuport.config import get_settings
 from skuport.db import utcnow
 from skuport.errors import Conflict, Forbidden, ValidationFailed, not_found
 from skuport.ids import new_id
+from skuport.records.cells import store_cells
 from skuport.records.filters import filter_clauses
 from skuport.records.models import AuditEntry, Record, RecordCategory, RecordTombstone, RecordValue
 from skuport.records.scopes import parse_scope_key, scope_key
@@ -90,10 +91,13 @@ def _dumps(values: Values) -> str:
     return orjson.dumps(values).decode()
 
 
-def _store(record: Record, values: Values) -> None:
-    """Write both stored forms of the values (the API's list form and the export's cells form)."""
+def _store(session: Session, record: Record, values: Values) -> None:
+    """Write the stored forms of the values: the API's list form, the export's cells and their positional
+    text."""
+    cells = cells_of(values)
     record.values_json = _dumps(values)
-    record.cells_json = orjson.dumps(cells_of(values)).decode()
+    record.cells_json = orjson.dumps(cells).decode()
+    record.cells_text = store_cells(session, record.schema_id, cells)
 
 
 def _write_index(session: Session, record_pk: int, values: Mapping[str, list[dict[str, Any]]]) -> None:
@@ -289,7 +293,7 @@ def create_record(
         created_by=user_id,
         updated_by=user_id,
     )
-    _store(record, clean)
+    _store(session, record, clean)
     session.add(record)
     session.flush()
     _write_index(session, record.pk, clean)
@@ -317,7 +321,7 @@ def update_values(
     _check_unique(session, ctx, clean, record_pk=record.pk)
     merged = _order({**current, **clean}, ctx)
     now = utcnow()
-    _store(record, merged)
+    _store(session, record, merged)
     record.updated_at = now
     record.updated_by = user_id
     touched = [c["attributeAlias"] for c in changes]
