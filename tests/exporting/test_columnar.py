@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from lxml import etree
+from sqlalchemy import update
 
 from skuport.catalog.models import Schema
 from skuport.config import get_settings
@@ -22,6 +23,8 @@ from skuport.exporting.pipeline import run_export
 from skuport.exporting.prepared import prepare
 from skuport.exporting.selection import ColumnSpec
 from skuport.exporting.spec import ExportSpec
+from skuport.records.cells import load_slots
+from skuport.records.models import Record
 from tests.exporting.factories import add_attribute, g, make_record, make_tombstone
 
 TEXTS = [
@@ -279,10 +282,24 @@ def encoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sizes
 
 
+@pytest.fixture
+def read_from(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Per batch the frame engine renders, what it read: "text" (positional cells_text) or "json"."""
+    forms: list[str] = []
+    original = columnar.ColumnarEncoder.frame
+
+    def noting(self: columnar.ColumnarEncoder, batch: columnar.Batch, categories: Any) -> Any:
+        forms.append("json" if batch.block is None else "text")
+        return original(self, batch, categories)
+
+    monkeypatch.setattr(columnar.ColumnarEncoder, "frame", noting)
+    return forms
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", list(SPECS))
 def test_same_bytes_as_the_row_engine(
-    tricky: None, engine: Any, encoded: list[int], tmp_path: Path, fmt: str, name: str
+    tricky: None, engine: Any, encoded: list[int], read_from: list[str], tmp_path: Path, fmt: str, name: str
 ) -> None:
     engine("rows")
     expected = run(tmp_path, fmt, SPECS[name])
@@ -290,8 +307,30 @@ def test_same_bytes_as_the_row_engine(
     engine("auto")
     got = run(tmp_path, fmt, SPECS[name])
     assert encoded and max(encoded) <= 4  # the columnar engine did write it
+    assert "text" in read_from  # from the positional cells text
     assert got == expected
     _readable(fmt, got)
+
+
+def _forget_positional_text() -> None:
+    with session_scope() as s:
+        s.execute(update(Record).values(cells_text=None))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", ["scope-en-dk", "no-variants-all-schemas", "columns", "segments-listed"])
+def test_the_positional_text_and_the_cells_json_write_the_same_bytes(
+    tricky: None, encoded: list[int], read_from: list[str], tmp_path: Path, fmt: str, name: str
+) -> None:
+    # given records whose positional text holds their cells, but for one (a value holds U+001F)
+    mixed = run(tmp_path, fmt, SPECS[name])
+    assert "text" in read_from and "json" in read_from
+    assert read_from.count("json") == 1  # only the batch of that record read cells_json
+    # when no record has a positional text, every batch reads cells_json: the same file
+    read_from.clear()
+    _forget_positional_text()
+    assert run(tmp_path, fmt, SPECS[name]) == mixed
+    assert set(read_from) == {"json"}
 
 
 def _readable(fmt: str, data: bytes) -> None:
@@ -358,15 +397,11 @@ def test_csv_reads_back_with_the_csv_module(tricky: None, engine: Any, tmp_path:
 def test_a_batch_polars_refuses_is_written_by_the_row_engine(
     tricky: None, engine: Any, tmp_path: Path
 ) -> None:
-    from sqlalchemy import update
-
-    from skuport.records.models import Record
-
     with session_scope() as s:  # a value of a type validation never stores: an object in a text leaf
         s.execute(
             update(Record)
             .where(Record.id == "ent-t03")
-            .values(cells_json='{"sku": {"@": "SKU-3"}, "product-name": {"@": {"odd": 1}}}')
+            .values(cells_json='{"sku": {"@": "SKU-3"}, "product-name": {"@": {"odd": 1}}}', cells_text=None)
         )
     scope = {"dimension_scope": {"dim-market": "seg-dk"}}
     engine("rows")
@@ -406,3 +441,63 @@ def test_a_file_of_constants_has_a_row_per_record(
     lines = run(tmp_path, "jsonl", {"columns": constants}).splitlines()
     ids = run(tmp_path, "jsonl", {"columns": (ColumnSpec(header="id", field="id"),)}).splitlines()
     assert len(lines) == len(ids) > 20 and json.loads(lines[0]) == {"a": "x", "b": 3}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_records_of_several_schemas_in_one_batch_read_each_by_its_own_slots(
+    world: None, engine: Any, encoded: list[int], read_from: list[str], tmp_path: Path, fmt: str
+) -> None:
+    # given two schemas whose records number the same cells differently, interleaved in pk order
+    with session_scope() as s:
+        s.add(Schema(id="schema-gear", name="Gear"))
+        s.flush()
+        add_attribute(s, "weight", "number", ["dim-market"], schema_id="schema-gear")
+        add_attribute(s, "sku", "text", [], schema_id="schema-gear")
+        add_attribute(s, "ean", "text", [], schema_id="schema-gear")
+        for i in range(6):
+            if i % 2:
+                gear = scoped(({"dim-market": "seg-dk"}, i + 0.5), ({}, i))
+                values = {"weight": gear, "sku": g(f"G-{i}"), "ean": g(f"57{i}")}
+                make_record(s, values, schema_id="schema-gear")
+            else:
+                make_record(s, {"sku": g(f"A-{i}"), "weight": g(i * 10)})
+    options = {"schema_id": None, "dimension_scope": {"dim-market": "seg-dk"}, "fields": ("sku", "weight")}
+    engine("rows")
+    expected = run(tmp_path, fmt, options)
+    # when the frame engine reads them in batches of 4
+    engine("auto")
+    got = run(tmp_path, fmt, options)
+    # then every record reads its own values
+    assert set(read_from) == {"text"} and encoded == [4, 2]
+    assert got == expected
+    assert b"G-1,1\r\n" in got or fmt != "csv"
+    with session_scope() as s:
+        slots = load_slots(s)
+    assert slots["schema-gear"][("sku", "@")] != slots["schema-apparel"][("sku", "@")]
+
+
+def test_a_block_aggregated_out_of_pk_order_is_read_in_pk_order(world: None) -> None:
+    # given a block whose aggregates came in another order than pk (the database does not promise it)
+    with session_scope() as s:
+        prepared = prepare(s, ExportSpec(format="csv", schema_id="schema-apparel", fields=("sku",)))
+    encoder = columnar.ColumnarEncoder(prepared.plan, prepared.format)
+    order = [3, 1, 2]
+    block = selection.Block(
+        count=3,
+        first_pk=1,
+        last_pk=3,
+        arrays={
+            "pk": json.dumps(order),
+            "id": json.dumps([f"ent-{pk}" for pk in order]),
+            "parent_id": json.dumps([None] * 3),
+            "schema_id": json.dumps(["schema-apparel"] * 3),
+            "lifecycle_state_id": json.dumps([None] * 3),
+            "created_at": json.dumps(["2026-01-01 00:00:00.000000"] * 3),
+            "updated_at": json.dumps(["2026-01-01 00:00:00.000000"] * 3),
+        },
+        cells="\x1c".join(f"SKU-{pk}" for pk in order),
+        complete=True,
+    )
+    # when it is rendered, then each record keeps its own values, in pk order
+    frame = encoder.render(columnar.Batch(block=block, slots={"schema-apparel": {("sku", "@"): 0}}))
+    assert frame.rows() == [(f"SKU-{pk}",) for pk in (1, 2, 3)]

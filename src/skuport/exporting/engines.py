@@ -84,7 +84,7 @@ class RowEngine:
             run.conn,
             run.prepared.record_clauses,
             limit=records,
-            cells=plan.uses_cells,
+            cells="json" if plan.uses_cells else "values",
             batch_size=selection.BATCH_SIZE,
         ):
             run.meter.check()
@@ -145,15 +145,15 @@ class FrameEngine:
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="skuport-encode") as pool:
             try:
-                for rows in self.encoder.batches(run.conn, run.prepared.record_clauses, limit=records):
+                for batch in self.encoder.batches(run.conn, run.prepared.record_clauses, limit=records):
                     run.meter.check()
                     categories = (
-                        selection.category_map(run.conn, [r[0] for r in rows])
+                        selection.category_map(run.conn, batch.pks())
                         if run.prepared.plan.categories_column
                         else None
                     )
                     in_flight.append(
-                        (pool.submit(self.encoder.write, run.writer, rows, categories), len(rows))
+                        (pool.submit(self.encoder.write, run.writer, batch, categories), len(batch))
                     )
                     while len(in_flight) > 1 or (in_flight and in_flight[0][0].done()):
                         write_oldest()

@@ -17,7 +17,7 @@ import logging
 import multiprocessing
 import pickle
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from skuport.exporting import select as selection
 from skuport.exporting.columnar import ColumnarEncoder
+from skuport.exporting.plan import ColumnPlan
 from skuport.exporting.prepared import PreparedExport, prepare
 from skuport.exporting.spec import ExportSpec
 
@@ -105,6 +106,11 @@ def _encoder(spec_blob: bytes, prepared: PreparedExport) -> ColumnarEncoder:
     return cache[spec_blob]
 
 
+def _categories(conn: Connection, plan: ColumnPlan, pks: Sequence[int]) -> dict[int, list[str]] | None:
+    """The batch's categories by record pk, where the plan writes them."""
+    return selection.category_map(conn, pks) if plan.categories_column else None
+
+
 def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
     """Worker side: read and encode one chunk (polars or the row engine); return (bytes, rows)."""
     import gc
@@ -124,20 +130,15 @@ def render_chunk(chunk: Chunk) -> tuple[bytes, int]:
                 encoder = _encoder(chunk.spec_blob, prepared) if chunk.frames else None
                 parts: list[bytes] = []
                 clauses, after, upto = prepared.record_clauses, chunk.after, chunk.upto
-                batches = (
-                    encoder.batches(conn, clauses, after=after, upto=upto)
-                    if encoder
-                    else selection.record_batches(
-                        conn, clauses, after=after, upto=upto, cells=plan.uses_cells
-                    )
-                )
-                for rows in batches:
-                    categories = (
-                        selection.category_map(conn, [r[0] for r in rows]) if plan.categories_column else None
-                    )
-                    if encoder is not None:
-                        parts.append(encoder.write(writer, rows, categories))
-                    else:
+                if encoder is not None:
+                    for batch in encoder.batches(conn, clauses, after=after, upto=upto):
+                        categories = _categories(conn, plan, batch.pks())
+                        parts.append(encoder.write(writer, batch, categories))
+                else:
+                    for rows in selection.record_batches(
+                        conn, clauses, after=after, upto=upto, cells="json" if plan.uses_cells else "values"
+                    ):
+                        categories = _categories(conn, plan, [r[0] for r in rows])
                         parts.append(writer.write(plan.flatten(rows, categories, text=fmt.text_form)))
                 return b"".join(parts), writer.rows_written - chunk.first_row
     finally:

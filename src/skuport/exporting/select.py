@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     String,
+    Text,
     bindparam,
+    cast,
     exists,
     func,
     literal_column,
@@ -25,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Select
 
+from skuport.records.cells import RECORD_SEPARATOR
 from skuport.records.models import Record, RecordCategory, RecordTombstone
 
 if TYPE_CHECKING:
@@ -145,8 +149,13 @@ def count_tombstones(conn: Connection, clauses: Sequence[ColumnElement[bool]]) -
     )
 
 
+_VALUES_COLUMNS = {"values": _records.values_json, "json": _records.cells_json, "text": _records.cells_text}
+Values = Literal["values", "json", "text"]
+"""Which stored form of the values raw rows carry: the list form, the cells or their positional text."""
+
+
 def _raw_select(
-    dialect: str, clauses: Sequence[ColumnElement[bool]], *, cells: bool = False, iso_times: bool = True
+    dialect: str, clauses: Sequence[ColumnElement[bool]], *, cells: Values = "values", iso_times: bool = True
 ) -> Select[Any]:
     return (
         select(
@@ -155,9 +164,9 @@ def _raw_select(
             _records.parent_id,
             _records.schema_id,
             _records.lifecycle_state_id,
-            _records.cells_json if cells else _records.values_json,
-            time_text(_records.created_at, dialect, iso=iso_times),
-            time_text(_records.updated_at, dialect, iso=iso_times),
+            _VALUES_COLUMNS[cells],
+            time_text(_records.created_at, dialect, iso=iso_times).label("created_at"),
+            time_text(_records.updated_at, dialect, iso=iso_times).label("updated_at"),
         )
         .where(*clauses, _records.pk > bindparam("after"))
         .order_by(_records.pk)
@@ -173,13 +182,13 @@ def record_batches(
     batch_size: int = BATCH_SIZE,
     after: int = -1,
     upto: int | None = None,
-    cells: bool = False,
+    cells: Values = "values",
     tuples: bool = False,
     iso_times: bool = True,
 ) -> Iterator[Sequence[Any]]:
     """Matching records (pk in (after, upto]) as raw rows, in batches ordered by pk (keyset pagination).
 
-    With ``cells`` the values column of each row is ``cells_json`` instead of ``values_json``. Without
+    ``cells`` says which stored form of the values each row carries (see :data:`Values`). Without
     ``iso_times`` the timestamps are PLAIN_TIME text, for the reader to format. With
     ``tuples`` the rows are the driver's own tuples, not SQLAlchemy rows (a few microseconds less per
     row; every selected column is already plain text or an integer, so there is nothing to convert).
@@ -271,3 +280,79 @@ def tombstone_batches(
         .limit(bindparam("size"))
     )
     yield from _keyset(conn, query, after=after, limit=limit, batch_size=batch_size)
+
+
+BLOCK_COLUMNS = ("pk", "id", "parent_id", "schema_id", "lifecycle_state_id", "created_at", "updated_at")
+"""The fixed columns of a :class:`Block`, each one JSON array (timestamps as stored, see PLAIN_TIME)."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """A batch of matching records read as one row of aggregates: a handful of driver objects per batch
+    instead of eight per record, and the database's work done while the GIL is free.
+
+    ``arrays`` holds each of :data:`BLOCK_COLUMNS` as one JSON array text in pk order; ``cells`` the
+    records' positional ``cells_text`` joined by :data:`~skuport.records.cells.RECORD_SEPARATOR`.
+    ``complete`` is False when a record has no positional text (its batch must be read again as rows).
+    """
+
+    count: int
+    first_pk: int
+    last_pk: int
+    arrays: dict[str, str]
+    cells: str
+    complete: bool
+
+
+def _block_select(dialect: str, clauses: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    page = _raw_select(dialect, clauses, cells="text", iso_times=False).subquery()
+    c = page.c
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+        arrays: list[Any] = [
+            cast(func.json_agg(aggregate_order_by(c[name], c.pk)), Text) for name in BLOCK_COLUMNS
+        ]
+        cells = func.string_agg(c.cells_text, aggregate_order_by(func.chr(ord(RECORD_SEPARATOR)), c.pk))
+    else:
+        # SQLite aggregates a subquery's rows in its order (the arrays' pk order is checked by the reader).
+        arrays = [func.json_group_array(c[name]) for name in BLOCK_COLUMNS]
+        cells = func.group_concat(c.cells_text, func.char(ord(RECORD_SEPARATOR)))
+    aggregates = [func.count(), func.count(c.cells_text), func.min(c.pk), func.max(c.pk), cells, *arrays]
+    return select(*aggregates).select_from(page)
+
+
+def record_blocks(
+    conn: Connection,
+    clauses: Sequence[ColumnElement[bool]],
+    *,
+    limit: int | None = None,
+    batch_size: int = BATCH_SIZE,
+    after: int = -1,
+    upto: int | None = None,
+) -> Iterator[Block]:
+    """Matching records (pk in (after, upto]) as :class:`Block` batches ordered by pk (keyset)."""
+    if upto is not None:
+        clauses = [*clauses, _records.pk <= upto]
+    statement = _block_select(conn.dialect.name, clauses)
+    remaining = limit
+    while remaining is None or remaining > 0:
+        size = batch_size if remaining is None else min(batch_size, remaining)
+        count, texts, first, last, cells, *arrays = conn.execute(
+            statement, {"after": after, "size": size}
+        ).one()
+        if not count:
+            return
+        yield Block(
+            count=count,
+            first_pk=int(first),
+            last_pk=int(last),
+            arrays=dict(zip(BLOCK_COLUMNS, arrays, strict=True)),
+            cells=cells or "",
+            complete=texts == count,
+        )
+        after = int(last)
+        if remaining is not None:
+            remaining -= count
+        if count < size:
+            return
