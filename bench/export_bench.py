@@ -104,7 +104,8 @@ def child(args: argparse.Namespace) -> None:
 def reference(args: argparse.Namespace) -> None:
     """The floor and the baseline of the csv+gzip scenario, printed as JSON (a child process).
 
-    floor: one scan of the stored values the export reads (the records' cells, not decoded) plus ISA-L
+    floor: one scan of the stored values the export reads (the records' positional cells text, not split;
+    ``cells_json`` before 2026-12-07) plus ISA-L
     level 3 over the finished (uncompressed) csv; nothing can be faster than reading its input and
     compressing its output. baseline: the streaming script a user would write instead: read each
     record's seed-form values, resolve the scope, ``csv.writer`` into ``gzip``.
@@ -132,7 +133,7 @@ def reference(args: argparse.Namespace) -> None:
         with engine.connect() as conn:
             return sum(
                 len(row[0])
-                for row in conn.execute(text(f"SELECT cells_json FROM records {where}")).yield_per(5000)
+                for row in conn.execute(text(f"SELECT cells_text FROM records {where}")).yield_per(5000)
             )
 
     def squeeze() -> int:
@@ -338,7 +339,7 @@ def main() -> None:
         print(
             f"\ncsv+gzip, {r['records']:,} records, fastest of {args.repeat}: export {wall:.2f} s; "
             f"floor {floor:.2f} s (scan of "
-            f"{r['scanned_bytes'] / 1e6:,.0f} MB of cells {r['scan']:.2f} s + ISA-L level 3 over "
+            f"{r['scanned_bytes'] / 1e6:,.0f} MB of cells text {r['scan']:.2f} s + ISA-L level 3 over "
             f"{r['csv_bytes'] / 1e6:,.0f} MB of csv {r['compress']:.2f} s) -> {wall / floor:.1f}x the "
             "floor; "
             f"baseline (values -> csv.writer -> gzip) {r['baseline']:.2f} s -> "
