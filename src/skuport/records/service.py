@@ -95,9 +95,12 @@ def _store(session: Session, record: Record, values: Values) -> None:
     """Write the stored forms of the values: the API's list form, the export's cells and their positional
     text."""
     cells = cells_of(values)
+    # The text first: finding its slots queries, and an autoflush of a changed cells_json alone would let
+    # the stale-text trigger (migration 0016) drop the text this update then leaves equal.
+    text = store_cells(session, record.schema_id, cells)
     record.values_json = _dumps(values)
     record.cells_json = orjson.dumps(cells).decode()
-    record.cells_text = store_cells(session, record.schema_id, cells)
+    record.cells_text = text
 
 
 def _write_index(session: Session, record_pk: int, values: Mapping[str, list[dict[str, Any]]]) -> None:
